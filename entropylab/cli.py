@@ -1,0 +1,192 @@
+"""`entropylab <subcommand>`: a thin face over the library. Errors a user can fix print on one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from entropylab.errors import EntropylabError
+from entropylab.report import format_table
+
+EPILOG = """examples:
+  entropylab ingest data/real-logs/gemma-2-2b-it-ppo-bsz512_4-prompt1024-resp-512-0.640.log
+  entropylab fit data/real-logs/*.log --shared --plot figures/law
+  entropylab demo
+"""
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from entropylab import logs
+
+    print(logs.inspect(args.logs, format=args.format, entropy_key=args.entropy_key, score_key=args.score_key))
+    return 0
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from entropylab import law, logs
+
+    df = logs.load(args.logs, format=args.format, entropy_key=args.entropy_key, score_key=args.score_key,
+                   progress=len(args.logs) > 3)
+    points = logs.points(df)
+    score_of = points.attrs.get("score", {})
+    fit_first = None if args.first_steps else args.fit_first
+    results = law.fit_runs(points, form=args.form, loss=args.loss, bootstrap=args.bootstrap, seed=args.seed)
+    forecasts = {}
+    rows = []
+    for run, fit in results.items():
+        run_points = points[points["run"] == run]
+        fc = None
+        try:
+            fc = law.forecast(run_points, fit_first=fit_first, first_steps=args.first_steps,
+                              reverse=args.reverse, form=args.form)
+        except EntropylabError as err:
+            print(f"{run}: no forecast: {err}", file=sys.stderr)
+        forecasts[run] = fc
+        rows.append(summary_row(run, fit, fc, score_of.get(run, "")))
+        if args.report:
+            print(fit.report())
+            if fc is not None:
+                print(fc.report())
+            print()
+    cols = ["run", "score", "n", "a", "b", "ceiling b-a [95% CI]", "R2", "RMSE", "forecast RMSE", "final err", "verdict"]
+    print(format_table(rows, cols))
+    shared = None
+    if args.shared:
+        if len(results) < 2:
+            print("\n--shared needs at least two runs; fitted one.", file=sys.stderr)
+        else:
+            shared = law.fit_shared(points, form=args.form)
+            print()
+            print(shared.report())
+    if args.plot:
+        from entropylab.plots import law as law_plots
+
+        written = law_plots.write_law_figures(results, forecasts, args.plot)
+        print(f"\nfigures: {len(written)} files in {args.plot}/ (" + ", ".join(sorted({p.stem for p in written})) + ")")
+    if args.json:
+        payload = {"runs": {run: {"fit": fit.to_dict(), "forecast": fc.to_dict() if fc else None}
+                            for (run, fit), fc in zip(results.items(), forecasts.values())},
+                   "shared": shared.to_dict() if shared is not None else None}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=float))
+        print(f"json: {args.json}")
+    return 0
+
+
+def summary_row(run: str, fit, fc, score: str) -> dict:
+    """One line of the `fit` table: estimates, ceiling interval, forecast errors and the verdict."""
+    lo, hi = fit.ceiling_ci
+    return {
+        "run": run,
+        "score": score,
+        "n": fit.n,
+        "a": f"{fit.a:.3f}±{fit.a_stderr:.3f}",
+        "b": f"{fit.b:.3f}±{fit.b_stderr:.3f}",
+        "ceiling b-a [95% CI]": f"{fit.ceiling:.3f} [{lo:.3f}, {hi:.3f}]",
+        "R2": f"{fit.r2:.3f}",
+        "RMSE": f"{fit.rmse:.4f}",
+        "forecast RMSE": f"{fc.rmse:.4f}" if fc is not None else "-",
+        "final err": f"{fc.final_error:+.4f}" if fc is not None else "-",
+        "verdict": "ok" if fit.ok else "not trustworthy: " + "; ".join(fit.warnings),
+    }
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from entropylab import demo
+
+    demo.run_demo(out=Path(args.out), fresh=args.fresh, quick=args.quick)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_log_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every subcommand that reads training logs."""
+    p.add_argument("logs", nargs="+", metavar="LOG",
+                   help="log files or run directories (verl console/JSONL, TRL, OpenRLHF, TensorBoard, wandb CSV, CSV/JSONL/Parquet, entropylab runs)")
+    p.add_argument("--format", default="auto", help="force a format instead of detecting it (default: auto)")
+    p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
+    p.add_argument("--score-key", metavar="K", help="metric key to fit as R (default: the first validation metric, else the training reward)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `entropylab` argument parser with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="entropylab",
+        description="Entropy in RL of reasoning language models: fit the reward-entropy law R = -a*exp(H) + b "
+                    "to training logs and predict the ceiling b - a.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from entropylab import __version__
+
+    parser.add_argument("--version", action="version", version=f"entropylab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="read logs and show which entropy / reward / validation keys were found and chosen",
+                       description="Read training logs and print, per run, the format, the number of steps and "
+                                   "validation points, and which keys were found and chosen.")
+    add_log_options(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("fit", help="fit R = -a*exp(H) + b per run, predict the ceiling, forecast from early steps",
+                       description="Fit the reward-entropy law per run, print estimates with 95%% intervals, the "
+                                   "ceiling b - a, the forecast from the first steps and a verdict.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_log_options(p)
+    p.add_argument("--fit-first", type=float, default=0.15, metavar="FRAC",
+                   help="forecast: fit on this first fraction of the run's steps, predict the rest")
+    p.add_argument("--first-steps", type=int, metavar="N", help="forecast: fit on the first N steps instead")
+    p.add_argument("--reverse", action="store_true", help="forecast backwards: late points predict early ones")
+    p.add_argument("--form", default="exp", choices=["exp", "linear", "exp_c"],
+                   help="law form: -a*exp(H)+b, -a*H+b or -a*exp(c*H)+b")
+    p.add_argument("--loss", default="linear", choices=["linear", "soft_l1", "huber"],
+                   help="least squares, or a robust loss against outlier points")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="also give bootstrap intervals from N resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--shared", action="store_true", help="also fit one (a, b) across all runs and test whether sharing fits")
+    p.add_argument("--report", action="store_true", help="print the full fit report of every run")
+    p.add_argument("--plot", metavar="DIR", help="write the law, forecast and residual figures (PNG and SVG) to DIR")
+    p.add_argument("--json", metavar="FILE", help="write every fit and forecast as JSON")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("demo", help="the main job on the embedded default: runs, fits and figures in one report",
+                       description="Run the demo and write a self-contained HTML report.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--fresh", action="store_true", help="recompute every piece instead of reusing finished ones")
+    p.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and print user errors as one line on stderr (exit 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except EntropylabError as err:
+        print(f"entropylab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"entropylab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

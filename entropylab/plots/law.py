@@ -1,0 +1,109 @@
+"""Figures of the reward-entropy law: R against H with the fit and ceiling, the forecast, the residuals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from entropylab.plots.style import apply_style, colors, save_figure
+
+
+def _curve(fit, h_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fitted law and its 95% band for the mean on a grid from H=0 (the ceiling) to beyond the data."""
+    grid = np.linspace(0.0, h_max, 200)
+    mean, lo, hi = fit.predict(grid, return_band=True)
+    return grid, mean, lo, hi
+
+
+def plot_law_fit(fits, ax: plt.Axes | None = None, *, band: bool = True) -> plt.Axes:
+    """R against H for one or several runs, each with its fitted curve, the ceiling b - a and its interval."""
+    fits = [fits] if not isinstance(fits, list | tuple) else list(fits)
+    ax = ax or plt.subplots(figsize=(5.2, 3.8))[1]
+    h_max = max(float(np.max(f.H)) for f in fits) * 1.05
+    for fit, color in zip(fits, colors(len(fits))):
+        label = fit.run or "run"
+        ax.scatter(fit.H, fit.R, s=16, color=color, alpha=0.75, edgecolor="none", label=f"{label} (n={fit.n})")
+        grid, mean, lo, hi = _curve(fit, h_max)
+        ax.plot(grid, mean, color=color, lw=1.6,
+                label=f"fit: a={fit.a:.2f}, b={fit.b:.2f}, R²={fit.r2:.2f}")
+        if band:
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
+        c_lo, c_hi = fit.ceiling_ci
+        ax.errorbar([0.0], [fit.ceiling], yerr=[[fit.ceiling - c_lo], [c_hi - fit.ceiling]], fmt="*", ms=11,
+                    color=color, capsize=3, label=f"ceiling b−a = {fit.ceiling:.3f} [{c_lo:.3f}, {c_hi:.3f}]"
+                    + ("" if fit.ok else " (not trustworthy)"))
+    ax.set_xlabel("policy entropy H (nats per token)")
+    ax.set_ylabel("score R (validation accuracy)")
+    ax.set_title("Reward-entropy law  R = −a·exp(H) + b")
+    ax.set_xlim(left=-0.02 * h_max)
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_forecast(fc, ax: plt.Axes | None = None) -> plt.Axes:
+    """R against training step: the early points the law was fitted on, the held-out rest, and the prediction."""
+    ax = ax or plt.subplots(figsize=(5.2, 3.8))[1]
+    fit = fc.fit
+    c_fit, c_held, c_pred = colors(3)
+    ax.scatter(fit.steps, fit.R, s=22, color=c_fit, label=f"fitted on ({fc.n_fit} points)", zorder=3)
+    ax.scatter(fc.steps, fc.actual, s=18, facecolor="none", edgecolor=c_held, label=f"held out ({fc.n_heldout} points)")
+    order = np.argsort(fc.steps)
+    ax.plot(np.asarray(fc.steps)[order], np.asarray(fc.predicted)[order], color=c_pred, lw=1.6,
+            label=f"predicted from entropy: RMSE {fc.rmse:.3f}, final error {fc.final_error:+.3f}")
+    cut = float(np.max(fit.steps)) if not fc.reverse else float(np.min(fit.steps))
+    ax.axvline(cut, color="0.5", ls=":", lw=1)
+    ax.axhline(fit.ceiling, color=c_pred, ls="--", lw=1, label=f"predicted ceiling {fit.ceiling:.3f}")
+    direction = "last" if fc.reverse else "first"
+    ax.set_title(f"Forecast from the {direction} {fc.fraction_label} of training")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("score R (validation accuracy)")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_residuals(fit, ax: plt.Axes | None = None) -> plt.Axes:
+    """Residuals R - fit against training step (or H when steps are unknown): structure here means misfit."""
+    ax = ax or plt.subplots(figsize=(5.2, 2.6))[1]
+    x = fit.steps if fit.steps is not None else fit.H
+    ax.axhline(0, color="0.4", lw=1)
+    ax.scatter(x, fit.residuals, s=14, color=colors(1)[0])
+    ax.set_xlabel("training step" if fit.steps is not None else "policy entropy H (nats per token)")
+    ax.set_ylabel("residual R − fit")
+    ax.set_title(f"Residuals (RMSE {fit.rmse:.4f})")
+    return ax
+
+
+def law_figure(fit, fc=None) -> plt.Figure:
+    """One run's three panels side by side: law fit, forecast, residuals."""
+    apply_style()
+    n = 3 if fc is not None else 2
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.9))
+    plot_law_fit(fit, axes[0])
+    if fc is not None:
+        plot_forecast(fc, axes[1])
+    plot_residuals(fit, axes[-1])
+    fig.suptitle(fit.run or "", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def write_law_figures(fits: Mapping[str, object], forecasts: Mapping[str, object], out_dir: str | Path) -> list[Path]:
+    """Write `law_<run>` (three panels) for every run and `law_all_runs` (all fits overlaid); PNG and SVG."""
+    apply_style()
+    out = Path(out_dir)
+    written: list[Path] = []
+    for run, fit in fits.items():
+        written += save_figure(law_figure(fit, forecasts.get(run)), out / f"law_{safe_name(run)}")
+    if len(fits) > 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        plot_law_fit(list(fits.values()), ax, band=False)
+        written += save_figure(fig, out / "law_all_runs")
+    return written
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a run name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))[:80]
