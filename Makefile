@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev,notebooks,bench
 
-.PHONY: demo test venv lint figures bench clean
+.PHONY: demo test venv lint figures bench clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -18,7 +18,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/entropylab demo
 
-test: $(STAMP)
+# The token explorer is tested in a real headless browser: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package) for the browser tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and cannot be installed here: browser tests will fail"; fi; }
+
+test: $(STAMP) chromium
 	$(VPY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

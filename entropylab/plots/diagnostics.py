@@ -1,0 +1,120 @@
+"""Figures of the covariance diagnostics: Table 1 over training, and predicted against measured entropy change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from entropylab.plots.style import apply_style, colors, save_figure
+
+COV_UNITS = "nats × advantage"
+
+
+def _linthresh(values: np.ndarray) -> float:
+    """A symlog linear range just below the smallest non-zero magnitude worth resolving (at least 1e-6)."""
+    mags = np.abs(values[np.isfinite(values)])
+    mags = mags[mags > 0]
+    if mags.size == 0:
+        return 1e-3
+    return float(max(np.percentile(mags, 5) / 2, 1e-6))
+
+
+def plot_covariance_quantiles(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Mean covariance of the top-q tokens and of all tokens against training step (symlog y: can be < 0)."""
+    ax = ax or plt.subplots(figsize=(5.6, 3.8))[1]
+    value_cols = [c for c in table.columns if c.startswith("top ")] + ["all"]
+    for col, color in zip(value_cols, colors(len(value_cols))):
+        style = dict(ls="--", lw=1.4) if col == "all" else dict(lw=1.6, marker="o", ms=3)
+        label = "all tokens" if col == "all" else f"{col} tokens"
+        ax.plot(table["step"], table[col], color=color, label=label, **style)
+    values = table[value_cols].to_numpy(dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    if values.size and np.all(values > 0):
+        ax.set_yscale("log")
+        scale = "log"
+    else:
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_yscale("symlog", linthresh=_linthresh(values))
+        scale = "symlog"
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"mean covariance ({COV_UNITS}, {scale})")
+    ax.set_title("Table 1 over training: a few tokens carry the covariance")
+    ax.legend(loc="best", ncol=2)
+    return ax
+
+
+def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
+                                ax: plt.Axes | None = None) -> plt.Axes:
+    """Measured against predicted entropy change per step, with the identity line and the fitted scale."""
+    ax = ax or plt.subplots(figsize=(4.6, 4.0))[1]
+    pred, meas = frame[f"predicted_{form}"].to_numpy(float), frame["measured"].to_numpy(float)
+    ok = np.isfinite(pred) & np.isfinite(meas)
+    c_pts, c_id, c_fit = colors(3)
+    row = correlations.loc[form]
+    ax.scatter(pred[ok], meas[ok], s=18, color=c_pts, alpha=0.8, edgecolor="none",
+               label=f"steps (n={int(row['n'])}): Pearson r={row['pearson']:.2f}, Spearman ρ={row['spearman']:.2f}")
+    if ok.any():
+        both = np.r_[pred[ok], meas[ok], 0.0]
+        lo, hi = float(both.min()), float(both.max())
+        pad = 0.08 * (hi - lo) or 1.0
+        grid = np.array([lo - pad, hi + pad])
+        ax.plot(grid, grid, color=c_id, ls=":", lw=1.2, label="identity (measured = predicted)")
+        if np.isfinite(row["scale"]):
+            ax.plot(grid, row["scale"] * grid, color=c_fit, lw=1.2, label=f"fitted scale {row['scale']:.3g}")
+        ax.set_xlim(*grid)
+        ax.set_ylim(*grid)
+    ax.axhline(0, color="0.7", lw=0.6)
+    ax.axvline(0, color="0.7", lw=0.6)
+    formula = "−η·Cov(log π, A)" if form == "npg" else "−η·Cov(log π, π·A)"
+    ax.set_xlabel(f"predicted ΔH = {formula} (nats per token)")
+    ax.set_ylabel("measured ΔH = H(t+1) − H(t) (nats per token)")
+    ax.set_title("Entropy change: theory against the run")
+    ax.legend(loc="best", fontsize=7.5)
+    return ax
+
+
+def plot_entropy_change_steps(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
+                              ax: plt.Axes | None = None) -> plt.Axes:
+    """Measured and predicted (times the fitted scale) entropy change against training step."""
+    ax = ax or plt.subplots(figsize=(5.6, 3.6))[1]
+    c_meas, c_pred = colors(2)
+    scale = correlations.loc[form, "scale"]
+    scale = float(scale) if np.isfinite(scale) else 1.0
+    ax.plot(frame["step"], frame["measured"], color=c_meas, lw=1.6, marker="o", ms=3, label="measured")
+    ax.plot(frame["step"], scale * frame[f"predicted_{form}"], color=c_pred, lw=1.4, ls="--",
+            label=f"predicted ({form.upper()}) × fitted scale {scale:.3g}")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("entropy change ΔH (nats per token per step)")
+    ax.set_title("Entropy change over training")
+    ax.legend(loc="best")
+    return ax
+
+
+def entropy_change_figure(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg") -> plt.Figure:
+    """Scatter (predicted vs measured) and the two series over steps, side by side."""
+    apply_style()
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    plot_entropy_change_scatter(frame, correlations, form, axes[0])
+    plot_entropy_change_steps(frame, correlations, form, axes[1])
+    fig.tight_layout()
+    return fig
+
+
+def write_diagnostics_figures(table: pd.DataFrame, theory_frame: pd.DataFrame, correlations: pd.DataFrame,
+                              out_dir: str | Path, form: str = "npg") -> list[Path]:
+    """Write covariance_quantiles and entropy_change (PNG and SVG) into `out_dir`; returns the paths.
+
+    The entropy-change figure is skipped when no step has both a prediction and a measurement.
+    """
+    apply_style()
+    out = Path(out_dir)
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    plot_covariance_quantiles(table, ax)
+    written = save_figure(fig, out / "covariance_quantiles")
+    if int(correlations.loc[form, "n"]) > 0:
+        written += save_figure(entropy_change_figure(theory_frame, correlations, form), out / "entropy_change")
+    return written
