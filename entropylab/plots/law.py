@@ -24,7 +24,7 @@ def plot_law_fit(fits, ax: plt.Axes | None = None, *, band: bool = True) -> plt.
     ax = ax or plt.subplots(figsize=(5.2, 3.8))[1]
     h_max = max(float(np.max(f.H)) for f in fits) * 1.05
     for fit, color in zip(fits, colors(len(fits))):
-        label = fit.run or "run"
+        label = _short(fit.run or "run")
         ax.scatter(fit.H, fit.R, s=16, color=color, alpha=0.75, edgecolor="none", label=f"{label} (n={fit.n})")
         grid, mean, lo, hi = _curve(fit, h_max)
         ax.plot(grid, mean, color=color, lw=1.6,
@@ -39,7 +39,10 @@ def plot_law_fit(fits, ax: plt.Axes | None = None, *, band: bool = True) -> plt.
     ax.set_ylabel("score R (validation accuracy)")
     ax.set_title("Reward-entropy law  R = −a·exp(H) + b")
     ax.set_xlim(left=-0.02 * h_max)
-    ax.legend(loc="best")
+    if len(fits) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(loc="best")
     return ax
 
 
@@ -98,10 +101,15 @@ def write_law_figures(fits: Mapping[str, object], forecasts: Mapping[str, object
     for run, fit in fits.items():
         written += save_figure(law_figure(fit, forecasts.get(run)), out / f"law_{safe_name(run)}")
     if len(fits) > 1:
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
         plot_law_fit(list(fits.values()), ax, band=False)
         written += save_figure(fig, out / "law_all_runs")
     return written
+
+
+def _short(name: str, width: int = 44) -> str:
+    """A run name cut to fit a legend."""
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def safe_name(name: str) -> str:

@@ -38,7 +38,7 @@ def save_figure(fig: plt.Figure, path_stem: str | Path, formats: tuple[str, ...]
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
+        path = stem.parent / f"{stem.name}.{fmt}"  # not with_suffix: run names contain dots
         fig.savefig(path, format=fmt)
         written.append(path)
     plt.close(fig)

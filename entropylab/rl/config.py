@@ -17,6 +17,7 @@ import yaml
 
 from entropylab.errors import ConfigError
 from entropylab.rl.losses import LossOptions
+from entropylab.rl.presets import PRESETS
 
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
@@ -91,21 +92,6 @@ class TrainConfig:
 def _check(cfg: Any, name: str, ok: bool, why: str) -> None:
     if not ok:
         raise ConfigError(f"{name} = {getattr(cfg, name)!r}: {why}")
-
-
-# Named presets: overrides on top of the defaults (dotted keys reach into `loss`). The intervention
-# coefficients are the papers' defaults (REFERENCE.md sections 1-3).
-PRESETS: dict[str, dict[str, Any]] = {
-    "grpo": {},
-    "clip_cov": {"loss.policy_loss": "clip_cov", "loss.clip_ratio_low": 1.0, "loss.clip_ratio_high": 1.0,
-                 "loss.clip_ratio_c": None},
-    "kl_cov": {"loss.policy_loss": "kl_cov"},
-    "entropy_bonus": {"loss.entropy_coef": 0.005},
-    "ref_kl": {"loss.kl_coef": 0.01, "loss.kl_kind": "low_var_kl"},
-    "clip_higher": {"loss.clip_ratio_high": 0.28},
-    "top20": {"loss.entropy_mask": "top", "loss.rho": 0.2},
-    "bottom80": {"loss.entropy_mask": "bottom", "loss.rho": 0.2},
-}
 
 
 def _field_names(cls: type) -> list[str]:

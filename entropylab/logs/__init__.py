@@ -1,0 +1,16 @@
+"""Ingestion of RL training logs (verl, TRL, OpenRLHF, TensorBoard, W&B, CSV/JSONL/Parquet, entropylab runs)
+into one canonical DataFrame, and the law's fit points.
+
+    >>> from entropylab import logs
+    >>> df = logs.load("data/real-logs/gemma-2-2b-it-ppo-bsz512_4-prompt1024-resp-512-0.640.log")
+    >>> pts = logs.points(df)          # run, step, entropy, score
+    >>> print(logs.inspect("data/real-logs"))
+
+Importing this package is cheap: pandas, pyarrow and tensorboard are imported when a log is read.
+"""
+
+from entropylab.logs.api import LogWarning, load, points
+from entropylab.logs.detect import FORMATS
+from entropylab.logs.summary import inspect
+
+__all__ = ["FORMATS", "LogWarning", "inspect", "load", "points"]

@@ -1,0 +1,234 @@
+"""From a reader's raw rows to one canonical run: merged steps, aliased keys, chosen entropy/reward/score."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import TYPE_CHECKING, Any
+
+from entropylab.errors import LogFormatError
+from entropylab.logs import aliases
+from entropylab.logs._table import Raw
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def merge_steps(raw: Raw, path: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per step, sorted. Rows of the same step merge; where a value repeats, the later one wins.
+
+    Values that agree up to the printed rounding (verl prints 3 decimals after a full-precision dict) are
+    not a conflict: the more precise one is kept. Real conflicts (a restarted run) give one warning.
+    """
+    import numpy as np
+
+    df = raw.frame
+    if df["step"].is_unique:
+        return df.sort_values("step", kind="stable").reset_index(drop=True), []
+    dup = df["step"].duplicated(keep=False).to_numpy()
+    single = df[~dup]
+    dups = df[dup]
+    metrics = [c for c in df.columns if c != "step"]
+    conflict_steps: list[int] = []
+    conflict_keys: dict[str, None] = {}
+    first_pos: list[int] = []
+    merged_rows = []
+    positions = np.flatnonzero(dup)
+    steps = dups["step"].to_numpy()
+    values = dups[metrics].to_numpy()
+    order = np.argsort(steps, kind="stable")
+    bounds = np.flatnonzero(np.diff(steps[order])) + 1
+    for group in np.split(order, bounds):
+        block = values[group]
+        row = np.full(len(metrics), np.nan)
+        clash = False
+        for j in range(len(metrics)):
+            col = block[:, j]
+            seen = col[~np.isnan(col)]
+            if len(seen) == 0:
+                continue
+            value, agree = _resolve(seen)
+            row[j] = value
+            if not agree:
+                clash = True
+                conflict_keys.setdefault(metrics[j], None)
+        if clash:
+            conflict_steps.append(int(steps[group[0]]))
+            first_pos.append(int(positions[group[1]]))
+        merged_rows.append((int(steps[group[0]]), row))
+    import pandas as pd
+
+    merged = pd.DataFrame([r for _, r in merged_rows], columns=metrics)
+    merged.insert(0, "step", np.array([s for s, _ in merged_rows], dtype=np.int64))
+    out = pd.concat([single, merged], ignore_index=True).sort_values("step", kind="stable").reset_index(drop=True)
+    warnings = []
+    if conflict_steps:
+        line = raw.line_of(min(first_pos))
+        where = f", first repeated at line {line}" if line else ""
+        keys = list(conflict_keys)
+        shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+        warnings.append(
+            f"{path}: {len(conflict_steps)} step(s) logged twice with different values (a restarted run?): "
+            f"steps {_ranges(conflict_steps)}{where}; keys {shown}; the later values are kept"
+        )
+    return out, warnings
+
+
+def _resolve(seen: Any) -> tuple[float, bool]:
+    """The value kept for one (step, key) logged several times, and whether all values agree."""
+    last = float(seen[-1])
+    if len(seen) == 1 or bool((seen == seen[0]).all()):
+        return last, True
+    best = max(seen.tolist(), key=lambda v: len(repr(v)))
+    if all(_same_up_to_rounding(best, float(v)) for v in seen):
+        return best, True
+    return last, False
+
+
+def _same_up_to_rounding(precise: float, printed: float) -> bool:
+    """Whether `printed` is `precise` rounded to the decimals that `printed` shows."""
+    text = repr(printed)
+    if "e" in text or "n" in text:
+        return math.isclose(precise, printed, rel_tol=1e-3)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return abs(precise - printed) <= 0.5 * 10.0 ** (-decimals) + 1e-12
+
+
+def _ranges(steps: list[int]) -> str:
+    """`1-3, 7` style text of sorted step numbers (at most a few ranges)."""
+    steps = sorted(steps)
+    parts: list[str] = []
+    start = prev = steps[0]
+    for s in steps[1:] + [None]:
+        if s is not None and s == prev + 1:
+            prev = s
+            continue
+        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+        if s is not None:
+            start = prev = s
+    return ", ".join(parts[:4]) + (f", ... ({len(parts) - 4} more ranges)" if len(parts) > 4 else "")
+
+
+def _close(key: str, keys: list[str]) -> str:
+    """' (close matches: a, b)' or ' (keys present: ...)' for an error message."""
+    matches = difflib.get_close_matches(key, keys, n=5, cutoff=0.5)
+    if matches:
+        return "; close matches: " + ", ".join(matches)
+    shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
+    return "; keys present: " + (shown or "none")
+
+
+def _resolve_override(key: str, originals: list[str], canon_of: dict[str, str], path: str, what: str,
+                      chosen: dict[str, str | None] | None = None) -> str:
+    """The original key that an override names (an original key, or a canonical name such as `reward`)."""
+    if key in canon_of:
+        return key
+    if chosen and chosen.get(key):
+        return chosen[key]  # type: ignore[return-value]
+    for orig in originals:
+        if canon_of[orig] == key:
+            return orig
+    names = list(dict.fromkeys(originals + [canon_of[o] for o in originals]))
+    raise LogFormatError(f"{path}: {what} key {key!r} not found{_close(key, names)}")
+
+
+def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = None,
+                  score_key: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The canonical frame of one run (`step`, `entropy`, `reward`, `val/...`, other metrics) and its metadata."""
+    import numpy as np
+    import pandas as pd
+
+    warnings = list(raw.warnings)
+    for key, count in raw.nonfinite.items():
+        warnings.append(f"{path}: key {key!r}: {count} non-finite value(s) (nan/inf) dropped")
+    df, merge_warnings = merge_steps(raw, path)
+    warnings += merge_warnings
+    originals = [c for c in df.columns if c != "step"]
+    canon_of = {k: aliases.canonical_key(k) for k in originals}
+
+    ent_candidates = aliases.first_present(aliases.entropy_keys(fmt), originals)
+    rew_candidates = aliases.first_present(aliases.REWARD_KEYS, originals)
+    default_ent = ent_candidates[0] if ent_candidates else None
+    ent_key = _resolve_override(entropy_key, originals, canon_of, path, "entropy", {"entropy": default_ent}) \
+        if entropy_key else default_ent
+    rew_key = next((k for k in rew_candidates if k != ent_key), None)
+
+    # Columns: entropy and reward take the canonical names; validation keys become val/...; the rest stay.
+    names: dict[str, str] = {}
+    if ent_key is not None:
+        names[ent_key] = "entropy"
+    if rew_key is not None:
+        names[rew_key] = "reward"
+    for key in originals:
+        if key in names:
+            continue
+        canon = canon_of[key]
+        names[key] = f"{canon}_original" if canon in _RESERVED else canon
+    out = pd.DataFrame({"step": df["step"].to_numpy()})
+    columns: dict[str, Any] = {}
+    sources: dict[str, list[str]] = {}
+    for key in originals:
+        name = names[key]
+        col = df[key].to_numpy()
+        if name in columns:  # two spellings of one metric (test_score/X and val/test_score/X): coalesce
+            columns[name] = np.where(np.isnan(columns[name]), col, columns[name])
+        else:
+            columns[name] = col
+        sources.setdefault(name, []).append(key)
+    nan = np.full(len(out), np.nan)
+    val_names = sorted((n for n in columns if aliases.is_validation(n)),
+                       key=lambda n: (min(_tier(k) for k in sources[n]), list(columns).index(n)))
+    ordered = ["entropy", "reward"] + val_names + [n for n in columns if n not in ("entropy", "reward")
+                                                    and not aliases.is_validation(n)]
+    data = {name: columns.get(name, nan) for name in ordered}
+    out = pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
+
+    # The default score: the first validation metric by tier, else the training reward.
+    val_keys = {n: _main_source(sources[n], df) for n in val_names}
+    if score_key is not None:
+        orig = _resolve_override(score_key, originals, canon_of, path, "score",
+                                 {"reward": rew_key, "entropy": ent_key})
+        score = names[orig]
+    else:
+        scored = [n for n in val_names if min(_tier(k) for k in sources[n]) < 99 and out[n].notna().any()]
+        score = scored[0] if scored else ("reward" if rew_key is not None else None)
+    score_orig = (rew_key if score == "reward" else ent_key if score == "entropy"
+                  else val_keys.get(score) or next((k for k, v in names.items() if v == score), None))
+    if ent_key is None:
+        warnings.append(f"{path}: no entropy key found (looked for {', '.join(aliases.ENTROPY_KEYS)}); "
+                        f"the entropy column is empty: pass entropy_key= to name one")
+    elif out["entropy"].isna().all():
+        warnings.append(f"{path}: entropy key {ent_key!r} has no finite value")
+    n_val = int(out[score].notna().sum()) if score is not None and aliases.is_validation(score) else 0
+    meta = {
+        "path": path,
+        "format": fmt,
+        "entropy_key": ent_key,
+        "reward_key": rew_key,
+        "val_keys": val_keys,
+        "val_sources": {n: sources[n] for n in val_names},
+        "score": score,
+        "score_key": score_orig,
+        "score_source": "override" if score_key is not None else None if score is None else (
+            "validation" if aliases.is_validation(score) else "reward"),
+        "n_steps": int(len(out)),
+        "n_val": n_val,
+        "warnings": warnings,
+        "entropy_candidates": ent_candidates,
+        "reward_candidates": rew_candidates,
+        "keys": originals,
+    }
+    return out, meta
+
+
+_RESERVED = ("run", "step", "entropy", "reward", "score")
+
+
+def _tier(original: str) -> int:
+    tier = aliases.score_tier(original)
+    return 99 if tier is None else tier
+
+
+def _main_source(keys: list[str], df: pd.DataFrame) -> str:
+    """The original key (of several spellings of one metric) that holds the most values."""
+    return max(keys, key=lambda k: int(df[k].notna().sum())) if len(keys) > 1 else keys[0]
