@@ -100,6 +100,32 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- pretrain / sample
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from entropylab.models import pretrain
+
+    result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      error_rate=args.error_rate, difficulty=args.difficulty, progress=not args.quiet,
+                      threads=args.threads)
+    m = result["metrics"]
+    print(f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s)\n"
+          f"held-out test, temperature 1: pass@1 {m['pass@1']:.3f}, pass@16 {m.get('pass@16', float('nan')):.3f}; "
+          f"token entropy p50/p80/p95 {m['entropy_p50']:.3f}/{m['entropy_p80']:.3f}/{m['entropy_p95']:.3f}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from entropylab.compare import run_sample_cli
+
+    run_sample_cli(args.model, args.task, method=args.method, alpha=args.alpha, n_problems=args.problems, n=args.n,
+                   split=args.split, max_new_tokens=args.max_new_tokens, mcmc_steps=args.mcmc_steps,
+                   block_size=args.block_size, n_particles=args.particles, top_k=args.top_k, top_p=args.top_p,
+                   seed=args.seed, device=args.device, out=args.out, progress=not args.quiet)
+    return 0
+
+
 # --------------------------------------------------------------------------- train / diagnose
 
 
@@ -184,6 +210,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="DIR", help="write the law, forecast and residual figures (PNG and SVG) to DIR")
     p.add_argument("--json", metavar="FILE", help="write every fit and forecast as JSON")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("pretrain", help="pre-train the tiny base model on a synthetic task's corpus",
+                       description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
+                                   "writes a transformers checkpoint with a model card.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", required=True, help="task family: arith or fork")
+    p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the task's shipped recipe)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--error-rate", type=float, help="share of flawed solutions in the corpus (default: the recipe's)")
+    p.add_argument("--difficulty", type=int, help="task difficulty (default: the task's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("sample", help="power sampling (MH, SMC) and baselines on a task; writes samples and a summary",
+                       description="Sample answers to a task's problems with one method and score them.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="fork", help="shipped model name or checkpoint directory")
+    p.add_argument("--task", default="fork", help="task family")
+    p.add_argument("--method", default="mh", choices=["mh", "smc", "temp", "plain", "best_of_n"])
+    p.add_argument("--alpha", type=float, default=4.0, help="power of the target p^alpha (temp: temperature 1/alpha)")
+    p.add_argument("--problems", type=int, default=20, help="number of problems")
+    p.add_argument("--n", type=int, default=1, help="samples per problem")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--mcmc-steps", type=int, default=10)
+    p.add_argument("--block-size", type=int, default=192)
+    p.add_argument("--particles", type=int, default=16, help="SMC particles")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda or auto")
+    p.add_argument("--out", metavar="DIR", help="write samples.jsonl and summary.json here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sample)
 
     from entropylab.rl.presets import PRESET_NAMES
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +245,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                 optimizer.step()
                 updates += 1
         lr = scheduler.get_last_lr()[0]
-        scheduler.step()
+        with warnings.catch_warnings():  # a step whose updates were all skipped (NaN) still advances the schedule
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
 
         # 5. metrics of the step, appended and flushed at once
         resp_mask = samples.response_mask

@@ -1,0 +1,179 @@
+"""The GRPO trainer: run artifacts, resume after SIGKILL, NaN handling, config errors, the CLI.
+
+A tiny random model keeps these fast. With a random model every reward is 0, so the entropy bonus is
+switched on to make each step change the weights: resume must then reproduce them exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from entropylab.errors import ConfigError, EntropylabError
+from entropylab.rl import artifacts as art
+from entropylab.rl.config import resolve_config
+from entropylab.rl.trainer import train
+
+TIMING = {"tokens_per_s", "rollout_s", "step_s", "time_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    from entropylab.models import build_tokenizer, tiny_config
+
+    out = tmp_path_factory.mktemp("tiny")
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1, num_heads=2,
+                                                         num_kv_heads=1))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def small(model: Path, **extra) -> list[str]:
+    values = dict(model=str(model), steps=5, prompts_per_step=4, group_size=2, max_new_tokens=12, val_every=2,
+                  val_problems=4, dump_every=2, checkpoint_every=2, threads=1, **{"loss.entropy_coef": 0.05})
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def metrics(run: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in art.read_metrics(run / art.METRICS)]
+
+
+def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
+    from entropylab import logs
+    from entropylab.diagnostics import read_dumps, validate_dump
+
+    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint)), tmp_path / "run", progress=False)
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert "val/acc" in rows[0] and "entropy" not in rows[0]  # step 0: validation before any rollout
+    for key in ("entropy", "reward", "reward_std", "accuracy", "response_length", "actor/pg_clipfrac",
+                "actor/mask_selected_frac", "cov/mean", "cov/top0.2%", "grad_norm", "lr", "updates"):
+        assert key in rows[1], key
+    assert rows[1]["updates"] == 2  # two mini-batches, one epoch
+    assert "val/acc_greedy" in rows[2] and "val/acc" not in rows[1]
+    cfg = resolve_config("grpo", run / "config.yaml")
+    assert cfg.steps == 5 and cfg.loss.entropy_coef == 0.05
+    dumps = read_dumps(run)
+    validate_dump(dumps)
+    assert sorted(dumps["step"].unique()) == [1, 2, 4]
+    assert art.list_checkpoints(run) == [4, 5]  # keep_checkpoints=2
+    df = logs.load(run)
+    assert list(df["step"]) == [0, 1, 2, 3, 4, 5] and df["entropy"].iloc[1:].notna().all()
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tiny_checkpoint, tmp_path):
+    ref = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=6)), tmp_path / "ref", progress=False)
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "entropylab.cli", "train", "--quiet", "--out", str(run)]
+    for s in small(tiny_checkpoint, steps=6):
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill as soon as step 3 is logged: after checkpoint 2, before checkpoint 4
+        if any(r.get("step") == 3 for r in art.read_metrics(run / art.METRICS)):
+            break
+        if proc.poll() is not None:
+            pytest.fail("training subprocess exited before it could be killed")
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert art.list_checkpoints(run)[-1] < 6
+    train(resolve_config("grpo"), run, resume=True, progress=False)  # the saved config.yaml is used
+    got, want = metrics(run), metrics(ref)
+    assert [r["step"] for r in got] == [0, 1, 2, 3, 4, 5, 6]
+    for a, b in zip(got, want):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6, nan_ok=True), (a["step"], k)
+
+
+def test_nan_loss_skips_the_update_and_is_logged(tiny_checkpoint, tmp_path, monkeypatch):
+    from entropylab.tasks.base import Task
+
+    monkeypatch.setattr(Task, "reward", lambda self, completions, problems: [math.nan] * len(completions))
+    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0, **{"loss.entropy_coef": 0.0})),
+                tmp_path / "nan", progress=False)
+    row = metrics(run)[-1]
+    assert row["nan_skipped"] == 2 and row["updates"] == 0
+    from safetensors.torch import load_file
+
+    before = load_file(tiny_checkpoint / "model.safetensors")
+    after = load_file(art.checkpoint_dir(run, 1) / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_existing_run_is_not_overwritten(tiny_checkpoint, tmp_path):
+    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0)), tmp_path / "r",
+                progress=False)
+    with pytest.raises(EntropylabError, match="already holds a run"):
+        train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1)), run, progress=False)
+    with pytest.raises(EntropylabError, match="nothing to resume"):
+        train(resolve_config("grpo"), tmp_path / "empty", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("override, field", [
+    ("group_size=1", "group_size"), ("loss.rho=0", "rho"), ("loss.rho=1.5", "rho"),
+    ("loss.clip_cov_ratio=-0.1", "clip_cov_ratio"), ("lr=-1e-4", "lr"), ("mini_batches=0", "mini_batches"),
+    ("loss.policy_loss=nope", "policy_loss"), ("lr_schedule=step", "lr_schedule"), ("stepz=3", "stepz"),
+])
+def test_invalid_config_names_the_field(override, field):
+    with pytest.raises(ConfigError, match=field):
+        resolve_config("grpo", overrides=[override])
+
+
+def test_config_file_and_presets(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 7\nloss:\n  rho: 0.3\n")
+    cfg = resolve_config("top20", path, ["loss.rho=0.25"])
+    assert cfg.steps == 7 and cfg.loss.entropy_mask == "top" and cfg.loss.rho == 0.25
+    assert resolve_config("clip_cov").loss.policy_loss == "clip_cov"
+    assert resolve_config("bottom80").loss.entropy_mask == "bottom"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [1,\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        resolve_config("grpo", bad)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        resolve_config("nope")
+
+
+def test_torn_metrics_line_is_skipped(tmp_path):
+    path = tmp_path / art.METRICS
+    w = art.MetricsWriter(path)
+    w.write({"step": 1, "entropy": 1.0, "x": float("nan")})
+    w.close()
+    with open(path, "a") as fh:
+        fh.write('{"step": 2, "entr')  # a crash or a full disk mid-write
+    rows = art.read_metrics(path)
+    assert rows == [{"step": 1, "entropy": 1.0, "x": None}]
+    assert art.truncate_metrics(path, 1) == 1 and json.loads(path.read_text()) == rows[0]
+
+
+def test_cli_train_and_diagnose(tiny_checkpoint, tmp_path):
+    from entropylab.cli import main
+
+    run = tmp_path / "cli"
+    args = ["train", "--quiet", "--out", str(run)]
+    for s in small(tiny_checkpoint, steps=2, dump_every=1):
+        args += ["--set", s]
+    assert main(args) == 0
+    assert main(["diagnose", str(run)]) == 0
+    assert (run / "diagnostics" / "covariance_table.csv").exists()
+    table = pd.read_csv(run / "diagnostics" / "covariance_table.csv")
+    assert list(table["step"]) == [1, 2]
+    assert main(["train", "--out", str(tmp_path / "x"), "--set", "group_size=1"]) == 2  # one-line error, no traceback
