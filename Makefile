@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= dev,notebooks,bench
+EXTRAS  ?= dev,notebooks,bench,trl
 
 .PHONY: demo test venv lint figures bench clean chromium
 

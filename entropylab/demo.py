@@ -56,7 +56,8 @@ def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> lis
     rows = []
     for run, r in s["runs"].items():
         fit, fc = r["fit"], r["forecast"]
-        rows.append({"run": run, "points": fit["n"], "a": fit["a"], "b": fit["b"], "ceiling b-a": fit["ceiling"],
+        rows.append({"run": run, "points": fit["n"], "a": fit["params"]["a"], "b": fit["params"]["b"],
+                     "ceiling b-a": fit["ceiling"],
                      "ceiling 95% CI": "[{:.3f}, {:.3f}]".format(*fit["ceiling_ci"]), "R²": fit["r2"],
                      "forecast RMSE (first 15%)": fc["rmse"], "final-step error": fc["final_error"]})
     d = out / "law_real_logs"
@@ -74,13 +75,146 @@ def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> lis
              f"R² {r['R²']:.2f}, forecast RMSE {r['forecast RMSE (first 15%)']:.3f}"} for r in rows]
 
 
-PIECES: list[Callable[[Path, Report, bool, bool], list[dict]]] = [law_on_real_logs]
+def _scale(quick: bool) -> str:
+    return "quick" if quick else "demo"
+
+
+def entropy_collapse(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+    """Short GRPO runs with and without interventions; the law fitted on each; entropy and accuracy over steps."""
+    from entropylab import experiments as ex
+
+    def compute(d: Path) -> dict:
+        import matplotlib.pyplot as plt
+
+        from entropylab.plots import interventions as iplots
+        from entropylab.plots import law as law_plots
+        from entropylab.plots.style import save_figure
+
+        runs = ex.ensure_runs(ex.DEMO_PRESETS, out / "runs", scale=_scale(quick))
+        metrics = ex.run_metrics(runs)
+        law_res = ex.law_of_runs(runs)
+        figs = save_figure(iplots.plot_runs(metrics), d / "entropy_accuracy")
+        figs += save_figure(iplots.plot_entropy_vs_accuracy(metrics), d / "accuracy_vs_entropy")
+        fits = {k: v for k, v in law_res["fits"].items()}
+        if fits:
+            fig, ax = plt.subplots(figsize=(6.0, 4.2))
+            law_plots.plot_law_fit(list(fits.values()), ax, band=False)
+            figs += save_figure(fig, d / "law_runs")
+        rows = ex.run_summary(metrics, fits)
+        return {"runs": {k: str(v) for k, v in runs.items()}, "rows": rows,
+                "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+
+    s = cached(out / "entropy_collapse", fresh, compute)
+    d = out / "entropy_collapse"
+    table = pd.DataFrame(s["rows"])
+    report.add("Entropy collapse under GRPO, and what the interventions change",
+               "Policy entropy and validation accuracy of short GRPO runs of the shipped arith model: plain GRPO, "
+               "Clip-Cov, KL-Cov and the top-20% entropy mask, on the same seed; the table gives the drop in "
+               "entropy, the best validation accuracy and the law's predicted ceiling for each run.",
+               figures=[d / f for f in s["figures"]], tables=[table])
+    return [{"piece": "GRPO runs", "run": r["preset"],
+             "result": f"entropy {r['entropy first']:.3f} -> {r['entropy last']:.3f}, best val acc "
+                       f"{r['best val/acc']:.3f}, ceiling {r['ceiling b-a']}"} for r in s["rows"]]
+
+
+def covariance(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+    """The paper's Table 1 and the entropy-change theory check on the plain GRPO run."""
+    from entropylab import experiments as ex
+
+    def compute(d: Path) -> dict:
+        from entropylab.diagnostics import diagnose
+
+        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick))
+        diagnosis = diagnose(run, d)
+        table = diagnosis.table
+        return {"table": table.to_dict("records"), "report": diagnosis.report(),
+                "figures": [str(Path(p).relative_to(d)) for p in diagnosis.figures if str(p).endswith(".png")]}
+
+    s = cached(out / "covariance", fresh, compute)
+    d = out / "covariance"
+    table = pd.DataFrame(s["table"])
+    report.add("Covariance between log-probability and advantage",
+               "Mean covariance of the top 0.02%, 0.2%, 2% and 20% of tokens (ranked by covariance) against all "
+               "tokens at each dumped step of the GRPO run: a small set of tokens carries most of the covariance "
+               "that drives entropy down (the Entropy Mechanism paper's Table 1), and the predicted entropy "
+               "change -eta*Cov against the measured one.",
+               figures=[d / f for f in s["figures"]], tables=[table], text=[s["report"]])
+    last = s["table"][-1] if s["table"] else {}
+    return [{"piece": "covariance", "run": "grpo",
+             "result": f"last step: top 0.2% {last.get('top 0.2%', float('nan')):.3g} vs all "
+                       f"{last.get('all', float('nan')):.3g}"}]
+
+
+def token_entropy(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+    """Token-entropy statistics of the base model: percentiles, share near zero, forking tokens."""
+    from entropylab import experiments as ex
+
+    def compute(d: Path) -> dict:
+        from entropylab.plots.style import save_figure
+        from entropylab.plots.tokens import plot_entropy_distribution, plot_forking_tokens
+        from entropylab.tokens import entropy_stats, forking_tokens
+
+        profile = ex.token_profiles("arith", "arith", n=16 if quick else 128)
+        stats = entropy_stats(profile["entropy"].dropna())
+        fork = forking_tokens(profile, top=15)
+        figs = save_figure(plot_entropy_distribution(profile["entropy"].dropna()), d / "entropy_distribution")
+        figs += save_figure(plot_forking_tokens(fork), d / "forking_tokens")
+        return {"stats": stats, "forking": fork[["visible", "count", "occurrences", "share_high", "mean_entropy"]]
+                .to_dict("records"), "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+
+    s = cached(out / "token_entropy", fresh, compute)
+    d = out / "token_entropy"
+    st = s["stats"]
+    report.add("Which tokens the model is unsure about",
+               "Entropy of every generated token of the base arith model on test problems: most tokens are near "
+               "zero and a minority carry high entropy (the 80/20 paper's forking tokens); the table lists the "
+               "tokens most often above the 80th-percentile cutoff.",
+               figures=[d / f for f in s["figures"]],
+               tables=[pd.DataFrame([{k: st[k] for k in ("n", "p50", "p80", "p95", "frac_below", "cutoff")}]),
+                       pd.DataFrame(s["forking"])])
+    return [{"piece": "token entropy", "run": "arith base",
+             "result": f"p50 {st['p50']:.3f}, p80 {st['p80']:.3f}, p95 {st['p95']:.3f}, "
+                       f"{100 * st['frac_below']:.0f}% below 0.01"}]
+
+
+def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+    """Power sampling (MH, SMC) against plain and low-temperature sampling and the GRPO checkpoint."""
+    from entropylab import experiments as ex
+
+    def compute(d: Path) -> dict:
+        from entropylab.plots.sampling import plot_accuracy, plot_pass_at_k
+        from entropylab.plots.style import save_figure
+        from entropylab.rl.trainer import latest_checkpoint
+
+        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick))
+        comparison = ex.ensure_comparison(out / "compare", scale=_scale(quick), grpo_checkpoint=latest_checkpoint(run))
+        figs = save_figure(plot_accuracy(comparison), d / "accuracy")
+        figs += save_figure(plot_pass_at_k(comparison), d / "pass_at_k")
+        return {"table": comparison.table.to_dict("records"), "report": comparison.report(),
+                "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+
+    s = cached(out / "power_sampling", fresh, compute)
+    d = out / "power_sampling"
+    report.add("Power sampling: p^alpha without training",
+               "Single-shot accuracy and pass@k on held-out arith problems: the base model at temperature 1, at "
+               "low temperature 1/alpha, power sampling by Metropolis-Hastings and by SMC (alpha = 4), and the "
+               "GRPO checkpoint; cost_x is the tokens spent relative to plain sampling.",
+               figures=[d / f for f in s["figures"]], text=[s["report"]])
+    return [{"piece": "power sampling", "run": r["method"],
+             "result": f"accuracy {r['accuracy']:.3f}, pass@1 {r['pass@1']:.3f}, cost {r['cost_x']:.1f}x"}
+            for r in s["table"]]
+
+
+PIECES: list[Callable[[Path, Report, bool, bool], list[dict]]] = [
+    law_on_real_logs, entropy_collapse, covariance, token_entropy, power_sampling]
 
 
 def run_demo(out: str | Path = "runs/demo", *, fresh: bool = False, quick: bool = False) -> Path:
     """Run every piece, write OUT/report.html and print a summary table; returns the report's path."""
+    import torch
     from tqdm.auto import tqdm
 
+    torch.set_num_threads(1)  # the tiny model's ops are too small for two threads (see entropylab.experiments)
     out = Path(out)
     report = Report("entropylab demo", intro="Entropy collapse, the law that predicts where it ends, and what "
                     "changes it: produced by `make demo` on this machine.")

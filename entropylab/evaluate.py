@@ -1,0 +1,102 @@
+"""Evaluation helpers: unbiased pass@k, accuracy, and a task evaluation at a given temperature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from entropylab.errors import ModelError
+
+PASS_KS = (1, 2, 4, 8, 16)
+
+
+def pass_at_k(n, c, k: int) -> np.ndarray | float:
+    """Unbiased pass@k = 1 - C(n-c, k) / C(n, k) from n samples with c correct (vectorised over n and c).
+
+    Product form 1 - prod_{i=n-c+1}^{n} (1 - k/i), stable for large n. Needs k <= n.
+    """
+    n_arr, c_arr = np.broadcast_arrays(np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64))
+    if np.any(c_arr < 0) or np.any(c_arr > n_arr):
+        raise ValueError("pass_at_k: need 0 <= c <= n")
+    if k < 1 or np.any(k > n_arr):
+        raise ValueError(f"pass_at_k: need 1 <= k <= n, got k={k}")
+    j = np.arange(int(c_arr.max(initial=0)))  # term j uses i = n - j, for j < c
+    i = (n_arr[..., None] - j).astype(np.float64)
+    terms = np.where(j < c_arr[..., None], 1.0 - k / np.maximum(i, 1.0), 1.0)
+    out = 1.0 - np.clip(np.prod(terms, axis=-1), 0.0, 1.0)  # a zero term (i == k) means certain success
+    return float(out) if out.ndim == 0 else out
+
+
+def mean_at_k(n, c, k: int) -> float:
+    """Mean of pass@k over problems (n, c arrays with one entry per problem)."""
+    return float(np.mean(pass_at_k(n, c, k)))
+
+
+def accuracy(rewards: Sequence[float] | np.ndarray, threshold: float = 0.5) -> float:
+    """Share of rewards above `threshold` (0/1 verifier rewards: the mean)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("accuracy: no rewards")
+    return float(np.mean(r > threshold))
+
+
+def entropy_stats(entropy, mask) -> dict[str, float]:
+    """Percentiles p50/p80/p95, mean and share below 0.01 of the token entropies where `mask` is set."""
+    e = np.asarray(entropy, dtype=np.float64)[np.asarray(mask, dtype=bool)]
+    if e.size == 0:
+        return {"entropy_p50": float("nan"), "entropy_p80": float("nan"), "entropy_p95": float("nan"),
+                "entropy_mean": float("nan"), "entropy_frac_below_0.01": float("nan")}
+    p50, p80, p95 = np.percentile(e, [50, 80, 95])
+    return {"entropy_p50": float(p50), "entropy_p80": float(p80), "entropy_p95": float(p95),
+            "entropy_mean": float(e.mean()), "entropy_frac_below_0.01": float(np.mean(e < 0.01))}
+
+
+def evaluate_task(
+    model,
+    tokenizer,
+    task,
+    split: str = "test",
+    n_problems: int = 200,
+    n_samples: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = 512,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    difficulty: int | None = None,
+    progress: bool = False,
+) -> dict:
+    """Sample `n_samples` responses for `n_problems` problems of `split` and score them with the task's verifier.
+
+    Returns pass@k for k in 1, 2, 4, 8, 16 (k <= n_samples), mean response length, share ending in EOS,
+    and token-entropy statistics (temperature-1 entropy of the model at every generated token).
+    """
+    from entropylab.generation import sample
+    from entropylab.tasks import get_task
+
+    task = get_task(task) if isinstance(task, str) else task
+    problems = task.problems(split, n_problems, seed=seed, difficulty=difficulty)
+    if not problems:
+        raise ModelError(f"evaluate_task: no {split} problems")
+    if max_new_tokens is None:
+        longest = max(len(p.solution) for p in problems)
+        ctx = getattr(model.config, "max_position_embeddings", 10**9)
+        longest_prompt = max(len(tokenizer(p.prompt)["input_ids"]) for p in problems)
+        max_new_tokens = min(int(1.5 * longest) + 8, ctx - longest_prompt)
+    s = sample(model, tokenizer, [p.prompt for p in problems], n=n_samples, max_new_tokens=max_new_tokens,
+               temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size, progress=progress)
+    rewards = np.asarray(task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()]), dtype=np.float64)
+    correct = (rewards > 0.5).reshape(len(problems), n_samples).sum(1)
+    out: dict = {"task": task.name, "split": split, "n_problems": len(problems), "n_samples": n_samples,
+                 "temperature": temperature, "seed": seed}
+    for k in PASS_KS:
+        if k <= n_samples:
+            out[f"pass@{k}"] = mean_at_k(n_samples, correct, k)
+    mask = s.response_mask.cpu().numpy()
+    out["mean_length"] = float(s.n_tokens.float().mean())
+    out["frac_finished"] = float(s.finished.float().mean())
+    out.update(entropy_stats(s.entropy.cpu().numpy(), mask))
+    return out

@@ -1,0 +1,182 @@
+"""What every sampler returns (`PowerSamples`) and the input checks and set-up they share."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from entropylab.errors import ConfigError, ModelError
+from entropylab.generation import Samples, encode_prompts, left_pad
+
+__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
+
+
+@dataclass
+class PowerSamples(Samples):
+    """`Samples` from any sampler of `entropylab.sampling`, with the cost and the sampler's own statistics.
+
+    `logprobs` holds log q (the proposal that drew each kept token), `logprobs_t1` log p (the model at
+    temperature 1); `loglik` is the sum of log p over each response, the quantity power sampling favours.
+    """
+
+    loglik: Tensor | None = None  # [B] sum_t log p(x_t | x_<t) of each response
+    method: str = ""
+    tokens_evaluated: int = 0  # token positions passed through the model (prefill + decode, padding included)
+    tokens_generated: int = 0  # tokens sampled, rejected proposals and discarded particles included
+    wall_time: float = 0.0  # seconds
+    acceptance_rate: float | None = None  # MH: accepted / proposed, all chains and steps
+    acceptance_per_block: list[float] = field(default_factory=list)  # MH: the same per block
+    acceptance_per_row: Tensor | None = None  # MH: [B] per chain
+    log_weights: Tensor | None = None  # SMC, all particles returned: [B] normalised log weight within its system
+    log_evidence: Tensor | None = None  # SMC: [n_prompts * n] log of the estimate of sum_x p(x)^alpha
+    stats: dict = field(default_factory=dict)  # sampler-specific extras (resampling counts, ESS trace, ...)
+
+    @property
+    def mean_logp(self) -> Tensor:
+        """[B] mean log p per token of each response."""
+        return self.loglik / self.n_tokens.clamp(min=1)
+
+    @property
+    def confidence(self) -> Tensor:
+        """[B] mean probability p(x_t | x_<t) of the sampled tokens of each response."""
+        probs = torch.where(self.response_mask, self.logprobs_t1.exp(), torch.zeros_like(self.logprobs_t1))
+        return probs.sum(1) / self.n_tokens.clamp(min=1)
+
+    def to(self, device: str | torch.device) -> PowerSamples:
+        out = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
+        return PowerSamples(**out)
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def check_alpha(alpha: float) -> float:
+    """alpha as float; ConfigError unless it is a finite number > 0."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ConfigError(f"alpha must be a number > 0, got {alpha!r}") from None
+    if not a > 0 or a == float("inf"):
+        raise ConfigError(f"alpha must be a finite number > 0, got {alpha!r}")
+    return a
+
+
+def check_int(name: str, value, minimum: int) -> int:
+    """`value` as int; ConfigError naming `name` unless it is an integer >= minimum."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or int(value) != value:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_kv_cache(model) -> None:
+    """ModelError unless the model keeps a KV cache: power sampling continues from cached prefixes."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or not callable(model):
+        raise ModelError(f"model must be a transformers causal LM with a config, got {type(model).__name__}")
+    if getattr(cfg, "use_cache", True) is False:
+        raise ModelError(
+            "model.config.use_cache is False: the samplers need a model that returns a KV cache "
+            "(set model.config.use_cache = True)"
+        )
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=dev), use_cache=True)
+    if getattr(out, "past_key_values", None) is None:
+        raise ModelError(f"model {type(model).__name__} returned no past_key_values: the samplers need a KV cache")
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+
+
+@dataclass
+class Setup:
+    """Encoded prompts and the ids, device and length every sampler needs."""
+
+    prompt_ids: list[list[int]]
+    eos: list[int]
+    pad: int
+    device: torch.device
+    max_new_tokens: int
+
+    def batch(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Left-padded prompts repeated n times, prompt-major: (ids [R, P], mask [R, P], prompt_index [R])."""
+        index = torch.arange(len(self.prompt_ids)).repeat_interleave(n)
+        ids, mask = left_pad([self.prompt_ids[i] for i in index.tolist()], self.pad, device=self.device)
+        return ids, mask, index.to(self.device)
+
+
+def _eos_ids(model, tokenizer, eos_token_id) -> list[int]:
+    if eos_token_id is not None:
+        return [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id]
+    ids: set[int] = set()
+    for src in (getattr(tokenizer, "eos_token_id", None), getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if src is not None:
+            ids |= {int(src)} if isinstance(src, int) else {int(i) for i in src}
+    return sorted(ids)
+
+
+def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None, check_cache: bool = True) -> Setup:
+    """Encode prompts, check them against the context (clamping `max_new_tokens` with a warning) and find EOS/pad."""
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if tokenizer is None and any(isinstance(p, str) for p in prompts):
+        raise ConfigError("string prompts need a tokenizer; pass token-id lists or a tokenizer")
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    ctx = getattr(model.config, "max_position_embeddings", None)
+    if ctx is not None:
+        longest = max(len(p) for p in prompt_ids)
+        if longest >= ctx:
+            i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
+            raise ModelError(f"prompts: prompt {i} has {longest} tokens; the model's context is {ctx} tokens")
+        if longest + max_new_tokens > ctx:
+            warnings.warn(
+                f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
+                f"tokens and the model's context is {ctx}",
+                stacklevel=3,
+            )
+            max_new_tokens = ctx - longest
+    if check_cache:
+        check_kv_cache(model)
+    eos = _eos_ids(model, tokenizer, eos_token_id)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = int(pad) if pad is not None else (eos[0] if eos else 0)
+    return Setup(prompt_ids, eos, pad, next(model.parameters()).device, max_new_tokens)
+
+
+def decode_texts(tokenizer, ids: Tensor, mask: Tensor) -> list[str]:
+    """Decoded responses (special tokens skipped); without a tokenizer, the ids joined by spaces."""
+    rows = [r[m].tolist() for r, m in zip(ids.cpu(), mask.cpu())]
+    if tokenizer is None:
+        return [" ".join(map(str, r)) for r in rows]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+class Stopwatch:
+    """Wall time since construction, in seconds."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def seq_columns(width: int, device) -> Tensor:
+    """[1, width] column indices, for building masks by broadcasting."""
+    return torch.arange(width, device=device)[None, :]
+
+
+def masked_sum(x: Tensor, mask: Tensor) -> Tensor:
+    """Row sums of x over mask, safe for -inf outside the mask."""
+    return torch.where(mask, x, torch.zeros_like(x)).sum(-1)
+

@@ -1,0 +1,130 @@
+"""Tokenizer, tiny config, load_model (shipped names, paths, errors) and a shortened pre-training run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DistilBertConfig
+
+from entropylab.errors import ModelError
+from entropylab.generation import sample
+from entropylab.models import (
+    build_tokenizer,
+    load_model,
+    n_params,
+    pretrain,
+    read_manifest,
+    shipped_models,
+    tiny_config,
+)
+from entropylab.tasks import ALPHABET, get_task
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def test_tokenizer_round_trip(tok, tmp_path):
+    texts = [ALPHABET, "q: 12+7=?\na: 12+7=19\nanswer: 19", "  two  spaces \n\n end ", "a", ""]
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"]
+        assert len(ids) == len(t)  # one token per character
+        assert tok.decode(ids) == t
+        with_bos = tok(t)["input_ids"]
+        assert with_bos[0] == tok.bos_token_id and with_bos[1:] == ids
+        assert tok.decode(with_bos + [tok.eos_token_id, tok.pad_token_id], skip_special_tokens=True) == t
+    tok.save_pretrained(tmp_path)
+    tiny_config(len(tok)).save_pretrained(tmp_path)  # with a qwen2 config.json, transformers builds Qwen2Tokenizer
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    for t in texts:
+        assert again(t)["input_ids"] == tok(t)["input_ids"]
+    assert again(texts[1])["input_ids"] == tok(texts[1])["input_ids"]
+    assert again.decode(again(texts[2])["input_ids"], skip_special_tokens=True) == texts[2]
+    assert (again.pad_token_id, again.bos_token_id, again.eos_token_id, again.unk_token_id) == (0, 1, 2, 3)
+    assert tok("q€", add_special_tokens=False)["input_ids"][1] == tok.unk_token_id
+    assert len(tok) == 4 + len(set(ALPHABET))
+
+
+def test_tiny_config_size_and_save_load(tok, tmp_path):
+    cfg = tiny_config(len(tok))
+    assert cfg.tie_word_embeddings and cfg.max_position_embeddings == 256
+    with torch.device("meta"):
+        big = AutoModelForCausalLM.from_config(cfg)
+    assert 1_000_000 <= n_params(big) <= 5_000_000
+    small = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1))
+    small.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    m, t = load_model(tmp_path)
+    assert not m.training and t.pad_token_id == 0
+    for a, b in zip(small.parameters(), m.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_load_model_errors(tok, tmp_path, monkeypatch):
+    monkeypatch.setenv("ENTROPYLAB_DATA", str(tmp_path / "data"))
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        load_model("nope")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ModelError, match="is a file"):
+        load_model(tmp_path / "file.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        load_model(tmp_path / "empty")
+    enc = tmp_path / "encoder"
+    DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=2, hidden_dim=64).save_pretrained(enc)
+    with pytest.raises(ModelError, match="not a causal language model.*distilbert"):
+        load_model(enc)
+    notok = tmp_path / "notok"
+    AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1)).save_pretrained(notok)
+    with pytest.raises(ModelError, match="tokenizer"):
+        load_model(notok)
+
+
+def test_env_var_names_shipped_models(tok, tmp_path, monkeypatch):
+    root = tmp_path / "data" / "models" / "mini"
+    AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1)).save_pretrained(root)
+    tok.save_pretrained(root)
+    monkeypatch.setenv("ENTROPYLAB_DATA", str(tmp_path / "data"))
+    assert shipped_models() == ["mini"]
+    model, t = load_model("mini", device="auto")
+    assert model.config.model_type == "qwen2" and t.eos_token_id == 2
+    with pytest.raises(ModelError, match="mini"):  # the message lists the shipped names
+        load_model("other")
+
+
+@pytest.mark.parametrize("name", ["arith", "fork"])
+def test_shipped_checkpoints_load_and_talk(name, monkeypatch):
+    monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
+    if name not in shipped_models():
+        pytest.skip(f"checkpoint {name} not shipped")
+    model, tok = load_model(name)
+    manifest = read_manifest(name)
+    assert manifest["task"] == name and manifest["answer_marker"] == "answer:"
+    task = get_task(name)
+    problems = task.problems("test", 4)
+    s = sample(model, tok, [p.prompt for p in problems], n=2, max_new_tokens=80, seed=0)
+    assert s.finished.float().mean() >= 0.75
+    assert sum("answer:" in t for t in s.texts) >= 6
+
+
+def test_short_pretraining_lowers_loss(tmp_path):
+    out = tmp_path / "ck"
+    res = pretrain("arith", out, steps=60, batch_size=16, seq_len=96, lr=3e-3, hidden_size=64, num_layers=2,
+                   eval_problems=4, eval_samples=4, progress=False)
+    assert res["final_loss"] < 0.6 * res["initial_loss"]
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "model_card.md", "entropylab.json"):
+        assert (out / f).is_file(), f
+    manifest = json.loads((out / "entropylab.json").read_text())
+    assert manifest["task"] == "arith" and "pass@1" in manifest["metrics"]
+    assert "entropylab pretrain --task arith" in (out / "model_card.md").read_text()
+    again = pretrain("arith", tmp_path / "ck2", steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
+                     eval_problems=2, eval_samples=2, progress=False)
+    twice = pretrain("arith", tmp_path / "ck3", steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
+                     eval_problems=2, eval_samples=2, progress=False)
+    assert again["loss_curve"] == twice["loss_curve"]  # seeded and reproducible
