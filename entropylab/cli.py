@@ -160,6 +160,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from entropylab.figures import make_figures
+
+    make_figures(args.out, scale=args.scale, runs_dir=args.runs_dir, progress=not args.quiet)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -277,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="recompute every piece instead of reusing finished ones")
     p.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("figures", help="regenerate every paper figure (figures/), producing the runs it needs",
+                       description="Write the figures of the three papers and of the real logs, PNG and SVG.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="figures", help="output folder")
+    p.add_argument("--scale", default="full", choices=["quick", "demo", "full"], help="size of the runs behind them")
+    p.add_argument("--runs-dir", default="runs/figures", help="where the runs are kept and reused")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -153,3 +153,297 @@ def token_profiles(model: str | Path = "arith", task: str = "arith", *, n: int =
     s = sample(m, tok, prompts, n=1, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
     profile = entropy_profile(m, tok, s.texts, prompts=prompts)
     return profile[~profile["in_prompt"]].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- figures and notebooks
+# What `entropylab.figures` and the notebooks add on top of the runs above: several runs at once (in
+# parallel processes where there are cores), base models of several sizes, token profiles, the overlap of
+# high-entropy positions over training, the split-temperature grid, sampler sweeps and the exactness check.
+# Every `ensure_*` caches its result under the given root and reuses it.
+
+#: Tiny Qwen2 sizes of the law-against-model-size experiment ("m" is the shipped model's size).
+MODEL_SIZES: dict[str, dict] = {
+    "xs": dict(hidden_size=64, num_layers=2),
+    "s": dict(hidden_size=128, num_layers=3),
+    "m": dict(hidden_size=192, num_layers=4),
+}
+#: Per scale: the sizes trained, their pretraining steps and evaluation problems, and the overrides of the short
+#: GRPO run on each (on top of `SCALES[scale]`).
+SIZE_SCALES: dict[str, dict] = {
+    "quick": dict(sizes=("xs", "s"), pretrain_steps=8, eval_problems=4, overrides=()),
+    "demo": dict(sizes=("xs", "s", "m"), pretrain_steps=150, eval_problems=50, overrides=("steps=24", "val_every=3")),
+    "full": dict(sizes=("xs", "s", "m"), pretrain_steps=300, eval_problems=100,
+                 overrides=("steps=60", "val_every=4", "dump_every=0")),
+}
+#: Sampler sweeps per scale: problems, samples per problem, the swept values and the MH options.
+SWEEP_SCALES: dict[str, dict] = {
+    "quick": dict(n_problems=2, n=2, alpha=(1.0, 4.0), mcmc_steps=(0, 2), options={"mcmc_steps": 2, "block_size": 16}),
+    "demo": dict(n_problems=12, n=4, alpha=(1.0, 2.0, 4.0, 8.0), mcmc_steps=(0, 1, 2, 4, 8),
+                 options={"mcmc_steps": 4, "block_size": 16}),
+    "full": dict(n_problems=32, n=4, alpha=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0), mcmc_steps=(0, 1, 2, 5, 10),
+                 options={"mcmc_steps": 5, "block_size": 16}),
+}
+#: Split-temperature decoding grid per scale (Wang et al.'s decoding experiment).
+GRID_SCALES: dict[str, dict] = {
+    "quick": dict(n_problems=4, n=1, t_high=(0.5, 1.0), t_low=(1.0,)),
+    "demo": dict(n_problems=32, n=2, t_high=(0.5, 0.75, 1.0, 1.25, 1.5), t_low=(0.5, 1.0, 1.5)),
+    "full": dict(n_problems=64, n=4, t_high=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5), t_low=(0.5, 1.0, 1.5)),
+}
+#: Token-profile and overlap sizes per scale: responses profiled.
+PROFILE_SCALES: dict[str, dict] = {"quick": dict(n=8), "demo": dict(n=96), "full": dict(n=256)}
+#: MH/SMC exactness check per scale (`entropylab.compare.exactness_demo` options).
+EXACTNESS_SCALES: dict[str, dict] = {
+    "quick": dict(n_chains=300, mcmc_steps=8),
+    "demo": dict(n_chains=2000, mcmc_steps=20),
+    "full": dict(n_chains=4000, mcmc_steps=30),
+}
+
+
+def _init_worker() -> None:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> list:
+    """Run `(function, args, kwargs)` jobs and return their results in order.
+
+    `workers > 1` runs them in that many spawned processes, one torch thread each (the tiny model gains
+    nothing from a second thread, but two processes use two cores); functions must be importable.
+    """
+    import time
+
+    jobs = [(f, tuple(a), dict(k)) for f, a, k in jobs]
+    if workers <= 1 or len(jobs) <= 1:
+        return [f(*a, **k) for f, a, k in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as pool:
+        quiet = [{**k, "progress": False} if "progress" in k else k for _, _, k in jobs]  # one line per job instead
+        futures = [pool.submit(f, *a, **kw) for (f, a, _), kw in zip(jobs, quiet)]
+        results = []
+        for (f, a, _), fut in zip(jobs, futures):
+            results.append(fut.result())
+            if progress:
+                what = ", ".join(str(x) for x in a if not isinstance(x, Path) and "/" not in str(x))
+                print(f"  done {f.__name__}({what}) at {time.perf_counter() - start:.0f} s", flush=True)
+    return results
+
+
+def keep_checkpoints_overrides(scale: str) -> tuple[str, ...]:
+    """Overrides that keep about eight checkpoints of a run (for the overlap of high-entropy positions)."""
+    steps = _check_scale(scale, SCALES)["steps"]
+    return (f"checkpoint_every={max(1, steps // 8)}", "keep_checkpoints=1000")
+
+
+def ensure_figure_runs(presets: Sequence[str], root: str | Path, *, scale: str = "demo", task: str = "arith",
+                       model: str | None = None, seed: int = 0, workers: int = 1,
+                       progress: bool = True) -> dict[str, Path]:
+    """`ensure_runs` for the figures and notebooks: the grpo run keeps all its checkpoints; `workers` processes."""
+    jobs = [(ensure_run, (p, root), dict(scale=scale, task=task, model=model, seed=seed, progress=progress,
+                                         overrides=keep_checkpoints_overrides(scale) if p == "grpo" else ()))
+            for p in presets]
+    return dict(zip(presets, run_jobs(jobs, workers, progress)))
+
+
+def ensure_base_model(size: str, root: str | Path, *, task: str = "arith", scale: str = "demo", seed: int = 0,
+                      progress: bool = True) -> Path:
+    """A base model of `MODEL_SIZES[size]` pretrained on `task` for `SIZE_SCALES[scale]` steps under ROOT/models."""
+    from entropylab.models import pretrain
+
+    if size not in MODEL_SIZES:
+        raise EntropylabError(f"unknown model size '{size}'; known: {', '.join(MODEL_SIZES)}")
+    sizes = _check_scale(scale, SIZE_SCALES)
+    out = Path(root) / "models" / f"{task}-{size}-{scale}-s{seed}"
+    if (out / "model_card.md").is_file():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pretrain(task, tmp, steps=sizes["pretrain_steps"], seed=seed, eval_problems=sizes["eval_problems"],
+             eval_samples=4, progress=progress, threads=1, **MODEL_SIZES[size])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def ensure_size_run(size: str, root: str | Path, *, scale: str = "demo", task: str = "arith", seed: int = 0,
+                    progress: bool = True) -> Path:
+    """A short GRPO run on the base model of `size` (pretrained when missing), under ROOT/sizes/SIZE."""
+    model = ensure_base_model(size, root, task=task, scale=scale, seed=seed, progress=progress)
+    return ensure_run("grpo", Path(root) / "sizes" / size, scale=scale, task=task, model=str(model.resolve()),
+                      seed=seed, overrides=SIZE_SCALES[scale]["overrides"], progress=progress)
+
+
+def ensure_size_runs(root: str | Path, *, scale: str = "demo", task: str = "arith", seed: int = 0, workers: int = 1,
+                     progress: bool = True) -> dict[str, Path]:
+    """`ensure_size_run` for every size of `SIZE_SCALES[scale]`, in `workers` processes."""
+    sizes = _check_scale(scale, SIZE_SCALES)["sizes"]
+    jobs = [(ensure_size_run, (s, root), dict(scale=scale, task=task, seed=seed, progress=progress)) for s in sizes]
+    return dict(zip(sizes, run_jobs(jobs, workers, progress)))
+
+
+def law_by_size(runs: dict[str, Path], score: str = "val/acc") -> dict:
+    """The law fitted on each size's run, and a table of a, b and the ceiling against parameter count."""
+    import yaml
+
+    from entropylab.models import read_manifest
+
+    res = law_of_runs(runs, score=score)
+    rows = []
+    for size, run in runs.items():
+        model = yaml.safe_load((Path(run) / "config.yaml").read_text())["model"]
+        fit = res["fits"].get(size)
+        rows.append({"size": size, "n_params": read_manifest(model).get("n_params"),
+                     "a": fit.a if fit else float("nan"), "b": fit.b if fit else float("nan"),
+                     "ceiling": fit.ceiling if fit else float("nan"), "r2": fit.r2 if fit else float("nan"),
+                     "ok": bool(fit.ok) if fit else False})
+    return {**res, "table": pd.DataFrame(rows)}
+
+
+def run_points(runs: dict[str, Path], score: str = "val/acc") -> pd.DataFrame:
+    """The law's fit points (run, step, entropy, score) of entropylab runs."""
+    from entropylab import logs
+
+    return logs.points(run_metrics(runs), score=score)
+
+
+def _cache_name(model: str | Path) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(str(model)).name)
+
+
+def ensure_token_profiles(root: str | Path, model: str | Path = "arith", task: str = "arith", *, n: int = 64,
+                          seed: int = 0, max_new_tokens: int = 64) -> pd.DataFrame:
+    """`token_profiles` cached as Parquet under ROOT/profiles."""
+    path = Path(root) / "profiles" / f"{_cache_name(model)}-{task}-n{n}-t{max_new_tokens}-s{seed}.parquet"
+    if path.exists():
+        return pd.read_parquet(path)
+    profile = token_profiles(model, task, n=n, seed=seed, max_new_tokens=max_new_tokens)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile.to_parquet(path)
+    return profile
+
+
+def overlap_over_training(run_dir: str | Path, *, n: int = 64, rho: float = 0.2, seed: int = 0,
+                          max_new_tokens: int = 64) -> pd.DataFrame:
+    """Overlap of the top-`rho` entropy positions of the base model and of each kept checkpoint of a run.
+
+    The same `n` responses (sampled from the base model on test problems) are profiled under the base model
+    and under every checkpoint; one row per checkpoint step (step 0 is the base model): overlap (share of the
+    base model's top positions that stay on top), and the mean entropy of the responses under that model.
+    """
+    import yaml
+
+    from entropylab.generation import sample
+    from entropylab.models import load_model
+    from entropylab.rl import artifacts as art
+    from entropylab.tasks import get_task
+    from entropylab.tokens import entropy_profile, top_position_overlap
+
+    run_dir = Path(run_dir)
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    base, tok = load_model(cfg["model"])
+    problems = get_task(cfg["task"]).problems("test", n, seed=seed)
+    prompts = [p.prompt for p in problems]
+    texts = sample(base, tok, prompts, n=1, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed).texts
+
+    def profile(m, t) -> pd.DataFrame:
+        p = entropy_profile(m, t, texts, prompts=prompts, top_k=0)
+        return p[~p["in_prompt"]]
+
+    ref = profile(base, tok)
+    rows = [{"step": 0, "overlap": 1.0, "mean_entropy": float(ref["entropy"].mean()), "n_tokens": len(ref)}]
+    for step in art.list_checkpoints(run_dir):
+        m, t = load_model(art.checkpoint_dir(run_dir, step))
+        prof = profile(m, t)
+        rows.append({"step": step, "overlap": top_position_overlap(ref, prof, rho),
+                     "mean_entropy": float(prof["entropy"].mean()), "n_tokens": len(prof)})
+    out = pd.DataFrame(rows)
+    out.attrs["rho"] = rho
+    return out
+
+
+def ensure_overlap(run_dir: str | Path, root: str | Path, *, n: int = 64, rho: float = 0.2, seed: int = 0,
+                   max_new_tokens: int = 64) -> pd.DataFrame:
+    """`overlap_over_training` cached as CSV under ROOT/overlap (recomputed when the run's checkpoints change)."""
+    from entropylab.rl import artifacts as art
+
+    run_dir = Path(run_dir)
+    path = Path(root) / "overlap" / f"{run_dir.name}-n{n}-r{rho:g}-s{seed}.csv"
+    if path.exists():
+        cached = pd.read_csv(path)
+        if cached["step"].tolist()[1:] == art.list_checkpoints(run_dir):
+            return cached
+    out = overlap_over_training(run_dir, n=n, rho=rho, seed=seed, max_new_tokens=max_new_tokens)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return out
+
+
+def ensure_temperature_grid(root: str | Path, *, model: str | Path = "arith", task: str = "arith",
+                            scale: str = "demo", rho: float = 0.2, seed: int = 0,
+                            max_new_tokens: int = 64) -> pd.DataFrame:
+    """Accuracy with one temperature at high-entropy tokens (top `rho` of the model's token entropies) and
+    another elsewhere, over `GRID_SCALES[scale]`; cached as CSV under ROOT/grid."""
+    from entropylab.models import load_model
+    from entropylab.tasks import get_task
+    from entropylab.tokens import entropy_cutoff, split_temperature_runner, temperature_grid
+
+    sizes = _check_scale(scale, GRID_SCALES)
+    path = Path(root) / "grid" / f"{_cache_name(model)}-{task}-{scale}-r{rho:g}-s{seed}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    profile = ensure_token_profiles(root, model, task, n=_check_scale(scale, PROFILE_SCALES)["n"], seed=seed,
+                                    max_new_tokens=max_new_tokens)
+    cutoff = entropy_cutoff(profile, rho)
+    m, tok = load_model(model)
+    t = get_task(task)
+    problems = t.problems("test", sizes["n_problems"], seed=seed + 1)
+    run = split_temperature_runner(m, tok, problems, t.reward, entropy_cutoff=cutoff, n=sizes["n"],
+                                   max_new_tokens=max_new_tokens, seed=seed)
+    grid = temperature_grid(run, sizes["t_high"], sizes["t_low"]).assign(cutoff=cutoff)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.to_csv(path, index=False)
+    return grid
+
+
+def ensure_sweep(root: str | Path, param: str = "alpha", *, model: str | Path = "arith", task: str = "arith",
+                 scale: str = "demo", method: str = "mh", alpha: float = 4.0, seed: int = 0) -> pd.DataFrame:
+    """`compare.sweep` of `method` over `SWEEP_SCALES[scale][param]` ("alpha" or "mcmc_steps"); cached as CSV."""
+    from entropylab.compare import sweep
+    from entropylab.models import load_model
+
+    sizes = _check_scale(scale, SWEEP_SCALES)
+    if param not in sizes:
+        raise EntropylabError(f"no sweep values for '{param}'; sweepable: alpha, mcmc_steps")
+    path = Path(root) / "sweeps" / f"{_cache_name(model)}-{task}-{method}-{param}-{scale}-a{alpha:g}-s{seed}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    m, tok = load_model(model)
+    table = sweep(m, tok, task, param, sizes[param], method, n_problems=sizes["n_problems"], n=sizes["n"],
+                  alpha=alpha, seed=seed, options=sizes["options"] if method == "mh" else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return table
+
+
+def ensure_exactness(root: str | Path, *, scale: str = "demo", alpha: float = 2.0) -> dict:
+    """`compare.exactness_demo` (samplers against the exact p^alpha of a tiny model) at `EXACTNESS_SCALES[scale]`,
+    cached as JSON under ROOT/exactness."""
+    import json
+
+    from entropylab.compare import exactness_demo
+
+    path = Path(root) / "exactness" / f"{scale}-a{alpha:g}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = exactness_demo(alpha=alpha, **_check_scale(scale, EXACTNESS_SCALES))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=float))
+    return result

@@ -137,6 +137,11 @@ def test_invalid_config_names_the_field(override, field):
         resolve_config("grpo", overrides=[override])
 
 
+def test_overrides_read_numbers_as_users_write_them():
+    cfg = resolve_config("grpo", overrides=["lr=1e-3", "loss.clip_ratio_high=0.28", "val_greedy=false", "model=arith"])
+    assert cfg.lr == 1e-3 and cfg.loss.clip_ratio_high == 0.28 and cfg.val_greedy is False and cfg.model == "arith"
+
+
 def test_config_file_and_presets(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("steps: 7\nloss:\n  rho: 0.3\n")

@@ -32,12 +32,22 @@ processes' tokens of that micro-step -- with ``gradient_accumulation_steps = 1``
   top-k) is exactly the one a single process would make over all tokens, every process gathers the
   (detached) tensors of all processes, splices its own gradient-carrying tensors in, and evaluates the loss
   over the whole micro-step with the same random seed. The loss is multiplied by the number of processes,
-  because data parallelism averages gradients. This costs an all-gather of a few ``[B, T]`` tensors.
+  because data parallelism averages gradients (so TRL's logged ``loss`` is then that multiple of
+  ``entropylab/loss``, the loss itself). This costs an all-gather of a few ``[B, T]`` tensors.
+  With one process both scopes give the same numbers. ``cov_scope="batch"`` with ``entropy_scope="micro"``
+  on several processes is refused: the shared loss needs a shared mask.
+
+Per-process ("micro") losses are weighted as entropylab's own trainer weights micro-batches: for
+``loss_type="dapo"`` by the micro-batch's share of the rollout batch's valid tokens (TRL's own normaliser),
+otherwise by ``1 / gradient_accumulation_steps``.
 
 Rollout dumps: a ``transformers.TrainerCallback`` never sees the loss tensors, so the trainer records the
 rows and :class:`EntropyDumpCallback` gathers them across processes and writes
 ``OUTPUT_DIR/rollouts/step_000010.parquet`` (``entropylab.diagnostics.DUMP_COLUMNS``) at the end of the
-step. ``entropylab diagnose OUTPUT_DIR`` and ``entropylab.logs.load(OUTPUT_DIR)`` (TRL's
+step: the rollouts that update N trains on, with ``logprob`` and ``entropy`` from the policy before update N (at
+TRL's ``temperature``: exact temperature-1 values for the usual temperature 1), rows recorded at the first pass
+over a rollout batch only (later ``num_iterations`` passes reuse it and are not dumped again); ``prompt_id`` and
+``sample_id`` index the rollout batch (``prompt_id = row // num_generations``). ``entropylab diagnose OUTPUT_DIR`` and ``entropylab.logs.load(OUTPUT_DIR)`` (TRL's
 ``trainer_state.json``) then read the run. Metrics are logged through TRL's own metric store as
 ``entropylab/<name>`` (``entropylab/clip_cov_frac``, ``entropylab/cov/top0.2%``, ...).
 """
@@ -227,8 +237,9 @@ def _entropy_cutoff_method(args: GRPOConfig) -> str:
     return "quantile" if args.top_entropy_quantile < 1.0 else args.entropylab_entropy_cutoff
 
 
-def validate_config(args: GRPOConfig) -> LossOptions:
-    """Refuse, with a ConfigError naming the options, what TRL and entropylab's losses cannot combine."""
+def validate_config(args: GRPOConfig, *, warn: bool = True) -> LossOptions:
+    """Refuse, with a ConfigError naming the options, what TRL and entropylab's losses cannot combine; return the
+    ``LossOptions``. With ``warn``, also warn about combinations that run but do nothing (on-policy KL-Cov)."""
 
     def refuse(why: str) -> None:
         raise ConfigError(f"EntropyGRPOConfig: {why}")
@@ -260,7 +271,7 @@ def validate_config(args: GRPOConfig) -> LossOptions:
     if not isinstance(args.entropylab_dump_every, int) or args.entropylab_dump_every < 0:
         refuse(f"entropylab_dump_every = {args.entropylab_dump_every!r}: must be an integer >= 0")
     opts = loss_options(args)
-    if opts.policy_loss == "kl_cov" and args.num_iterations == 1 and \
+    if warn and opts.policy_loss == "kl_cov" and args.num_iterations == 1 and \
             args.steps_per_generation is not None and args.steps_per_generation <= args.gradient_accumulation_steps:
         warnings.warn("entropylab_policy_loss='kl_cov' with num_iterations=1 and steps_per_generation <= "
                       "gradient_accumulation_steps is fully on-policy (logp == old logp): KL-Cov then has no effect; "
@@ -512,7 +523,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
             args = EntropyGRPOConfig()
         if not isinstance(args, EntropyGRPOConfig):
             raise ConfigError(f"EntropyGRPOTrainer: args must be an EntropyGRPOConfig, got {type(args).__name__}")
-        self.entropylab_options = validate_config(args)
+        self.entropylab_options = validate_config(args, warn=False)  # the config warned when it was built
         self._entropylab_cutoff = _entropy_cutoff_method(args)
         self._entropylab_rewards: Tensor | None = None
         super().__init__(model, reward_funcs, args=args, **kwargs)

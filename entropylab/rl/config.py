@@ -133,6 +133,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return key.strip(), value
 
 

@@ -199,9 +199,13 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         input_ids, attn, mask = (t.to(device) for t in samples.to_batch())
         adv_tok = broadcast_to_tokens(adv_seq.to(device), mask)
 
-        # the behaviour policy's log-probs (same forward as training, so the first ratio is exactly 1)
+        # the behaviour policy's log-probs: at temperature 1 the sampler already measured them (to ~1e-5 of
+        # a training forward); otherwise one extra forward at the training temperature
         with torch.no_grad():
-            old_logp, old_ent = logprobs_of(model, input_ids, attn, mask, cfg.temperature)
+            if cfg.temperature == 1.0:
+                old_logp, old_ent = (samples.logprobs_t1 * mask).to(device), (samples.entropy * mask).to(device)
+            else:
+                old_logp, old_ent = logprobs_of(model, input_ids, attn, mask, cfg.temperature)
             ref_logp = logprobs_of(ref_model, input_ids, attn, mask, cfg.temperature)[0] if ref_model else None
         center = covariance_center(old_logp, adv_tok, mask) if cfg.loss.cov_scope == "batch" else None
         cutoff = (entropy_threshold(old_ent, mask, cfg.loss.rho)

@@ -1,18 +1,23 @@
-"""Two processes (gloo, CPU) vs one: batch-scope token selection of entropylab's TRL loss.
+"""Two CPU processes (gloo) vs one: entropylab's TRL loss in batch scope, then one real trainer step.
 
-Run with ``python -m torch.distributed.run --nproc_per_node 2 two_process_selection.py OUT.json``. Fixed
-tensors of 8 responses are split 4 + 4 across the ranks (the ranks' padded lengths differ); each rank calls
-``entropylab_loss`` on its share -- the function ``EntropyGRPOTrainer._compute_loss`` calls -- and
-back-propagates. Rank 0 then evaluates ``compute_policy_loss`` once over the concatenated tokens (batch centre,
-batch cutoff, the same random seed) and compares, for every case: the loss, the metrics, the per-token
-gradients of the log-probs (zero exactly where Clip-Cov zeroed a token or the entropy mask dropped one; larger by
-``beta*sign`` where KL-Cov penalised one), and so the selected token sets. Results go to OUT.json.
+Run with ``python -m torch.distributed.run --nproc_per_node 2 two_process.py MODEL_DIR OUT_DIR``
+(``accelerate launch`` needs mpirun for several CPU processes; on GPUs use ``accelerate launch``).
+
+1. Token selection. Fixed tensors of 8 responses are split 4 + 4 across the ranks (their padded lengths
+   differ); each rank calls ``entropylab_loss`` on its share -- the function ``EntropyGRPOTrainer._compute_loss``
+   calls -- and back-propagates. Rank 0 then evaluates ``compute_policy_loss`` once over the concatenated tokens
+   (batch centre, batch cutoff, the same random seed) and compares, case by case: the loss, the metrics, the
+   per-token gradients of the log-probs (zero exactly where Clip-Cov zeroed a token or the entropy mask dropped
+   one; larger by ``beta*sign`` where KL-Cov penalised one), hence the selected token sets. -> OUT_DIR/selection.json
+2. One EntropyGRPOTrainer step with Clip-Cov and the top-20% mask in batch scope -> OUT_DIR/run
+   (``trainer_state.json`` and a rollout dump holding both processes' tokens).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -20,8 +25,16 @@ torch.set_num_threads(1)
 
 from accelerate import Accelerator  # noqa: E402
 
-from entropylab.integrations.trl import batch_center, batch_entropy_cutoff, entropylab_loss  # noqa: E402
+from entropylab.integrations.trl import (  # noqa: E402
+    EntropyGRPOConfig,
+    EntropyGRPOTrainer,
+    batch_center,
+    batch_entropy_cutoff,
+    entropylab_loss,
+    problems_dataset,
+)
 from entropylab.rl.losses import LossOptions, compute_policy_loss, covariance_center, entropy_threshold  # noqa: E402
+from entropylab.tasks import get_task  # noqa: E402
 
 CASES = {
     "clip_cov": dict(policy_loss="clip_cov", cov_scope="batch", clip_cov_ratio=0.2, clip_cov_lb=0.0, clip_cov_ub=50.0,
@@ -103,7 +116,7 @@ def run_case(acc: Accelerator, name: str, opts: LossOptions, data: dict[str, tor
     }
 
 
-def main() -> None:
+def selection(path: Path) -> None:
     acc = Accelerator(cpu=True)
     assert acc.num_processes == 2, f"expected 2 processes, got {acc.num_processes}"
     data = fixed_tensors()
@@ -113,9 +126,39 @@ def main() -> None:
         if out is not None:
             results[name] = out
     if acc.is_main_process:
-        with open(sys.argv[1], "w") as fh:
-            json.dump(results, fh, indent=1)
+        path.write_text(json.dumps(results, indent=1))
         print("two-process selection:", {k: (v["selection_equal"], v["grad_max_diff"]) for k, v in results.items()})
+
+
+# ------------------------------------------------------------------ one real trainer step
+
+
+def digits(prompts, completions, **kwargs) -> list[float]:
+    """A dense toy reward (share of digits), so a random model's advantages are not all zero."""
+    return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def trainer_step(model_dir: str, output_dir: Path) -> None:
+    args = EntropyGRPOConfig(
+        output_dir=str(output_dir), use_cpu=True, per_device_train_batch_size=4, num_generations=4,
+        max_completion_length=8, max_steps=1, logging_steps=1, save_strategy="no", report_to=[], seed=0,
+        learning_rate=1e-3, epsilon=1.0, entropylab_policy_loss="clip_cov", entropylab_cov_scope="batch",
+        entropylab_clip_cov_ratio=0.1, entropylab_clip_cov_lb=0.0, entropylab_entropy_mask="top",
+        entropylab_entropy_scope="batch", entropylab_dump_every=1, disable_tqdm=True,
+    )
+    dataset = problems_dataset(get_task("arith").problems("train", 8))
+    trainer = EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=args, train_dataset=dataset)
+    assert trainer.accelerator.num_processes == 2, trainer.accelerator.num_processes
+    trainer.train()
+    if trainer.accelerator.is_main_process:
+        print("two-process trainer done:", trainer.state.log_history[0].get("entropylab/clip_cov_frac"))
+
+
+def main() -> None:
+    model_dir, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    selection(out / "selection.json")
+    trainer_step(model_dir, out / "run")
 
 
 if __name__ == "__main__":
