@@ -209,29 +209,64 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> list:
-    """Run `(function, args, kwargs)` jobs and return their results in order.
+class _NotCached(Exception):
+    """Raised by an `ensure_*` asked for a cached result only (see `run_jobs`) when it would have to compute."""
 
-    `workers > 1` runs them in that many spawned processes, one torch thread each (the tiny model gains
-    nothing from a second thread, but two processes use two cores); functions must be importable.
+
+_CACHED_ONLY = False
+
+
+def _may_compute() -> None:
+    if _CACHED_ONLY:
+        raise _NotCached
+
+
+def _from_cache(job: tuple) -> tuple[bool, object]:
+    """(True, result) when the job's result is already on disk, else (False, None); computes nothing."""
+    global _CACHED_ONLY
+    f, a, k = job
+    _CACHED_ONLY = True
+    try:
+        return True, f(*a, **k)
+    except _NotCached:
+        return False, None
+    finally:
+        _CACHED_ONLY = False
+
+
+def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> list:
+    """Run `(function, args, kwargs)` jobs (this module's `ensure_*`) and return their results in order.
+
+    With `workers > 1`, the jobs whose results are not on disk yet run in that many spawned processes, one
+    torch thread each: the tiny model gains nothing from a second thread, but two processes use two cores.
     """
     import time
 
     jobs = [(f, tuple(a), dict(k)) for f, a, k in jobs]
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1:
         return [f(*a, **k) for f, a, k in jobs]
+    cached = [_from_cache(job) for job in jobs]
+    todo = [i for i, (hit, _) in enumerate(cached) if not hit]
+    results = [r for _, r in cached]
+    if len(todo) <= 1:
+        for i in todo:
+            f, a, k = jobs[i]
+            results[i] = f(*a, **k)
+        return results
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     start = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as pool:
-        quiet = [{**k, "progress": False} if "progress" in k else k for _, _, k in jobs]  # one line per job instead
-        futures = [pool.submit(f, *a, **kw) for (f, a, _), kw in zip(jobs, quiet)]
-        results = []
-        for (f, a, _), fut in zip(jobs, futures):
-            results.append(fut.result())
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
+        futures = {}
+        for i in todo:
+            f, a, k = jobs[i]
+            futures[i] = pool.submit(f, *a, **({**k, "progress": False} if "progress" in k else k))
+        for i in todo:  # one line per finished job instead of interleaved progress bars
+            results[i] = futures[i].result()
             if progress:
+                f, a, _ = jobs[i]
                 what = ", ".join(str(x) for x in a if not isinstance(x, Path) and "/" not in str(x))
                 print(f"  done {f.__name__}({what}) at {time.perf_counter() - start:.0f} s", flush=True)
     return results
@@ -243,12 +278,46 @@ def keep_checkpoints_overrides(scale: str) -> tuple[str, ...]:
     return (f"checkpoint_every={max(1, steps // 8)}", "keep_checkpoints=1000")
 
 
+def run_done(preset: str, root: str | Path, *, scale: str = "demo", task: str = "arith", model: str | None = None,
+             seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> bool:
+    """Whether `ensure_run` with these arguments would reuse a finished run (as it decides it)."""
+    from entropylab.rl import artifacts as art
+    from entropylab.rl.config import resolve_config
+
+    values = {**_check_scale(scale, SCALES), "task": task, "model": model or task, "seed": seed}
+    cfg = resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
+    run_dir = Path(root) / run_name(preset, task, seed)
+    done = [r for r in art.read_metrics(run_dir / art.METRICS) if r.get("step") == cfg.steps]
+    return bool(done and art.list_checkpoints(run_dir))
+
+
+def figure_run(preset: str, root: str | Path, **kw) -> Path:
+    """`ensure_run` that, under `run_jobs`' cache check, says when it would train."""
+    if _CACHED_ONLY and not run_done(preset, root, **kw):
+        raise _NotCached
+    return ensure_run(preset, root, **kw)
+
+
+def figure_comparison(root: str | Path, *, task: str = "arith", scale: str = "demo", alpha: float = 4.0,
+                      seed: int = 0, **kw):
+    """`ensure_comparison` that, under `run_jobs`' cache check, says when it would sample."""
+    if _CACHED_ONLY and not (Path(root) / f"compare-{task}-{scale}-a{alpha:g}-s{seed}" / "meta.json").exists():
+        raise _NotCached
+    return ensure_comparison(root, task=task, scale=scale, alpha=alpha, seed=seed, **kw)
+
+
+def figure_run_job(preset: str, root: str | Path, *, scale: str = "demo", task: str = "arith",
+                   model: str | None = None, seed: int = 0, progress: bool = True) -> tuple:
+    """The `run_jobs` job of one preset run of the figures and notebooks (grpo keeps all its checkpoints)."""
+    return (figure_run, (preset, root), dict(scale=scale, task=task, model=model, seed=seed, progress=progress,
+                                             overrides=keep_checkpoints_overrides(scale) if preset == "grpo" else ()))
+
+
 def ensure_figure_runs(presets: Sequence[str], root: str | Path, *, scale: str = "demo", task: str = "arith",
                        model: str | None = None, seed: int = 0, workers: int = 1,
                        progress: bool = True) -> dict[str, Path]:
     """`ensure_runs` for the figures and notebooks: the grpo run keeps all its checkpoints; `workers` processes."""
-    jobs = [(ensure_run, (p, root), dict(scale=scale, task=task, model=model, seed=seed, progress=progress,
-                                         overrides=keep_checkpoints_overrides(scale) if p == "grpo" else ()))
+    jobs = [figure_run_job(p, root, scale=scale, task=task, model=model, seed=seed, progress=progress)
             for p in presets]
     return dict(zip(presets, run_jobs(jobs, workers, progress)))
 
@@ -262,14 +331,11 @@ def ensure_base_model(size: str, root: str | Path, *, task: str = "arith", scale
         raise EntropylabError(f"unknown model size '{size}'; known: {', '.join(MODEL_SIZES)}")
     sizes = _check_scale(scale, SIZE_SCALES)
     out = Path(root) / "models" / f"{task}-{size}-{scale}-s{seed}"
-    if (out / "model_card.md").is_file():
+    if (out / "model_card.md").is_file():  # written last
         return out
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pretrain(task, tmp, steps=sizes["pretrain_steps"], seed=seed, eval_problems=sizes["eval_problems"],
+    _may_compute()
+    pretrain(task, out, steps=sizes["pretrain_steps"], seed=seed, eval_problems=sizes["eval_problems"],
              eval_samples=4, progress=progress, threads=1, **MODEL_SIZES[size])
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return out
 
 
@@ -277,7 +343,7 @@ def ensure_size_run(size: str, root: str | Path, *, scale: str = "demo", task: s
                     progress: bool = True) -> Path:
     """A short GRPO run on the base model of `size` (pretrained when missing), under ROOT/sizes/SIZE."""
     model = ensure_base_model(size, root, task=task, scale=scale, seed=seed, progress=progress)
-    return ensure_run("grpo", Path(root) / "sizes" / size, scale=scale, task=task, model=str(model.resolve()),
+    return figure_run("grpo", Path(root) / "sizes" / size, scale=scale, task=task, model=str(model.resolve()),
                       seed=seed, overrides=SIZE_SCALES[scale]["overrides"], progress=progress)
 
 
@@ -324,6 +390,7 @@ def ensure_token_profiles(root: str | Path, model: str | Path = "arith", task: s
     path = Path(root) / "profiles" / f"{_cache_name(model)}-{task}-n{n}-t{max_new_tokens}-s{seed}.parquet"
     if path.exists():
         return pd.read_parquet(path)
+    _may_compute()
     profile = token_profiles(model, task, n=n, seed=seed, max_new_tokens=max_new_tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
     profile.to_parquet(path)
@@ -380,6 +447,7 @@ def ensure_overlap(run_dir: str | Path, root: str | Path, *, n: int = 64, rho: f
         cached = pd.read_csv(path)
         if cached["step"].tolist()[1:] == art.list_checkpoints(run_dir):
             return cached
+    _may_compute()
     out = overlap_over_training(run_dir, n=n, rho=rho, seed=seed, max_new_tokens=max_new_tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False)
@@ -399,6 +467,7 @@ def ensure_temperature_grid(root: str | Path, *, model: str | Path = "arith", ta
     path = Path(root) / "grid" / f"{_cache_name(model)}-{task}-{scale}-r{rho:g}-s{seed}.csv"
     if path.exists():
         return pd.read_csv(path)
+    _may_compute()
     profile = ensure_token_profiles(root, model, task, n=_check_scale(scale, PROFILE_SCALES)["n"], seed=seed,
                                     max_new_tokens=max_new_tokens)
     cutoff = entropy_cutoff(profile, rho)
@@ -425,6 +494,7 @@ def ensure_sweep(root: str | Path, param: str = "alpha", *, model: str | Path = 
     path = Path(root) / "sweeps" / f"{_cache_name(model)}-{task}-{method}-{param}-{scale}-a{alpha:g}-s{seed}.csv"
     if path.exists():
         return pd.read_csv(path)
+    _may_compute()
     m, tok = load_model(model)
     table = sweep(m, tok, task, param, sizes[param], method, n_problems=sizes["n_problems"], n=sizes["n"],
                   alpha=alpha, seed=seed, options=sizes["options"] if method == "mh" else None)
@@ -443,6 +513,7 @@ def ensure_exactness(root: str | Path, *, scale: str = "demo", alpha: float = 2.
     path = Path(root) / "exactness" / f"{scale}-a{alpha:g}.json"
     if path.exists():
         return json.loads(path.read_text())
+    _may_compute()
     result = exactness_demo(alpha=alpha, **_check_scale(scale, EXACTNESS_SCALES))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=float))

@@ -17,7 +17,6 @@ Context: when the longest prompt plus `max_new_tokens` exceeds `config.max_posit
 from __future__ import annotations
 
 import math
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,11 +109,13 @@ def encode_prompts(tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]]) 
         ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         unk = tokenizer.unk_token_id
         for i, (p, s) in enumerate(zip(prompts, ids)):
-            back = tokenizer.decode(s, skip_special_tokens=True)
-            if (unk is not None and unk in s) or unicodedata.normalize("NFC", back) != unicodedata.normalize("NFC", p):
-                bad = sorted({c for c in p if c not in back or unk in tokenizer(c, add_special_tokens=False)["input_ids"]})
+            # unknown characters become <unk> or (byte-level BPE without them) silently vanish
+            back = tokenizer.decode(s, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            lost = {c for c in p if not c.isspace() and c not in back}
+            if lost or (unk is not None and unk in s):
+                bad = lost | {c for c in p if unk is not None and unk in tokenizer(c, add_special_tokens=False)["input_ids"]}
                 raise ModelError(
-                    f"prompt {i} contains text the tokenizer cannot encode ({''.join(bad)!r}): {p[:60]!r}"
+                    f"prompt {i} contains text the tokenizer cannot encode ({''.join(sorted(bad))!r}): {p[:60]!r}"
                 )
         return [list(s) for s in ids]
     if any(isinstance(p, str) for p in prompts):

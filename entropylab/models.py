@@ -25,8 +25,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
 
 #: The recipe of the shipped checkpoints, per task (`pretrain` defaults are the arith ones).
 RECIPES: dict[str, dict] = {
-    "arith": dict(steps=700, error_rate=0.3),
-    "fork": dict(steps=500, error_rate=0.0),
+    "arith": dict(steps=1500, error_rate=0.3),
+    "fork": dict(steps=1500, error_rate=0.0),
 }
 
 
@@ -151,6 +151,20 @@ def _batch(rows, weights, idx: list[int], pad_id: int, seq_len: int) -> tuple[to
     return ids, w[:, 1:]
 
 
+def _bucketed_batches(lengths: list[int], batch_size: int, steps: int, seed: int, group: int = 8) -> list[list[int]]:
+    """`steps` batches of document indices in a seeded random order; within each run of `group` batches the
+    documents are sorted by length (less padding), and those batches are shuffled."""
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    out: list[list[int]] = []
+    span = batch_size * group
+    for s in range(0, steps * batch_size, span):
+        chunk = sorted(order[s : s + span], key=lambda i: lengths[i])
+        parts = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        out += [parts[i] for i in torch.randperm(len(parts), generator=g).tolist()]
+    return out[:steps]
+
+
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 10% of `lr`."""
     if step < warmup:
@@ -164,9 +178,9 @@ def pretrain(
     out: str | Path,
     *,
     steps: int | None = None,
-    batch_size: int = 48,
+    batch_size: int = 32,
     seq_len: int = 256,
-    lr: float = 3e-3,
+    lr: float = 2e-3,
     seed: int = 0,
     error_rate: float | None = None,
     difficulty: int | None = None,
@@ -193,6 +207,7 @@ def pretrain(
     from entropylab.tasks import get_task
 
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     recipe = RECIPES.get(task, RECIPES["arith"])
     steps = int(recipe["steps"] if steps is None else steps)
     error_rate = recipe["error_rate"] if error_rate is None else float(error_rate)
@@ -216,7 +231,7 @@ def pretrain(
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95)
     )
-    order = torch.randperm(n_docs, generator=torch.Generator().manual_seed(seed)).tolist()
+    batches = _bucketed_batches([len(r) for r in rows], batch_size, steps, seed)
     warmup = max(1, min(50, steps // 10))
     losses: list[float] = []
     bar = range(steps)
@@ -225,7 +240,7 @@ def pretrain(
 
         bar = tqdm(bar, desc=f"pretrain {task}", unit="step")
     for step in bar:
-        ids, w = _batch(rows, weights, order[step * batch_size : (step + 1) * batch_size], tokenizer.pad_token_id, seq_len)
+        ids, w = _batch(rows, weights, batches[step], tokenizer.pad_token_id, seq_len)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, steps, lr, warmup)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # right padding + causal attention: no mask needed
@@ -257,6 +272,8 @@ def pretrain(
         train_seconds=round(train_seconds, 1), total_seconds=round(time.perf_counter() - t_start, 1),
         initial_loss=losses[0], final_loss=sum(losses[-20:]) / len(losses[-20:]),
         loss_curve=[round(v, 4) for v in losses], metrics=metrics,
+        machine=dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=round(load_start, 2),
+                     load_avg_end=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None),
     )
     save_checkpoint(model, tokenizer, out, task_obj, result)
     return result
@@ -270,6 +287,13 @@ def _command(p: dict) -> str:
     return shlex.join(args)
 
 
+def _machine(m: dict) -> str:
+    if not m:
+        return "machine not recorded"
+    return (f"{m['threads']} torch threads on {m['cpus']} CPUs; 1-min load average {m['load_avg_start']} at the "
+            f"start, {m['load_avg_end']} at the end: above the thread count, other processes shared the CPUs")
+
+
 def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Path:
     """Write the HF files, `entropylab.json` and `model_card.md` for a pretraining `result` into `out`."""
     out = Path(out)
@@ -280,6 +304,7 @@ def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Pa
     manifest = dict(
         task=task.name, answer_marker=task.answer_marker, n_params=result["n_params"],
         params=p, metrics=m, train_seconds=result["train_seconds"], final_loss=round(result["final_loss"], 4),
+        machine=result.get("machine", {}),
         command=_command(p).replace("OUT", str(out)),
     )
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -302,7 +327,7 @@ Made by:
 |---|---|
 """ + "\n".join(f"| {k} | {v} |" for k, v in p.items()) + f"""
 | train tokens | {result['train_tokens']} |
-| wall time (training, s) | {result['train_seconds']} |
+| wall time (training, s) | {result['train_seconds']} ({_machine(result.get('machine', {}))}) |
 | loss (first step -> last 20 steps) | {result['initial_loss']:.3f} -> {result['final_loss']:.3f} |
 
 ## Measured on {m['n_problems']} held-out test problems, {m['n_samples']} samples each, temperature 1
