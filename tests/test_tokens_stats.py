@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from entropylab.errors import EntropylabError
 from entropylab.tokens import (
     TokensError,
     entropy_cutoff,
@@ -137,9 +138,9 @@ def test_read_rollouts_and_sequences(tmp_path):
     assert len(back) == len(df) and back["position"].iloc[:6].tolist() == list(range(6))
     assert read_rollouts(tmp_path, steps=[5])["step"].unique().tolist() == [5]
     assert len(read_rollouts(tmp_path / "rollouts" / "step_000000.parquet")) == len(df) // 2
-    with pytest.raises(TokensError):
+    with pytest.raises(EntropylabError, match="dumped steps"):
         read_rollouts(tmp_path, steps=[99])
-    with pytest.raises(TokensError, match="no rollout dumps"):
+    with pytest.raises(EntropylabError, match="no rollout dumps"):
         read_rollouts(tmp_path / "rollouts" / "missing")
     seqs = sequences(back, "advantage")
     assert len(seqs) == 8 and seqs[0].key == (0, 0, 0) and seqs[0].tokens == list("ab c\nd")

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError, ModelError
-from entropylab.generation import Samples, encode_prompts, left_pad
+from entropylab.generation import Samples, _eos_ids, encode_prompts, left_pad
 
 __all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
 
@@ -112,16 +112,6 @@ class Setup:
         index = torch.arange(len(self.prompt_ids)).repeat_interleave(n)
         ids, mask = left_pad([self.prompt_ids[i] for i in index.tolist()], self.pad, device=self.device)
         return ids, mask, index.to(self.device)
-
-
-def _eos_ids(model, tokenizer, eos_token_id) -> list[int]:
-    if eos_token_id is not None:
-        return [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id]
-    ids: set[int] = set()
-    for src in (getattr(tokenizer, "eos_token_id", None), getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-        if src is not None:
-            ids |= {int(src)} if isinstance(src, int) else {int(i) for i in src}
-    return sorted(ids)
 
 
 def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None, check_cache: bool = True) -> Setup:

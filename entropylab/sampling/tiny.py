@@ -34,13 +34,13 @@ class CharTokenizer:
             return {"input_ids": self.encode(texts)}
         return {"input_ids": [self.encode(t) for t in texts]}
 
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False, **_: object) -> str:
         ids = [int(i) for i in ids]
         if skip_special_tokens:
             ids = [i for i in ids if i != self.eos_token_id]
         return "".join(self.chars[i] for i in ids)
 
-    def batch_decode(self, batch: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
+    def batch_decode(self, batch: Sequence[Sequence[int]], skip_special_tokens: bool = False, **_: object) -> list[str]:
         return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in batch]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,48 +11,22 @@ import pandas as pd
 
 from entropylab.tokens.errors import TokensError
 
-__all__ = ["DUMP_COLUMNS", "TokenSeq", "frame_kind", "read_rollouts", "sequence_keys", "sequences"]
-
-#: Columns of `RUN_DIR/rollouts/step_*.parquet` as the GRPO trainer writes them.
-DUMP_COLUMNS = [
-    "step", "prompt_id", "sample_id", "position", "token_id", "token", "logprob", "old_logprob", "entropy",
-    "advantage", "reward", "covariance",
-]
-_STEP = re.compile(r"step_(\d+)\.parquet$")
-
-
-def _step_files(path: Path) -> list[tuple[int, Path]]:
-    files = []
-    for f in path.glob("step_*.parquet"):
-        m = _STEP.search(f.name)
-        if m:
-            files.append((int(m.group(1)), f))
-    return sorted(files)
-
+__all__ = ["TokenSeq", "frame_kind", "read_rollouts", "sequence_keys", "sequences"]
 
 def read_rollouts(path: str | Path, steps: Iterable[int] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Rollout dump rows from a run directory, its `rollouts/` folder or one `step_*.parquet` file.
 
-    `steps` keeps only those steps (by file name); `columns` reads only those columns. Rows are sorted by
-    step, prompt_id, sample_id, position.
+    Reading and schema checks are `entropylab.diagnostics.read_dumps`'s; rows come sorted by step,
+    prompt_id, sample_id, position, which is the order the renderer needs.
     """
+    from entropylab.diagnostics import read_dumps, validate_dump
+
     p = Path(path)
     if p.is_file():
-        files = [(0, p)]
+        df = pd.read_parquet(p, columns=columns)
+        validate_dump(df, p, columns=columns)
     else:
-        folder = p / "rollouts" if (p / "rollouts").is_dir() else p
-        files = _step_files(folder)
-        if not files:
-            raise TokensError(f"no rollout dumps (step_*.parquet) in {folder}")
-        if steps is not None:
-            wanted = {int(s) for s in steps}
-            files = [(s, f) for s, f in files if s in wanted]
-            if not files:
-                raise TokensError(f"none of steps {sorted(wanted)} has a dump in {folder}")
-    frames = [pd.read_parquet(f, columns=columns) for _, f in files]
-    df = pd.concat(frames, ignore_index=True)
-    if "entropy" not in df.columns and (columns is None or "entropy" in columns):
-        raise TokensError(f"{files[0][1]} has no 'entropy' column; columns: {list(df.columns)}")
+        df = read_dumps(p.parent if p.name == "rollouts" else p, steps=steps, columns=columns)
     keys = [c for c in ("step", "prompt_id", "sample_id", "position") if c in df.columns]
     return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
 
