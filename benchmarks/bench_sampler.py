@@ -3,8 +3,8 @@
 1. Speed: tokens/s at batch 64 (64 test prompts), a fixed number of new tokens, EOS disabled in both
    (every row generates exactly `--new-tokens` tokens, so the count is honest). Best of `--repeat` runs,
    the two samplers interleaved. Target: sample() >= 1.5x generate() on CPU.
-2. Distribution: thousands of 3-token continuations of one fixed prefix (just before a result's digits,
-   where the model is uncertain) from each sampler; total-variation distance between the two empirical
+2. Distribution: thousands of 3-token continuations of one fixed prefix (the prompt + solution prefix
+   of 32 test problems where the model's next-token entropy is highest) from each sampler; total-variation distance between the two empirical
    distributions, and of each against the exact model probabilities of the first token, plus a
    chi-square test of the first token counts against the model.
 
@@ -21,18 +21,36 @@ import time
 import numpy as np
 import torch
 
-from entropylab.generation import sample
+from entropylab.generation import logprobs_of, sample
 from entropylab.models import load_model, shipped_models
 from entropylab.tasks import get_task
 
 
 def gen_config(model, tokenizer):
-    """Pure ancestral sampling at temperature 1 with EOS disabled (no top-k 50 default, no early stop)."""
+    """Pure ancestral sampling at temperature 1 with EOS disabled (no top-k 50 default, no early stop).
+
+    `generate` falls back to the model's own generation config for a None EOS, so that one is cleared too.
+    """
+    model.generation_config.eos_token_id = None
     cfg = copy.deepcopy(model.generation_config)
     cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p = True, 1.0, 0, 1.0
     cfg.eos_token_id = None
     cfg.pad_token_id = tokenizer.pad_token_id
     return cfg
+
+
+def uncertain_prefix(model, tokenizer, problems) -> str:
+    """The prompt + solution prefix, over `problems`, where the model's next-token entropy is highest."""
+    best = (-1.0, "")
+    for p in problems:
+        ids = tokenizer(p.prompt + p.solution, return_tensors="pt")["input_ids"]
+        n_sol = ids.shape[1] - len(tokenizer(p.prompt)["input_ids"])
+        with torch.inference_mode():
+            _, ent = logprobs_of(model, ids, torch.ones_like(ids), torch.ones(1, n_sol, dtype=torch.bool))
+        j = int(ent[0].argmax())
+        if float(ent[0, j]) > best[0]:
+            best = (float(ent[0, j]), p.prompt + p.solution[:j])
+    return best[1]
 
 
 def bench_speed(model, tokenizer, prompts: list[str], new_tokens: int, repeat: int) -> dict:
@@ -124,8 +142,7 @@ def main() -> None:
     for k in ("sample", "generate"):
         print(f"  {k:9s} {speed['tokens'][k]:6d} tokens in {speed['best_s'][k]:.3f}s = {speed['tok_per_s'][k]:8.0f} tok/s")
     print(f"  speed-up sample/generate: {speed['ratio']:.2f}x (target >= 1.5x)")
-    p = problems[0]
-    prefix = p.prompt + p.solution[: p.solution.rfind("=") + 1]  # up to the last result's digits
+    prefix = uncertain_prefix(model, tok, problems[:32])
     dist = bench_distribution(model, tok, prefix, args.samples)
     print(f"distribution check on prefix {prefix!r}:")
     for k, v in dist.items():

@@ -106,9 +106,10 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from entropylab.models import pretrain
 
-    result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      error_rate=args.error_rate, difficulty=args.difficulty, progress=not args.quiet,
-                      threads=args.threads)
+    result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
+                      lr=args.lr, seed=args.seed, error_rate=args.error_rate, init=args.init,
+                      difficulty=args.difficulty, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                      progress=not args.quiet, threads=args.threads)
     m = result["metrics"]
     print(f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s)\n"
           f"held-out test, temperature 1: pass@1 {m['pass@1']:.3f}, pass@16 {m.get('pass@16', float('nan')):.3f}; "
@@ -226,7 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the task's shipped recipe)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seq-len", type=int, default=256, help="tokens per training row")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--init", help="start from this checkpoint or shipped name, or 'scratch' (default: the recipe's)")
+    p.add_argument("--hidden-size", type=int, default=192)
+    p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--error-rate", type=float, help="share of flawed solutions in the corpus (default: the recipe's)")
     p.add_argument("--difficulty", type=int, help="task difficulty (default: the task's)")
     p.add_argument("--seed", type=int, default=0)

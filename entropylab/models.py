@@ -7,6 +7,7 @@ plus `model_card.md` and `entropylab.json` (task, answer marker, measured metric
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from entropylab.errors import ModelError
 
@@ -25,8 +27,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
 
 #: The recipe of the shipped checkpoints, per task (`pretrain` defaults are the arith ones).
 RECIPES: dict[str, dict] = {
-    "arith": dict(steps=1500, error_rate=0.3),
-    "fork": dict(steps=1500, error_rate=0.0),
+    "arith": dict(steps=1500, lr=2e-3, error_rate=0.3, init="scratch"),
+    "fork": dict(steps=800, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
 }
 
 
@@ -165,6 +167,18 @@ def _bucketed_batches(lengths: list[int], batch_size: int, steps: int, seed: int
     return out[:steps]
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with `torch.set_num_threads(n)` (None: leave as is), restoring the previous count."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 10% of `lr`."""
     if step < warmup:
@@ -180,9 +194,10 @@ def pretrain(
     steps: int | None = None,
     batch_size: int = 32,
     seq_len: int = 256,
-    lr: float = 2e-3,
+    lr: float | None = None,
     seed: int = 0,
     error_rate: float | None = None,
+    init: str | Path | None = None,
     difficulty: int | None = None,
     hidden_size: int = 192,
     num_layers: int = 4,
@@ -199,7 +214,9 @@ def pretrain(
     Seeded and reproducible (same arguments and threads: same weights). Writes the `transformers` files,
     `model_card.md` and `entropylab.json` (metrics on held-out test problems at temperature 1); returns
     a dict with the parameters, `n_params`, `train_seconds`, `final_loss`, `loss_curve` and `metrics`.
-    `steps` and `error_rate` default to the task's shipped recipe (`RECIPES`).
+    `init`: "scratch" (random init), or a shipped name / checkpoint directory to continue from (its
+    architecture is kept; `hidden_size`/`num_layers` then ignored). `steps`, `lr`, `error_rate` and `init`
+    default to the task's shipped recipe (`RECIPES`: fork continues from the arith checkpoint).
     """
     from transformers import AutoModelForCausalLM
 
@@ -207,76 +224,96 @@ def pretrain(
     from entropylab.tasks import get_task
 
     t_start = time.perf_counter()
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load_start = _load_avg()
     recipe = RECIPES.get(task, RECIPES["arith"])
     steps = int(recipe["steps"] if steps is None else steps)
+    lr = float(recipe["lr"] if lr is None else lr)
     error_rate = recipe["error_rate"] if error_rate is None else float(error_rate)
-    task_obj = get_task(task)
+    init = str(recipe["init"] if init is None else init)
     if steps < 1:
         raise ModelError(f"pretrain: steps must be >= 1, got {steps}")
-    if threads:
-        torch.set_num_threads(int(threads))
-    out = Path(out)
-    torch.manual_seed(seed)
+    task_obj = get_task(task)
+    with torch_threads(threads):
+        torch.manual_seed(seed)
+        tokenizer = build_tokenizer()
+        n_docs = steps * batch_size  # every step sees fresh documents
+        rows, weights = _encode_documents(tokenizer, task_obj, n_docs, seed, error_rate, difficulty, prompt_loss)
+        if init == "scratch":
+            model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer), hidden_size=hidden_size,
+                                                                 num_layers=num_layers))
+        else:
+            model = _init_from(init, tokenizer, task)
+            hidden_size, num_layers = model.config.hidden_size, model.config.num_hidden_layers
+        batches = [_batch(rows, weights, b, tokenizer.pad_token_id, seq_len)
+                   for b in _bucketed_batches([len(r) for r in rows], batch_size, steps, seed)]
+        losses = _train(model, batches, lr, desc=f"pretrain {task}" if progress else None)
+        train_seconds = time.perf_counter() - t_start
+        metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems,
+                                n_samples=eval_samples, temperature=1.0, seed=seed)
+        params = dict(
+            task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
+            init=init, difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
+            eval_problems=eval_problems, eval_samples=eval_samples, threads=torch.get_num_threads(),
+        )
+        machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=load_start,
+                       load_avg_end=_load_avg())
+    result = dict(
+        params=params, n_params=n_params(model), n_docs=n_docs, train_tokens=sum(len(r) for r in rows),
+        train_seconds=round(train_seconds, 1), total_seconds=round(time.perf_counter() - t_start, 1),
+        initial_loss=losses[0], final_loss=sum(losses[-20:]) / len(losses[-20:]),
+        loss_curve=[round(v, 4) for v in losses], metrics=metrics, machine=machine,
+    )
+    save_checkpoint(model, tokenizer, out, task_obj, result)
+    return result
 
-    tokenizer = build_tokenizer()
-    n_docs = steps * batch_size  # every step sees fresh documents
-    rows, weights = _encode_documents(tokenizer, task_obj, n_docs, seed, error_rate, difficulty, prompt_loss)
-    config = tiny_config(len(tokenizer), hidden_size=hidden_size, num_layers=num_layers)
-    model = AutoModelForCausalLM.from_config(config)
+
+def _init_from(init: str, tokenizer, task: str):
+    """The model of checkpoint `init` (name or path), checked to share the character tokenizer."""
+    try:
+        model, tok = load_model(init)
+    except ModelError as e:
+        raise ModelError(f"pretrain {task}: cannot start from {init!r} ({e}); pretrain it first or use init='scratch'") from None
+    if tok.get_vocab() != tokenizer.get_vocab():
+        raise ModelError(f"pretrain {task}: checkpoint {init!r} uses a different tokenizer; use init='scratch'")
+    return model
+
+
+def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
+    """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, bf16 autocast; one step per (ids, weights) batch."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95)
-    )
-    batches = _bucketed_batches([len(r) for r in rows], batch_size, steps, seed)
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+    steps = len(batches)
     warmup = max(1, min(50, steps // 10))
     losses: list[float] = []
     bar = range(steps)
-    if progress:
+    if desc:
         from tqdm.auto import tqdm
 
-        bar = tqdm(bar, desc=f"pretrain {task}", unit="step")
+        bar = tqdm(bar, desc=desc, unit="step")
     for step in bar:
-        ids, w = _batch(rows, weights, batches[step], tokenizer.pad_token_id, seq_len)
+        ids, w = batches[step]
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, steps, lr, warmup)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # right padding + causal attention: no mask needed
-            logits = model(input_ids=ids, use_cache=False).logits[:, :-1]
-        nll = torch.nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
-        )
+            logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
         loss = (nll * w.reshape(-1)).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(loss.item())
-        if progress:
+        if desc:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    train_seconds = time.perf_counter() - t_start
     model.eval()
+    return losses
 
-    metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems, n_samples=eval_samples,
-                            temperature=1.0, seed=seed)
-    params_used = dict(
-        task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
-        difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
-        eval_problems=eval_problems,
-        eval_samples=eval_samples, threads=torch.get_num_threads(),
-    )
-    result = dict(
-        params=params_used, n_params=n_params(model), n_docs=n_docs, train_tokens=sum(len(r) for r in rows),
-        train_seconds=round(train_seconds, 1), total_seconds=round(time.perf_counter() - t_start, 1),
-        initial_loss=losses[0], final_loss=sum(losses[-20:]) / len(losses[-20:]),
-        loss_curve=[round(v, 4) for v in losses], metrics=metrics,
-        machine=dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=round(load_start, 2),
-                     load_avg_end=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None),
-    )
-    save_checkpoint(model, tokenizer, out, task_obj, result)
-    return result
+
+def _load_avg() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _command(p: dict) -> str:
@@ -284,6 +321,16 @@ def _command(p: dict) -> str:
     args = ["entropylab", "pretrain", "--task", p["task"], "--out", "OUT", "--steps", str(p["steps"]),
             "--batch-size", str(p["batch_size"]), "--seq-len", str(p["seq_len"]), "--lr", str(p["lr"]),
             "--seed", str(p["seed"]), "--error-rate", str(p["error_rate"])]
+    if p.get("init", "scratch") != "scratch":
+        args += ["--init", str(p["init"])]
+    for key, flag, default in (("difficulty", "--difficulty", None), ("hidden_size", "--hidden-size", 192),
+                               ("num_layers", "--layers", 4)):
+        if key != "difficulty" and p.get("init", "scratch") != "scratch":
+            continue
+        if p.get(key, default) != default:
+            args += [flag, str(p[key])]
+    if p.get("prompt_loss"):
+        args.append("--prompt-loss")
     return shlex.join(args)
 
 
@@ -292,6 +339,11 @@ def _machine(m: dict) -> str:
         return "machine not recorded"
     return (f"{m['threads']} torch threads on {m['cpus']} CPUs; 1-min load average {m['load_avg_start']} at the "
             f"start, {m['load_avg_end']} at the end: above the thread count, other processes shared the CPUs")
+
+
+def _origin(p: dict) -> str:
+    init = p.get("init", "scratch")
+    return "from scratch" if init == "scratch" else f"from the `{init}` checkpoint (further training)"
 
 
 def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Path:
@@ -314,7 +366,7 @@ def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Pa
 
 A {result['n_params'] / 1e6:.2f}M-parameter Qwen2 (hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers,
 {cfg.num_attention_heads} heads / {cfg.num_key_value_heads} KV heads, context {cfg.max_position_embeddings},
-tied embeddings) with a character tokenizer ({len(tokenizer)} tokens), pre-trained from scratch by
+tied embeddings) with a character tokenizer ({len(tokenizer)} tokens), pre-trained {_origin(p)} by
 next-token prediction on the synthetic `{task.name}` corpus: documents `<bos>` prompt completion `<eos>`
 (a share `error_rate` of the completions carry a plausible mistake), one document per row, right-padded;
 the loss covers the completion and `<eos>`{' and the prompt' if p.get('prompt_loss') else ' (not the random prompt)'}.
