@@ -1,6 +1,6 @@
 """entropylab's losses inside TRL's GRPOTrainer: runs, equality with compute_policy_loss, scopes, guards, dumps.
 
-Tiny CPU runs (a shipped tiny checkpoint when present, else a random tiny Qwen2) with a dense toy reward, so
+Tiny CPU runs (a seeded random tiny Qwen2) with a dense toy reward, so
 advantages are not all zero. The two-process checks run under ``torch.distributed.run`` with gloo
 (``accelerate launch`` needs mpirun for several CPU processes).
 """
@@ -41,12 +41,8 @@ SCRIPTS = Path(__file__).resolve().parent / "trl_scripts"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:
-    """The shipped tiny arith checkpoint if present, else a random tiny Qwen2 with entropylab's tokenizer."""
-    from entropylab.models import data_dir
-
-    shipped = data_dir() / "arith"
-    if (shipped / "config.json").is_file():
-        return str(shipped)
+    """A seeded random tiny Qwen2 with entropylab's tokenizer: its samples vary, so every group has reward
+    variance and the covariance-based losses have tokens to act on (the trained arith model often does not)."""
     from transformers import AutoModelForCausalLM
 
     from entropylab.models import build_tokenizer, tiny_config
