@@ -5,10 +5,14 @@ generated token, its log-prob under the sampling distribution (after temperature
 log-prob under the model at temperature 1, and the entropy of the model's full temperature-1 next-token
 distribution. Rows are prompt-major: prompt 0 samples 0..n-1, then prompt 1, ...
 
-Two decoding back-ends give the same numbers: a lean plain-torch re-implementation of Llama/Qwen2/Qwen3
-decoders with a preallocated static KV cache (used automatically for those architectures; several times
-less per-step overhead than the `transformers` forward), and the generic `transformers` forward with a
-`DynamicCache` for any other causal LM (`backend="hf"`).
+Two decoding back-ends give the same numbers (to float rounding): a lean plain-torch re-implementation of
+Llama/Qwen2/Qwen3 decoders with a preallocated static KV cache and prepacked oneDNN matrices on CPU (used
+automatically for those architectures; about 1.5-1.8x the tokens/s of `model.generate` at batch 64 on two
+CPU cores, see benchmarks/bench_sampler.py), and the generic `transformers` forward with a `DynamicCache`
+for any other causal LM (`backend="hf"`). Finished rows are dropped from the batch as they accumulate.
+
+Randomness: one `torch.Generator` seeded with `seed` drives Gumbel-max draws, so the same seed, prompts
+and `batch_size` give identical samples (a different `batch_size` gives different, equally valid, draws).
 
 Context: when the longest prompt plus `max_new_tokens` exceeds `config.max_position_embeddings`,
 `max_new_tokens` is clamped with a warning; a prompt that leaves no room at all raises `ModelError`.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -375,6 +379,7 @@ def continue_sampling(
     stop_at_eos: bool = True,
     backend: str = "auto",
     compact: float = 0.75,
+    logits_processor: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Sample continuations of left-padded `input_ids` [B, P]; no tokenizer, no context checks.
 
@@ -382,6 +387,9 @@ def continue_sampling(
     and n_tokens, finished [B]; T <= max_new_tokens (stops early once every row has hit EOS).
     `temperature=0` is greedy decoding (logprobs then 0: the sampling distribution is a point mass).
     Finished rows are dropped from the batch once fewer than `compact` of its rows are still running.
+    `logits_processor(logits [B, V]) -> logits` reshapes the sampling distribution (e.g. a temperature per
+    position); it acts after log-probs and entropy at temperature 1 are taken and before temperature /
+    top-k / top-p, so `logprobs` are under the processed distribution.
     """
     if temperature < 0:
         raise ModelError(f"temperature must be >= 0, got {temperature}")
@@ -408,7 +416,7 @@ def continue_sampling(
     rows = torch.arange(bsz, device=device)  # original index of each row still in the batch
     alive = torch.ones(bsz, dtype=torch.bool, device=device)
     greedy = temperature == 0
-    plain = temperature == 1.0 and top_k <= 0 and top_p >= 1.0
+    plain = temperature == 1.0 and top_k <= 0 and top_p >= 1.0 and logits_processor is None
     sync_every = 1 if device.type == "cpu" else 8  # host syncs are cheap on CPU only
 
     logits = dec.prefill(input_ids, attention_mask.bool())
@@ -419,7 +427,8 @@ def continue_sampling(
         if greedy:
             tok = logp1.argmax(-1)
         else:
-            lq = logp1 if plain else torch.log_softmax(_truncate(logits.float() / temperature, top_k, top_p), dim=-1)
+            shaped = logits.float() if logits_processor is None else logits_processor(logits.float())
+            lq = logp1 if plain else torch.log_softmax(_truncate(shaped / temperature, top_k, top_p), dim=-1)
             u = torch.rand(lq.shape, generator=generator, device=device)
             tok = (lq - u.log_().neg_().log_()).argmax(-1)  # Gumbel-max: an exact draw from softmax(lq)
         if stop:
@@ -476,11 +485,13 @@ def sample(
     progress: bool = False,
     eos_token_id: int | Sequence[int] | None = None,
     backend: str = "auto",
+    logits_processor: Callable[[Tensor], Tensor] | None = None,
 ) -> Samples:
     """Sample `n` responses per prompt (strings are encoded with the tokenizer's `<bos>`; id lists used as is).
 
     All prompts x n rows run as one batch, or in chunks of `batch_size` rows. Same seed and batch_size:
     identical samples. Rows that emit EOS stop (pad after, masked out). See `Samples` for the fields.
+    `logits_processor` reshapes the sampling distribution per position (see `continue_sampling`).
     """
     if n < 1:
         raise ModelError(f"n must be >= 1, got {n}")
@@ -522,6 +533,7 @@ def sample(
                     model, ids, mask, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                     top_p=top_p, generator=generator, eos_token_id=eos, pad_token_id=pad, stop_at_eos=stop_at_eos,
                     backend=backend,
+                    logits_processor=logits_processor,
                 )
             )
     finally:

@@ -210,3 +210,16 @@ def test_logprobs_of_temperature_and_grad(model, tok):
     lp.sum().backward()  # gradients flow for the trainer
     assert model.model.embed_tokens.weight.grad is not None
     model.zero_grad(set_to_none=True)
+
+
+def test_logits_processor_reshapes_the_sampling_distribution():
+    """A processor that halves the temperature draws exactly what temperature 0.5 draws, same seed."""
+    from entropylab.models import load_model
+
+    model, tok = load_model("arith")
+    prompts = ["q: 12+34-5=?\na:", "q: 50-17=?\na:"]
+    a = sample(model, tok, prompts, n=3, max_new_tokens=24, temperature=0.5, seed=7)
+    b = sample(model, tok, prompts, n=3, max_new_tokens=24, temperature=1.0, seed=7, logits_processor=lambda z: z / 0.5)
+    assert torch.equal(a.response_ids, b.response_ids)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=1e-5)
+    assert torch.allclose(a.logprobs_t1, b.logprobs_t1, atol=1e-5)  # temperature-1 statistics are untouched
