@@ -126,6 +126,20 @@ def _token_table(df: pd.DataFrame, selected: np.ndarray, by: str, normalize: boo
     return table[["token", "visible", "count", "occurrences", share, "mean_entropy", "mean_entropy_all"]]
 
 
+def _side_table(df: pd.DataFrame, cutoff: float | None, *, rho: float, min_count: int, by: str, normalize: bool,
+                top: int | None, high: bool) -> pd.DataFrame:
+    """Tokens on one side of the entropy cutoff (>= for high, < for low), counted, filtered and sorted."""
+    data = _frame(df, by)
+    cut = entropy_cutoff(data["entropy"], rho) if cutoff is None else float(cutoff)
+    h = data["entropy"].to_numpy(np.float64)
+    table = _token_table(data, h >= cut if high else h < cut, by, normalize, "share_high" if high else "share_low")
+    table = table[table["count"] >= min_count].sort_values(["count", "mean_entropy"], ascending=[False, not high])
+    table = table.reset_index(drop=True)
+    table = table.head(top) if top else table
+    table.attrs["cutoff"] = cut
+    return table
+
+
 def forking_tokens(
     df: pd.DataFrame,
     cutoff: float | None = None,
@@ -144,15 +158,7 @@ def forking_tokens(
     `normalize` strips and lower-cases token strings first (" Wait" and "wait" pool). `attrs["cutoff"]`
     holds the cutoff used.
     """
-    data = _frame(df, by)
-    cut = entropy_cutoff(data["entropy"], rho) if cutoff is None else float(cutoff)
-    mask = data["entropy"].to_numpy(np.float64) >= cut
-    table = _token_table(data, mask, by, normalize, "share_high")
-    table = table[table["count"] >= min_count].sort_values(["count", "mean_entropy"], ascending=[False, False])
-    table = table.reset_index(drop=True)
-    table = table.head(top) if top else table
-    table.attrs["cutoff"] = cut
-    return table
+    return _side_table(df, cutoff, rho=rho, min_count=min_count, by=by, normalize=normalize, top=top, high=True)
 
 
 def low_entropy_tokens(
@@ -170,15 +176,7 @@ def low_entropy_tokens(
     Columns as `forking_tokens` with share_low; mean_entropy is over the low-entropy occurrences. Sorted by
     count (descending), then mean entropy (ascending).
     """
-    data = _frame(df, by)
-    cut = entropy_cutoff(data["entropy"], rho) if cutoff is None else float(cutoff)
-    mask = data["entropy"].to_numpy(np.float64) < cut
-    table = _token_table(data, mask, by, normalize, "share_low")
-    table = table[table["count"] >= min_count].sort_values(["count", "mean_entropy"], ascending=[False, True])
-    table = table.reset_index(drop=True)
-    table = table.head(top) if top else table
-    table.attrs["cutoff"] = cut
-    return table
+    return _side_table(df, cutoff, rho=rho, min_count=min_count, by=by, normalize=normalize, top=top, high=False)
 
 
 def _aligned(a, b) -> tuple[np.ndarray, np.ndarray]:
