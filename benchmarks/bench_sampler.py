@@ -5,8 +5,9 @@
    the two samplers interleaved. Target: sample() >= 1.5x generate() on CPU.
 2. Distribution: thousands of 3-token continuations of one fixed prefix (the prompt + solution prefix
    of 32 test problems where the model's next-token entropy is highest) from each sampler; total-variation distance between the two empirical
-   distributions, and of each against the exact model probabilities of the first token, plus a
-   chi-square test of the first token counts against the model.
+   distributions (next to the TV between two sample() runs with other seeds: the noise floor), and of each
+   against the exact model probabilities of the first token, plus a chi-square test of the first token
+   counts against the model.
 
 Usage: python benchmarks/bench_sampler.py [--threads 2] [--repeat 3] [--samples 4000] [--model arith]
 """
@@ -81,6 +82,7 @@ def bench_distribution(model, tokenizer, prefix: str, n: int, k: int = 3, chunk:
     cfg = gen_config(model, tokenizer)
     cfg.max_new_tokens = k
     ours: collections.Counter = collections.Counter()
+    ours2: collections.Counter = collections.Counter()  # a second sample() run: the noise floor of the TV
     theirs: collections.Counter = collections.Counter()
     first_ours: collections.Counter = collections.Counter()
     first_theirs: collections.Counter = collections.Counter()
@@ -92,17 +94,22 @@ def bench_distribution(model, tokenizer, prefix: str, n: int, k: int = 3, chunk:
         for row in s.response_ids.tolist():
             ours[tuple(row)] += 1
             first_ours[row[0]] += 1
+        s2 = sample(model, tokenizer, [prefix], n=chunk, max_new_tokens=k, stop_at_eos=False, seed=5000 + c)
+        for row in s2.response_ids.tolist():
+            ours2[tuple(row)] += 1
         for row in out.tolist():
             theirs[tuple(row)] += 1
             first_theirs[row[0]] += 1
     total = (n // chunk) * chunk
     keys = set(ours) | set(theirs)
     tv = 0.5 * sum(abs(ours[x] - theirs[x]) for x in keys) / total
+    tv_floor = 0.5 * sum(abs(ours[x] - ours2[x]) for x in set(ours) | set(ours2)) / total
     with torch.inference_mode():
         p = torch.softmax(model(**tokenizer([prefix], return_tensors="pt")).logits[0, -1].double(), -1).numpy()
     emp_o = np.array([first_ours[i] for i in range(len(p))]) / total
     emp_g = np.array([first_theirs[i] for i in range(len(p))]) / total
     out = {"samples": total, "distinct_3grams": len(keys), "tv_3gram_sample_vs_generate": tv,
+           "tv_3gram_sample_vs_sample_other_seeds": tv_floor,
            "tv_first_sample_vs_model": 0.5 * np.abs(emp_o - p).sum(),
            "tv_first_generate_vs_model": 0.5 * np.abs(emp_g - p).sum()}
     try:

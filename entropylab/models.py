@@ -324,13 +324,13 @@ def _command(p: dict) -> str:
     if p.get("init", "scratch") != "scratch":
         args += ["--init", str(p["init"])]
     for key, flag, default in (("difficulty", "--difficulty", None), ("hidden_size", "--hidden-size", 192),
-                               ("num_layers", "--layers", 4)):
+                               ("num_layers", "--num-layers", 4)):
         if key != "difficulty" and p.get("init", "scratch") != "scratch":
             continue
         if p.get(key, default) != default:
             args += [flag, str(p[key])]
-    if p.get("prompt_loss"):
-        args.append("--prompt-loss")
+    if p.get("threads"):
+        args += ["--threads", str(p["threads"])]  # float summation order: same threads, same weights
     return shlex.join(args)
 
 
