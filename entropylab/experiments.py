@@ -327,43 +327,40 @@ def ensure_figure_runs(presets: Sequence[str], root: str | Path, *, scale: str =
 
 def ensure_base_model(size: str, root: str | Path, *, task: str = "arith", scale: str = "demo", seed: int = 0,
                       progress: bool = True) -> Path:
-    """A base model of `MODEL_SIZES[size]` pretrained on `task` for `SIZE_SCALES[scale]` steps under ROOT/models."""
-    from entropylab.models import pretrain
+    """A base model of `MODEL_SIZES[size]` pretrained on `task`, under ROOT/models (reused when there).
+
+    With `SIZE_SCALES[scale]["pretrain_steps"]` None (full scale) every size follows the shipped checkpoint's
+    recipe (steps, batch, learning rate, error rate: read from its manifest), and the size of the shipped model
+    is the shipped model itself; otherwise each size is pretrained for that many steps.
+    """
+    import inspect
+
+    from entropylab.errors import ModelError
+    from entropylab.models import pretrain, read_manifest, resolve_checkpoint
 
     if size not in MODEL_SIZES:
         raise EntropylabError(f"unknown model size '{size}'; known: {', '.join(MODEL_SIZES)}")
     sizes = _check_scale(scale, SIZE_SCALES)
-    shipped = _shipped_twin(task, size, sizes["pretrain_steps"], seed)
-    if shipped is not None:
-        return shipped
+    recipe: dict = {"steps": sizes["pretrain_steps"]}
+    if sizes["pretrain_steps"] is None:
+        try:
+            shipped = read_manifest(task).get("params", {})
+            shipped_dir = resolve_checkpoint(task)
+        except ModelError:
+            shipped, shipped_dir = {}, None
+        same = all(shipped.get(k) == v for k, v in MODEL_SIZES[size].items()) and shipped.get("seed") == seed
+        if shipped_dir is not None and same:
+            return shipped_dir
+        accepted = inspect.signature(pretrain).parameters
+        keys = ("steps", "batch_size", "seq_len", "lr", "error_rate", "difficulty", "prompt_loss")
+        recipe = {k: shipped[k] for k in keys if k in shipped and k in accepted}
     out = Path(root) / "models" / f"{task}-{size}-{scale}-s{seed}"
     if (out / "model_card.md").is_file():  # written last
         return out
     _may_compute()
-    pretrain(task, out, steps=sizes["pretrain_steps"], seed=seed, eval_problems=sizes["eval_problems"],
-             eval_samples=4, progress=progress, threads=1, **MODEL_SIZES[size])
+    pretrain(task, out, seed=seed, eval_problems=sizes["eval_problems"], eval_samples=4, progress=progress,
+             threads=1, **recipe, **MODEL_SIZES[size])
     return out
-
-
-def _shipped_twin(task: str, size: str, steps: int | None, seed: int) -> Path | None:
-    """The shipped checkpoint of `task` when `pretrain` with these settings would reproduce its recipe."""
-    import inspect
-
-    from entropylab.errors import ModelError
-    from entropylab.models import RECIPES, pretrain, read_manifest, resolve_checkpoint
-
-    try:
-        params = read_manifest(task).get("params", {})
-        path = resolve_checkpoint(task)
-    except ModelError:
-        return None
-    recipe = RECIPES.get(task, RECIPES["arith"])
-    defaults = {k: p.default for k, p in inspect.signature(pretrain).parameters.items()}
-    want = {"task": task, "steps": recipe["steps"] if steps is None else steps, "seed": seed,
-            "error_rate": recipe["error_rate"], **{k: defaults[k] for k in ("batch_size", "seq_len", "lr",
-                                                                          "difficulty", "prompt_loss")},
-            **MODEL_SIZES[size]}
-    return path if all(params.get(k) == v for k, v in want.items()) else None
 
 
 def ensure_size_run(size: str, root: str | Path, *, scale: str = "demo", task: str = "arith", seed: int = 0,
@@ -384,16 +381,14 @@ def ensure_size_runs(root: str | Path, *, scale: str = "demo", task: str = "arit
 
 def law_by_size(runs: dict[str, Path], score: str = "val/acc") -> dict:
     """The law fitted on each size's run, and a table of a, b and the ceiling against parameter count."""
-    import yaml
-
-    from entropylab.models import read_manifest
+    from entropylab.models import load_model, n_params
+    from entropylab.rl.trainer import latest_checkpoint
 
     res = law_of_runs(runs, score=score)
     rows = []
     for size, run in runs.items():
-        model = yaml.safe_load((Path(run) / "config.yaml").read_text())["model"]
         fit = res["fits"].get(size)
-        rows.append({"size": size, "n_params": read_manifest(model).get("n_params"),
+        rows.append({"size": size, "n_params": n_params(load_model(latest_checkpoint(run))[0]),
                      "a": fit.a if fit else float("nan"), "b": fit.b if fit else float("nan"),
                      "ceiling": fit.ceiling if fit else float("nan"), "r2": fit.r2 if fit else float("nan"),
                      "ok": bool(fit.ok) if fit else False})

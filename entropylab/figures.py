@@ -367,8 +367,8 @@ def law_of_logs(paths: str | Path | Sequence[str | Path] | None = None, fit_firs
 # --------------------------------------------------------------------------- make_figures
 
 
-def readable(fig: plt.Figure, min_width: float = 7.0) -> plt.Figure:
-    """Enlarge a figure narrower than `min_width` inches (about 1000 px at 150 dpi), keeping its aspect."""
+def readable(fig: plt.Figure, min_width: float = 7.5) -> plt.Figure:
+    """Enlarge a figure narrower than `min_width` inches (about 1100 px at 150 dpi), keeping its aspect."""
     w, h = fig.get_size_inches()
     if w < min_width:
         fig.set_size_inches(min_width, h * min_width / w)
