@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from entropylab.diagnostics import coerce_dump
+from entropylab.diagnostics.covariance import top_means
 from entropylab.errors import ConfigError, EntropylabError
 from entropylab.generation import logprobs_of, sample
 from entropylab.rl import artifacts as art
@@ -58,15 +59,11 @@ def _device(name: str) -> torch.device:
 
 
 def _top_means(cov: np.ndarray, quantiles=COV_QUANTILES) -> dict[str, float]:
-    """Mean covariance of the top q fraction of tokens (k = max(1, ceil(q*n))), as in the paper's Table 1."""
+    """The step's covariance summary in the paper's Table 1 form (`entropylab.diagnostics.top_means`)."""
     if cov.size == 0:
         return {}
-    ordered = -np.sort(-cov)
-    out = {"cov/mean": float(cov.mean())}
-    for q in quantiles:
-        k = max(1, math.ceil(q * cov.size))
-        out[f"cov/top{q * 100:g}%"] = float(ordered[:k].mean())
-    return out
+    tops, all_mean = top_means(cov, quantiles)
+    return {"cov/mean": all_mean, **{f"cov/top{q * 100:g}%": v for q, v in zip(quantiles, tops)}}
 
 
 # --------------------------------------------------------------------------- validation
@@ -207,10 +204,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             else:
                 old_logp, old_ent = logprobs_of(model, input_ids, attn, mask, cfg.temperature)
             ref_logp = logprobs_of(ref_model, input_ids, attn, mask, cfg.temperature)[0] if ref_model else None
-        center = covariance_center(old_logp, adv_tok, mask) if cfg.loss.cov_scope == "batch" else None
+        step_center = covariance_center(old_logp, adv_tok, mask)  # the whole step: the dump's covariance
+        center = step_center if cfg.loss.cov_scope == "batch" else None
         cutoff = (entropy_threshold(old_ent, mask, cfg.loss.rho)
                   if cfg.loss.entropy_mask and cfg.loss.entropy_scope == "batch" else None)
-        cov = token_covariance(old_logp, adv_tok, mask, covariance_center(old_logp, adv_tok, mask))
+        cov = token_covariance(old_logp, adv_tok, mask, step_center)
 
         # 4. PPO epochs over shuffled mini-batches, each accumulated over micro-batches
         model.train()
