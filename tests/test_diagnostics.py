@@ -227,6 +227,18 @@ def test_entropy_change_check_eta_and_measurement_sources():
     assert np.isnan(fallback.frame["measured"].iloc[-1])  # no step after the last
 
 
+def test_entropy_change_check_prefers_the_same_batch_measurement():
+    dump, metrics = _exact_run("npg", eta=1e-3, n_steps=3, n_tokens=20_000)
+    steps = sorted(dump["step"].unique())
+    update = pd.DataFrame({"step": steps, "entropy/before_update": [1.0, 2.0, 3.0],
+                           "entropy/after_update": [0.9, 2.2, 2.7]})
+    merged = metrics.merge(update, on="step", how="outer")
+    check = entropy_change_check(dump, merged)
+    assert check.measured_source == "update"
+    np.testing.assert_allclose(check.frame["measured"], [-0.1, 0.2, -0.3], atol=1e-12)
+    assert entropy_change_check(dump, metrics).measured_source == "metrics"  # other logs: next-step change
+
+
 def test_agreement_counts_only_finite_pairs():
     out = agreement([1.0, 2.0, np.nan, 4.0, -1.0], [2.0, 4.0, 1.0, np.inf, -2.0])
     assert out["n"] == 3 and out["pearson"] == pytest.approx(1.0) and out["scale"] == pytest.approx(2.0)

@@ -72,6 +72,13 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     dumps = read_dumps(run)
     validate_dump(dumps)
     assert sorted(dumps["step"].unique()) == [1, 2, 4]
+    # dump steps also log the entropy of their own tokens before and after the update (the theory check's
+    # measurement); with every reward 0 only the entropy bonus acts, so the update raises it
+    for r in rows[1:]:
+        assert ("entropy/after_update" in r) == (r["step"] in (1, 2, 4))
+    for r in (rows[1], rows[2], rows[4]):
+        assert r["entropy/before_update"] == pytest.approx(r["entropy_token_mean"], rel=1e-4)
+        assert r["entropy/after_update"] > r["entropy/before_update"]
     assert art.list_checkpoints(run) == [4, 5]  # keep_checkpoints=2
     df = logs.load(run)
     assert list(df["step"]) == [0, 1, 2, 3, 4, 5] and df["entropy"].iloc[1:].notna().all()

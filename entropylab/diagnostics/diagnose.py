@@ -17,7 +17,8 @@ from entropylab.diagnostics.dumps import DumpError, dump_columns, read_dumps, re
 from entropylab.diagnostics.theory import FORMS, entropy_change_check
 
 _MEASURED = {
-    "metrics": "entropy(step+1) - entropy(step) from metrics.jsonl",
+    "update": "entropy of the step's own tokens after its update minus before (entropylab runs log both)",
+    "metrics": "entropy(step+1) - entropy(step) from metrics.jsonl (new prompts each step: noisy)",
     "dump": "change of the dump's mean token entropy between consecutive dumped steps (metrics have no entropy)",
     "none": "unavailable (no entropy in metrics.jsonl or the dumps)",
 }

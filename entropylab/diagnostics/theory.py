@@ -4,9 +4,11 @@ For a softmax policy, one update of the logits by dz changes the entropy by ``dH
 Natural policy gradient (``dz = eta*A``) gives ``dH ≈ -eta*Cov(log pi, A)``; vanilla policy gradient
 (``dz = eta*pi*A``) gives ``dH ≈ -eta*Cov(log pi, pi*A)``. Here Cov is estimated per step as the mean over
 the dumped tokens of the centred product (scope "batch" or "micro", as in `covariance`), eta is the
-learning rate from the metrics (or a given constant), and the measured change is
-``entropy(step+1) - entropy(step)`` from metrics.jsonl, or from the dump's mean token entropy when the
-metrics have no entropy (then only consecutive dumped steps give a measurement).
+learning rate from the metrics (or a given constant), and the measured change is, in order of preference:
+the entropy of the step's own tokens after its update minus before (``entropy/after_update`` and
+``entropy/before_update``, logged by entropylab's trainer on dump steps), ``entropy(step+1) - entropy(step)``
+from metrics.jsonl (other logs; noisy, since each step draws new prompts), or the change of the dump's mean
+token entropy between consecutive dumped steps.
 
 The scale is only approximate: an LM's learning rate is not a step in logit space, and the batch covariance
 mixes states. So the headline is the correlation (Pearson, Spearman) and the sign agreement between
@@ -23,6 +25,10 @@ import pandas as pd
 
 from entropylab.diagnostics.covariance import step_arrays
 
+#: Metric keys of the entropy of a step's own tokens before and after that step's update (entropylab's trainer
+#: logs them on dump steps): the change the theory predicts, free of the prompt-to-prompt noise of H(t+1) - H(t).
+UPDATE_BEFORE, UPDATE_AFTER = "entropy/before_update", "entropy/after_update"
+
 FORMS: dict[str, str] = {
     "npg": "natural PG: -eta*Cov(log pi, A)",
     "pg": "vanilla PG: -eta*Cov(log pi, pi*A)",
@@ -35,7 +41,7 @@ class TheoryCheck:
 
     `frame` columns: step, n_tokens, cov_npg, cov_pg, eta, predicted_npg, predicted_pg, measured.
     `correlations` is indexed by form ("npg", "pg") with columns n, pearson, spearman, sign_agreement, scale.
-    `measured_source` is "metrics", "dump" or "none"; `eta_source` is "metrics", "constant" or "unit"
+    `measured_source` is "update", "metrics", "dump" or "none"; `eta_source` is "metrics", "constant" or "unit"
     (no learning rate known: predictions are in units of eta).
     """
 
@@ -116,7 +122,11 @@ def entropy_change_check(dump_df: pd.DataFrame, metrics: pd.DataFrame | None = N
     frame["predicted_npg"] = -frame["eta"] * frame["cov_npg"]
     frame["predicted_pg"] = -frame["eta"] * frame["cov_pg"]
 
-    if m is not None and entropy_key in m.columns and m[entropy_key].notna().any():
+    if m is not None and {UPDATE_BEFORE, UPDATE_AFTER} <= set(m.columns) and m[UPDATE_AFTER].notna().any():
+        after = pd.to_numeric(m[UPDATE_AFTER], errors="coerce").reindex(steps).to_numpy(dtype=float)
+        before = pd.to_numeric(m[UPDATE_BEFORE], errors="coerce").reindex(steps).to_numpy(dtype=float)
+        measured, source = after - before, "update"
+    elif m is not None and entropy_key in m.columns and m[entropy_key].notna().any():
         measured = _next_step_change(steps, pd.to_numeric(m[entropy_key], errors="coerce"))
         source = "metrics"
     elif "dump_entropy" in frame.columns:

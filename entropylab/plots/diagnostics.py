@@ -46,31 +46,42 @@ def plot_covariance_quantiles(table: pd.DataFrame, ax: plt.Axes | None = None) -
     return ax
 
 
+def _span(values: np.ndarray) -> tuple[float, float]:
+    """Axis limits covering `values` and 0, padded by 8%."""
+    both = np.r_[values, 0.0]
+    lo, hi = float(both.min()), float(both.max())
+    pad = 0.08 * (hi - lo) or 1.0
+    return lo - pad, hi + pad
+
+
 def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
                                 ax: plt.Axes | None = None) -> plt.Axes:
-    """Measured against predicted entropy change per step, with the identity line and the fitted scale."""
+    """Measured against predicted entropy change per step, each on its own axis, with the fitted scale.
+
+    The theory's eta is a step in logit space, which an LM's learning rate is not, so predictions and
+    measurements differ in size by orders of magnitude; what is tested is their correlation and sign.
+    """
     ax = ax or plt.subplots(figsize=(4.6, 4.0))[1]
     pred, meas = frame[f"predicted_{form}"].to_numpy(float), frame["measured"].to_numpy(float)
     ok = np.isfinite(pred) & np.isfinite(meas)
-    c_pts, c_id, c_fit = colors(3)
+    c_pts, c_fit = colors(2)
     row = correlations.loc[form]
     ax.scatter(pred[ok], meas[ok], s=18, color=c_pts, alpha=0.8, edgecolor="none",
                label=f"steps (n={int(row['n'])}): Pearson r={row['pearson']:.2f}, Spearman ρ={row['spearman']:.2f}")
     if ok.any():
-        both = np.r_[pred[ok], meas[ok], 0.0]
-        lo, hi = float(both.min()), float(both.max())
-        pad = 0.08 * (hi - lo) or 1.0
-        grid = np.array([lo - pad, hi + pad])
-        ax.plot(grid, grid, color=c_id, ls=":", lw=1.2, label="identity (measured = predicted)")
+        xlim, ylim = _span(pred[ok]), _span(meas[ok])
         if np.isfinite(row["scale"]):
-            ax.plot(grid, row["scale"] * grid, color=c_fit, lw=1.2, label=f"fitted scale {row['scale']:.3g}")
-        ax.set_xlim(*grid)
-        ax.set_ylim(*grid)
+            grid = np.array(xlim)
+            ax.plot(grid, row["scale"] * grid, color=c_fit, lw=1.2,
+                    label=f"measured = {row['scale']:.3g} × predicted (least squares)")
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.ticklabel_format(axis="both", style="sci", scilimits=(-2, 3))
     ax.axhline(0, color="0.7", lw=0.6)
     ax.axvline(0, color="0.7", lw=0.6)
     formula = "−η·Cov(log π, A)" if form == "npg" else "−η·Cov(log π, π·A)"
     ax.set_xlabel(f"predicted ΔH = {formula} (nats per token)")
-    ax.set_ylabel("measured ΔH = H(t+1) − H(t) (nats per token)")
+    ax.set_ylabel("measured ΔH (nats per token)")
     ax.set_title("Entropy change: theory against the run")
     ax.legend(loc="best", fontsize=7.5)
     return ax

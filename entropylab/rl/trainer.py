@@ -246,6 +246,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                     model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))))
                 optimizer.step()
                 updates += 1
+        dump_step = bool(cfg.dump_every) and (step % cfg.dump_every == 0 or step == 1)
+        update_change = {}
+        if dump_step:  # the theory check's measurement: entropy on the same tokens before and after the update
+            model.eval()
+            with torch.no_grad():
+                ent_after = torch.cat([logprobs_of(model, input_ids[c], attn[c], mask[c], cfg.temperature)[1]
+                                       for c in torch.split(torch.arange(n_seq), cfg.micro_batch_size)])
+            n_tok = mask.sum().clamp(min=1)
+            update_change = {"entropy/before_update": float((old_ent * mask).sum() / n_tok),
+                             "entropy/after_update": float((ent_after * mask).sum() / n_tok)}
         lr = scheduler.get_last_lr()[0]
         with warnings.catch_warnings():  # a step whose updates were all skipped (NaN) still advances the schedule
             warnings.simplefilter("ignore", UserWarning)
@@ -266,6 +276,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             "response_length": float(samples.n_tokens.float().mean()),
             **{f"actor/{k}": v / max(weight_total, 1e-12) for k, v in sums.items()},
             **_top_means(cov_valid),
+            **update_change,
             "grad_norm": float(np.mean(grad_norms)) if grad_norms else float("nan"),
             "lr": lr,
             "updates": updates,
@@ -280,7 +291,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             record.update(last_val)
         try:
             writer.write(record)
-            if cfg.dump_every and (step % cfg.dump_every == 0 or step == 1):
+            if dump_step:
                 dump = rollout_dump(step, samples, tokenizer, ids, old_logp, adv_tok, rewards, cov, micro_of)
                 art.write_dump(run_dir, step, coerce_dump(pd.DataFrame(dump)))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
