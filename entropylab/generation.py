@@ -252,7 +252,8 @@ class _FastDecoder:
             )
         self.inter = inner.layers[0].mlp.gate_proj.weight.shape[0]
         fp32_cpu = device.type == "cpu" and self.embed.dtype == torch.float32
-        self.packed = _packed_linear(self.layers, batch) if fp32_cpu else False
+        # packing costs ~0.25 ms a matrix: only worth it when decode steps will run enough rows to use it
+        self.packed = _packed_linear(self.layers, batch) if fp32_cpu and batch >= _PACK_MIN_ROWS else False
         dtype = self.embed.dtype
         n_pos = max(max_len, cfg.max_position_embeddings or 0)
         rot = inner.rotary_emb
@@ -327,7 +328,8 @@ class _FastDecoder:
         """Run `ids` [B, q] at slots cur..cur+q with positions `pos` [B, q]; returns last-position logits."""
         return self.logits(self.hidden(ids, pos, mask))
 
-    def prefill(self, ids: Tensor, mask: Tensor) -> Tensor:
+    def prefill_hidden(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Run the left-padded prompts [B, P] into slots 0..P; returns the last position's hidden state [B, hidden]."""
         p = ids.shape[1]
         self.key_valid[:, :p] = mask
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -335,7 +337,10 @@ class _FastDecoder:
         eye = torch.eye(p, dtype=torch.bool, device=ids.device)
         att_mask = (causal & mask[:, None, :]) | eye  # pad queries see themselves: no all-masked rows
         self.pos = pos[:, -1] + 1
-        return self._forward(ids, pos, att_mask[:, None])
+        return self.hidden(ids, pos, att_mask[:, None])
+
+    def prefill(self, ids: Tensor, mask: Tensor) -> Tensor:
+        return self.logits(self.prefill_hidden(ids, mask))
 
     def step(self, tokens: Tensor) -> Tensor:
         mask = self.key_valid[:, None, None, : self.cur + 1]
@@ -619,13 +624,18 @@ def logprobs_of(
     temperature: float = 1.0,
     *,
     chunk_size: int = 16,
+    share_prompts: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Per-token log-prob of the response tokens and entropy of the full next-token distribution.
 
     `input_ids`/`attention_mask` [B, L] (left padding allowed); `response_mask` [B, T], T <= L, marks
-    the last T columns as response tokens. Returns (logprobs, entropy), both [B, T] float32 and zero
-    outside the mask, at `temperature` (softmax of logits / temperature). Keeps gradients unless the caller
-    disables them; logits are materialised for at most `chunk_size` rows x (T + 1) positions at a time.
+    the last T columns as response tokens (right-padded). Returns (logprobs, entropy), both [B, T] float32
+    and zero outside the mask, at `temperature` (softmax of logits / temperature). Keeps gradients unless the
+    caller disables them. Rows run in chunks of `chunk_size`, longest responses first, each chunk cut after
+    its longest response (logits materialised for at most `chunk_size` rows at a time, little padding).
+    With `share_prompts`, rows whose prompt (the first L - T columns) is the same, as GRPO's G samples of
+    one prompt are, run that prompt through the model once and attend to its keys and values (equal up to
+    float rounding, gradients included; about 25% fewer positions for a GRPO batch).
     """
     if temperature <= 0:
         raise ModelError(f"logprobs_of: temperature must be > 0, got {temperature}")
@@ -633,19 +643,71 @@ def logprobs_of(
     t = response_mask.shape[1]
     if t >= seq:
         raise ModelError(f"logprobs_of: response_mask has {t} columns; input_ids needs more than that ({seq})")
+    p_len = seq - t
     attention_mask = attention_mask.long()
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    targets = input_ids[:, seq - t :]
-    lps, ents = [], []
-    for s in range(0, bsz, chunk_size):
-        sl = slice(s, s + chunk_size)
-        out = model(
-            input_ids=input_ids[sl], attention_mask=attention_mask[sl], position_ids=position_ids[sl],
-            use_cache=False, logits_to_keep=t + 1,
-        )
-        logits = out.logits[:, :-1].float() / temperature  # position j predicts token j + 1
-        logp = torch.log_softmax(logits, dim=-1)
-        lps.append(logp.gather(-1, targets[sl, :, None])[..., 0])
-        ents.append(-(logp.exp() * logp).sum(-1))
     mask = response_mask.bool()
-    return torch.cat(lps).where(mask, 0.0), torch.cat(ents).where(mask, 0.0)
+    lengths = mask.sum(1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    prompts, inverse = torch.unique(input_ids[:, :p_len], dim=0, return_inverse=True)
+    shared = share_prompts and len(prompts) < bsz and _shares_prompts(model)
+    if shared:
+        prompt_cache, first_logits, p_pos = _prompt_pass(model, prompts, attention_mask, inverse, p_len)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    lps, ents = [], []
+    for rows in torch.split(order, chunk_size):
+        n = max(int(lengths[rows].max()), 1)  # response columns this chunk needs
+        if shared:
+            logits = _response_pass(model, input_ids[rows], attention_mask[rows], prompt_cache, first_logits,
+                                    inverse[rows], p_pos[inverse[rows], -1:], p_len, n)
+        else:
+            out = model(input_ids=input_ids[rows, : p_len + n], attention_mask=attention_mask[rows, : p_len + n],
+                        position_ids=position_ids[rows, : p_len + n], use_cache=False, logits_to_keep=n + 1)
+            logits = out.logits[:, :-1]  # position j predicts token j + 1
+        lp, ent = _score(logits, input_ids[rows, p_len : p_len + n], temperature)
+        lps.append(F.pad(lp, (0, t - n)))
+        ents.append(F.pad(ent, (0, t - n)))
+    back = torch.argsort(order)  # chunk order -> row order (a differentiable gather)
+    return torch.cat(lps)[back].where(mask, 0.0), torch.cat(ents)[back].where(mask, 0.0)
+
+
+def _score(logits: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+    """(log-prob of `targets`, entropy) under softmax(logits / temperature)."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logp.gather(-1, targets[..., None])[..., 0], -(logp.exp() * logp).sum(-1)
+
+
+def _shares_prompts(model) -> bool:
+    """Whether the model's forward can continue from a `DynamicCache` of prompt keys and values."""
+    return not getattr(model.config, "is_encoder_decoder", False) and getattr(model, "_supports_cache_class", True)
+
+
+def _prompt_pass(model, prompts: Tensor, attention_mask: Tensor, inverse: Tensor, p_len: int):
+    """Run each distinct (left-padded) prompt once: its key/value cache, last-position logits and positions."""
+    from transformers import DynamicCache
+
+    first = inverse.new_zeros(len(prompts)).scatter_(0, inverse, torch.arange(len(inverse), device=inverse.device))
+    p_mask = attention_mask[first, :p_len]
+    p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=prompts, attention_mask=p_mask, position_ids=p_pos,
+                past_key_values=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    return (cache, [(layer.keys, layer.values) for layer in cache.layers]), out.logits[:, -1:], p_pos
+
+
+def _response_pass(model, ids: Tensor, attn: Tensor, prompt_cache, first_logits: Tensor, prompt_of: Tensor,
+                   last_pos: Tensor, p_len: int, n: int) -> Tensor:
+    """Logits [b, n, V] predicting the first n response tokens of rows whose prompts' cache rows are `prompt_of`.
+
+    The first response token is predicted by the prompt's last position; the others by the response positions
+    before them, which attend to the prompt's keys and values gathered (differentiably) to these rows.
+    """
+    cache, kv = prompt_cache
+    for layer, (k, v) in zip(cache.layers, kv):
+        layer.keys, layer.values = k[prompt_of], v[prompt_of]
+    first = first_logits[prompt_of]
+    if n == 1:
+        return first
+    pos = last_pos + attn[:, p_len : p_len + n - 1].cumsum(-1)
+    out = model(input_ids=ids[:, p_len : p_len + n - 1], attention_mask=attn[:, : p_len + n - 1], position_ids=pos,
+                past_key_values=cache, use_cache=True)
+    return torch.cat([first, out.logits], dim=1)

@@ -28,7 +28,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
 #: The recipe of the shipped checkpoints, per task (`pretrain` defaults are the arith ones).
 RECIPES: dict[str, dict] = {
     "arith": dict(steps=1500, lr=2e-3, error_rate=0.3, init="scratch"),
-    "fork": dict(steps=800, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
+    "fork": dict(steps=1200, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
 }
 
 

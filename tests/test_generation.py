@@ -212,6 +212,30 @@ def test_logprobs_of_temperature_and_grad(model, tok):
     model.zero_grad(set_to_none=True)
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_logprobs_of_shared_prompts_equal_the_full_forward_with_gradients(model, tok, attn):
+    """G samples of a prompt scored through one prompt pass: same log-probs, entropies and gradients."""
+    model.set_attn_implementation(attn)
+    s = sample(model, tok, PROMPTS, n=3, max_new_tokens=12, seed=3)  # ragged responses, repeated prompts
+    ids, attn_mask, rmask = s.to_batch()
+    assert len(set(rmask.sum(1).tolist())) > 1
+    results = []
+    for share, chunk in ((False, 64), (True, 64), (True, 4), (False, 4)):
+        lp, ent = logprobs_of(model, ids, attn_mask, rmask, temperature=0.8, share_prompts=share, chunk_size=chunk)
+        model.zero_grad(set_to_none=True)
+        (lp.sum() + 0.5 * ent.sum()).backward()
+        results.append((lp.detach(), ent.detach(), [p.grad.clone() for p in model.parameters()]))
+    model.zero_grad(set_to_none=True)
+    model.set_attn_implementation("sdpa")
+    lp0, ent0, g0 = results[0]
+    for lp, ent, g in results[1:]:
+        torch.testing.assert_close(lp, lp0, atol=2e-5, rtol=0)
+        torch.testing.assert_close(ent, ent0, atol=2e-5, rtol=0)
+        for a, b in zip(g, g0):
+            torch.testing.assert_close(a, b, atol=1e-5 * float(b.abs().max()) + 1e-7, rtol=1e-4)
+    assert (lp0[~rmask] == 0).all() and (ent0[~rmask] == 0).all()
+
+
 def test_logits_processor_reshapes_the_sampling_distribution():
     """A processor that halves the temperature draws exactly what temperature 0.5 draws, same seed."""
     from entropylab.models import load_model

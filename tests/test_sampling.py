@@ -81,10 +81,11 @@ def test_mh_kernel_leaves_power_distribution_invariant(small):
     assert np.abs(pi @ np.array(approx) - pi).max() > 1e-3
 
 
-def test_mh_converges_to_power_distribution(small):
+@pytest.mark.parametrize("kv", ["reuse", "recompute"])
+def test_mh_converges_to_power_distribution(small, kv):
     model, tok, per_token, target = small
     s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,
-                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=1)
+                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=1, kv=kv)
     emp = empirical(responses(s))
     assert tv_distance(emp, target) < 0.05  # measured 0.025
     assert tv_distance(emp, k_step(per_token, True, STEPS)) < 0.05  # the chain's exact law after 30 moves
@@ -175,7 +176,8 @@ def test_cache_reuse_matches_recompute_and_fresh_forward():
         assert torch.allclose(s.loglik, lp.sum(1), atol=1e-4)
         assert s.meta["kv"] == kv
         out[kv if backend == "auto" else backend] = s
-    assert torch.equal(out["reuse"].response_ids, out["recompute"].response_ids)
+    # the two paths draw in different orders (kept caches run each chain's moves as soon as it is free),
+    # so their samples differ; each is checked against enumeration in test_mh_converges_to_power_distribution
     assert len(set(out["reuse"].n_tokens.tolist())) > 2  # EOS at different lengths, several blocks
     assert out["reuse"].tokens_evaluated < out["recompute"].tokens_evaluated
     assert out["reuse"].stats["prefill_positions"] == 0
@@ -187,7 +189,7 @@ def test_token_accounting():
     r, p, t = 2, 3, 6
     no_eos = dict(eos_token_id=[], max_new_tokens=t, block_size=t, mcmc_steps=0, seed=0)
     s = power_sample_mh(model, tok, prompts, kv="reuse", **no_eos)
-    assert s.tokens_evaluated == r * (p + t)  # prompts once, then the last prompt token and t - 1 tokens
+    assert s.tokens_evaluated == r * (p + t - 1)  # prompts once (the first draw uses the prefill), t - 1 tokens
     s = power_sample_mh(model, tok, prompts, kv="recompute", **no_eos)
     assert s.tokens_evaluated == r * (p + t - 1)
     assert s.tokens_generated == r * t and (s.n_tokens == t).all()

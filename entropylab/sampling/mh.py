@@ -52,7 +52,7 @@ from torch import Tensor
 
 from entropylab.errors import ConfigError, ModelError
 from entropylab.sampling._decoding import DecoderFactory, left_align_prefixes, sample_suffixes
-from entropylab.sampling._kvstore import ChainKV
+from entropylab.sampling._kvstore import KeptChains
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
@@ -219,83 +219,44 @@ def power_sample_mh(
     device = setup.device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     chains = Chains.empty(n_rows, t_max, setup.pad, device)
-    done = torch.zeros(n_rows, dtype=torch.bool, device=device)
     accepted = torch.zeros(n_rows, dtype=torch.long, device=device)
     proposed = torch.zeros(n_rows, dtype=torch.long, device=device)
     per_block: list[float] = []
-    evaluated = generated = prefilled = 0
-    sampling = dict(alpha=alpha, top_k=top_k, top_p=top_p, generator=generator, eos=setup.eos, pad=setup.pad)
+    prefilled = 0
+    sampling = dict(top_k=top_k, top_p=top_p, generator=generator, eos=setup.eos, pad=setup.pad)
     factory = DecoderFactory(model, device, backend, batch_hint=n_rows)
     if kv == "reuse" and not factory.fast:
         raise ModelError("kv='reuse' needs the fast decoder (a Llama/Qwen2/Qwen3 model, backend 'auto' or 'fast')")
-    store = ChainKV(factory, prompt, prompt_mask, t_max) if kv != "recompute" and factory.fast else None
-
-    def move(rows: Tensor, m: Tensor, horizon: Tensor) -> dict:
-        """Proposals for chains `rows` cut at m: from the kept caches, or re-encoding the prefixes."""
-        if store is not None:
-            return store.propose(rows, chains.tokens[rows], m, horizon, **sampling)
-        return propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, horizon, **sampling)
-
+    kept = kv != "recompute" and factory.fast
     ends = block_ends(t_max, block_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        ends = tqdm(ends, desc="power MH", unit="block")
     was_training = model.training
     model.eval()
     try:
-        for end in ends:
-            rows = (~done).nonzero()[:, 0]
-            if rows.numel() == 0:
-                break
-            # 1. extend every chain that has not ended to the block end with the proposal
-            grow = rows[~chains.eos[rows] & (chains.length[rows] < end)]
-            if grow.numel():
-                start = chains.length[grow]
-                prop = move(grow, start, end - start)
-                chains.replace(grow, start, prop, setup.pad)
-                if store is not None:
-                    store.commit(grow, start, prop)
-                evaluated += prop["evaluated"]
-                prefilled += prop["prefilled"]
-                generated += int(prop["n"].sum())
-            # 2. MH moves on this block's target
-            block_acc = 0
-            for _ in range(mcmc_steps):
-                length = chains.length[rows]
-                m = (torch.rand(rows.numel(), generator=generator, device=device) * length).long()
-                m = torch.minimum(m, length - 1)
-                prop = move(rows, m, end - m)
-                evaluated += prop["evaluated"]
-                prefilled += prop["prefilled"]
-                generated += int(prop["n"].sum())
-                new_mask = seq_columns(prop["logp"].shape[1], device) < prop["n"][:, None]
-                old_stop = torch.minimum(length, m + prop["n"]) if not exact else length
-                old_mask = chains.suffix_mask(rows, m, old_stop)
-                log_r = mh_log_ratio(
-                    alpha,
-                    masked_sum(prop["logp"], new_mask), masked_sum(chains.logp[rows], old_mask),
-                    masked_sum(prop["logq"], new_mask), masked_sum(chains.logq[rows], old_mask),
-                    m + prop["n"], length, exact=exact,
-                )
-                ok = mh_accept(log_r, torch.rand(rows.numel(), generator=generator, device=device))
-                if ok.any():
-                    kept = {k: v[ok] for k, v in prop.items() if isinstance(v, Tensor)}
-                    chains.replace(rows[ok], m[ok], kept, setup.pad)
-                    if store is not None:
-                        store.commit(rows[ok], m[ok], kept)
-                accepted[rows] += ok.long()
-                proposed[rows] += 1
-                block_acc += int(ok.sum())
-            if mcmc_steps:
-                per_block.append(block_acc / (mcmc_steps * rows.numel()))
-            # 3. a chain whose state ended (EOS or the length limit) stops here, unless told to keep moving
-            if freeze_finished:
-                done[rows] = chains.eos[rows] | (chains.length[rows] >= t_max)
+        if kept:
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=n_rows * len(ends) * (1 + mcmc_steps), desc="power MH", unit="job")
+            runner = KeptChains(factory, prompt, prompt_mask, t_max)
+            out = runner.run(
+                chains, ends, mcmc_steps,
+                lambda lp_new, lp_old, lq_new, lq_old, n_new, n_old: mh_log_ratio(
+                    alpha, lp_new, lp_old, lq_new, lq_old, n_new, n_old, exact=exact),
+                mh_accept, alpha=alpha, exact=exact, freeze_finished=freeze_finished, progress=bar, **sampling,
+            )
+            if bar is not None:
+                bar.close()
+            accepted, proposed = out["accepted"], out["proposed"]
+            per_block = [a / p for a, p in out["per_block"]]
+            evaluated, generated = runner.evaluated, runner.generated
+        else:
+            evaluated, generated, prefilled = _run_lockstep(
+                factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block,
+                alpha=alpha, exact=exact, freeze_finished=freeze_finished, progress=progress, **sampling,
+            )
     finally:
         model.train(was_training)
-    if store is not None:
-        evaluated += store.evaluated  # the prompts' prefill
 
     width = max(int(chains.length.max()), 1)
     mask = seq_columns(width, device) < chains.length[:, None]
@@ -316,7 +277,7 @@ def power_sample_mh(
         pad_token_id=setup.pad,
         meta=dict(
             method="mh", alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
-            seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if store is not None else "recompute",
+            seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if kept else "recompute",
             freeze_finished=freeze_finished,
         ),
         loglik=masked_sum(chains.logp[:, :width], mask),
@@ -329,3 +290,70 @@ def power_sample_mh(
         acceptance_per_row=accepted.float() / proposed.clamp(min=1).float(),
         stats=dict(prefill_positions=int(prefilled), proposals=total),
     )
+
+
+def _run_lockstep(
+    factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, chains: Chains, ends: list[int], mcmc_steps: int,
+    t_max: int, accepted: Tensor, proposed: Tensor, per_block: list[float], *, alpha: float, exact: bool,
+    freeze_finished: bool, progress: bool, **sampling,
+) -> tuple[int, int, int]:
+    """Block-wise MH with all chains in lockstep, every proposal re-encoding its prefix (`kv="recompute"`).
+
+    Fills `chains`, `accepted`, `proposed` and `per_block` in place; returns token positions evaluated,
+    tokens generated and prefill positions.
+    """
+    device, pad = prompt.device, sampling["pad"]
+    generator = sampling["generator"]
+    sampling = dict(sampling, alpha=alpha)
+    n_rows = prompt.shape[0]
+    done = torch.zeros(n_rows, dtype=torch.bool, device=device)
+    evaluated = generated = prefilled = 0
+    if progress:
+        from tqdm.auto import tqdm
+
+        ends = tqdm(ends, desc="power MH", unit="block")
+    for end in ends:
+        rows = (~done).nonzero()[:, 0]
+        if rows.numel() == 0:
+            break
+        # 1. extend every chain that has not ended to the block end with the proposal
+        grow = rows[~chains.eos[rows] & (chains.length[rows] < end)]
+        if grow.numel():
+            start = chains.length[grow]
+            prop = propose(factory, prompt[grow], prompt_mask[grow], chains.tokens[grow], start, end - start, **sampling)
+            chains.replace(grow, start, prop, pad)
+            evaluated += prop["evaluated"]
+            prefilled += prop["prefilled"]
+            generated += int(prop["n"].sum())
+        # 2. MH moves on this block's target
+        block_acc = 0
+        for _ in range(mcmc_steps):
+            length = chains.length[rows]
+            m = (torch.rand(rows.numel(), generator=generator, device=device) * length).long()
+            m = torch.minimum(m, length - 1)
+            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, **sampling)
+            evaluated += prop["evaluated"]
+            prefilled += prop["prefilled"]
+            generated += int(prop["n"].sum())
+            new_mask = seq_columns(prop["logp"].shape[1], device) < prop["n"][:, None]
+            old_stop = torch.minimum(length, m + prop["n"]) if not exact else length
+            old_mask = chains.suffix_mask(rows, m, old_stop)
+            log_r = mh_log_ratio(
+                alpha,
+                masked_sum(prop["logp"], new_mask), masked_sum(chains.logp[rows], old_mask),
+                masked_sum(prop["logq"], new_mask), masked_sum(chains.logq[rows], old_mask),
+                m + prop["n"], length, exact=exact,
+            )
+            ok = mh_accept(log_r, torch.rand(rows.numel(), generator=generator, device=device))
+            if ok.any():
+                kept = {k: v[ok] for k, v in prop.items() if isinstance(v, Tensor)}
+                chains.replace(rows[ok], m[ok], kept, pad)
+            accepted[rows] += ok.long()
+            proposed[rows] += 1
+            block_acc += int(ok.sum())
+        if mcmc_steps:
+            per_block.append(block_acc / (mcmc_steps * rows.numel()))
+        # 3. a chain whose state ended (EOS or the length limit) stops here, unless told to keep moving
+        if freeze_finished:
+            done[rows] = chains.eos[rows] | (chains.length[rows] >= t_max)
+    return evaluated, generated, prefilled
