@@ -28,7 +28,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
 #: The recipe of the shipped checkpoints, per task (`pretrain` defaults are the arith ones).
 RECIPES: dict[str, dict] = {
     "arith": dict(steps=1500, lr=2e-3, error_rate=0.3, init="scratch"),
-    "fork": dict(steps=1200, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
+    "fork": dict(steps=800, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
 }
 
 
@@ -281,12 +281,10 @@ def _init_from(init: str, tokenizer, task: str):
 def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
     """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, bf16 autocast; one step per (ids, weights) batch.
 
-    Attention runs eagerly while training: at these lengths (< 256 tokens) on a CPU, the backward of the
-    fused SDPA kernel costs more than the plain matmul-softmax (about 25% of a step, measured); the saved
-    checkpoint keeps its configured implementation.
+    Attention stays the model's own (SDPA). Measured and left alone: plain matmul-softmax attention makes a
+    step 1.3x faster on a CPU, but with the same recipe it trains to a worse loss (0.12 and 0.19 against
+    0.078) and a base model that GRPO no longer improves in 40 steps.
     """
-    saved_attn = model.config._attn_implementation
-    model.set_attn_implementation("eager")
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
@@ -316,7 +314,6 @@ def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, d
         if desc:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
-    model.set_attn_implementation(saved_attn)
     return losses
 
 

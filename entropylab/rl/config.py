@@ -33,8 +33,6 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     threads: int | None = None      # torch CPU threads (None: torch's default)
-    attn_implementation: str = "auto"  # attention kernel of the update's forward/backward: auto = eager on CPU
-                                       # (faster than SDPA's CPU backward at short contexts), the model's own on GPU
     # rollouts
     steps: int = 150
     prompts_per_step: int = 16
@@ -79,8 +77,6 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip"):
             v = getattr(self, name)
             _check(self, name, isinstance(v, int | float) and math.isfinite(v) and v >= 0, "must be a number >= 0")
-        _check(self, "attn_implementation", isinstance(self.attn_implementation, str) and self.attn_implementation,
-               "auto, eager, sdpa, or another transformers attention implementation")
         _check(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}")
         _check(self, "mini_batches", self.mini_batches <= self.prompts_per_step * self.group_size,
                "cannot exceed the number of sequences per step (prompts_per_step * group_size)")

@@ -151,13 +151,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     if cfg.loss.kl_coef > 0:
         ref_model, _ = load_model(cfg.model, device=device)
         ref_model.requires_grad_(False)
-    attn = cfg.attn_implementation if cfg.attn_implementation != "auto" else ("eager" if device.type == "cpu" else None)
-    for m in (model, ref_model):
-        if m is not None and attn:
-            try:
-                m.set_attn_implementation(attn)
-            except (ValueError, ImportError) as err:
-                raise ConfigError(f"attn_implementation = {attn!r}: {str(err).splitlines()[0]}") from None
     task = get_task(cfg.task)
     pool = task.problems("train", seed=cfg.seed, difficulty=cfg.difficulty)
     val_problems = task.problems("val", cfg.val_problems, seed=cfg.seed, difficulty=cfg.difficulty)
