@@ -249,7 +249,7 @@ def pretrain(
         losses = _train(model, batches, lr, desc=f"pretrain {task}" if progress else None)
         train_seconds = time.perf_counter() - t_start
         metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems,
-                                n_samples=eval_samples, temperature=1.0, seed=seed)
+                                n_samples=eval_samples, temperature=1.0, seed=seed, difficulty=difficulty)
         params = dict(
             task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
             init=init, difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
