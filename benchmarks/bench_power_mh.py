@@ -5,14 +5,19 @@ size, max_new_tokens and seeds; fork-task prompts. The baseline (`naive_power_mh
 a time through the `transformers` forward and re-encodes the prefix for every proposal and the whole
 sequence for every likelihood, as the reference code does. Reported per chain: wall time, CPU time of
 this process (steadier than wall time on a shared machine) and model token-evaluations (token positions
-passed through the model). entropylab runs at batch 1 (the `transformers` forward re-encoding prefixes;
-the fast decoder re-encoding prefixes; the fast decoder keeping each chain's KV cache) and at batch 4
-and 16 (chains of different prompts in one batch). Targets: >= 3x faster than the baseline per chain on
-CPU; time per chain falling with the batch.
+passed through the model), with the acceptance rate and, for the kept-cache runner, the share of
+proposed tokens drawn from the state's stored distributions (a proposal that repeats the state's tokens
+needs no forward until it departs from them; the more confident the model, the larger this share).
+entropylab runs at batch 1 (the `transformers` forward re-encoding prefixes; the fast decoder
+re-encoding prefixes; the fast decoder keeping each chain's KV cache) and at batch 4 and 16 (chains of
+different prompts in one batch). Targets: >= 3x faster than the baseline per chain on CPU; cost per
+chain falling close to linearly with the batch.
 
-Model: the shipped `fork` checkpoint when data/models/fork exists, else a random model of the same shape.
-Usage: python benchmarks/bench_power_mh.py [--naive-chains 2] [--batches 1,4,16] [--mcmc-steps 4]
-       [--block-size 16] [--max-new-tokens 48] [--alpha 4] [--threads 1] [--repeat 2]
+Model: the shipped `fork` checkpoint (`--model fork`, the default; a random model of the same shape when
+it is missing), a checkpoint directory, or `--model random`: the random model of the shipped shape, whose
+high-entropy proposals almost never repeat the state (the case without that saving).
+Usage: python benchmarks/bench_power_mh.py [--model fork|random|DIR] [--naive-chains 8] [--batches 1,4,16]
+       [--mcmc-steps 4] [--block-size 16] [--max-new-tokens 48] [--alpha 4] [--threads 1] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from entropylab.tasks import get_task  # noqa: E402
 
 
 def load(name: str):
-    """The shipped checkpoint if present, else a random Qwen2 of the shipped shape (and a note saying so)."""
+    """The shipped checkpoint (or a checkpoint directory); "random", or a missing checkpoint: a random Qwen2 of the shipped shape."""
     from entropylab.models import build_tokenizer, data_dir, load_model, tiny_config
 
-    if (data_dir() / name / "config.json").is_file() or (Path(name) / "config.json").is_file():
+    if name != "random" and ((data_dir() / name / "config.json").is_file() or (Path(name) / "config.json").is_file()):
         model, tok = load_model(name)
         return model, tok, f"checkpoint {name!r}"
     from transformers import Qwen2ForCausalLM
@@ -44,7 +49,8 @@ def load(name: str):
     tok = build_tokenizer()
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(tiny_config(len(tok))).eval()
-    return model, tok, f"random model of the shipped shape (no data/models/{name} yet)"
+    why = "" if name == "random" else f" (no data/models/{name} yet)"
+    return model, tok, f"random model of the shipped shape{why}: high entropy, proposals rarely repeat the state"
 
 
 def timed(repeat: int, fn, *args, **kwargs) -> tuple[object, float, float]:
@@ -65,10 +71,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mcmc-steps", type=int, default=4)
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--naive-chains", type=int, default=2, help="chains (prompts) timed with the baseline")
+    ap.add_argument("--naive-chains", type=int, default=8, help="chains (prompts) timed with the baseline")
     ap.add_argument("--batches", default="1,4,16", help="batch sizes (chains in one batch) for entropylab")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)")
-    ap.add_argument("--repeat", type=int, default=2, help="timed runs per variant; the fastest counts")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per variant; the fastest counts")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -85,46 +91,62 @@ def main(argv=None) -> int:
         power_sample_mh(model, tok, prompts[:2], seed=99, kv=kv, **cfg)
     power_sample_mh(model, tok, prompts[:1], seed=99, backend="hf", kv="recompute", **cfg)
 
-    rows = []  # (label, batch, wall s/chain, cpu s/chain, token-evaluations/chain, mean length, prefill share)
+    rows = []  # label, batch, wall s/chain, cpu s/chain, token-evaluations/chain, length, acceptance, replayed, prefill
+
+    def row(label, b, wall, cpu, te, ln, acc, rep, pre):
+        rows.append(dict(label=label, b=b, wall=wall, cpu=cpu, te=te, ln=ln, acc=acc, rep=rep, pre=pre))
+
     # 1. the baseline, one chain at a time
-    acc = [0.0, 0.0, 0, 0]
+    acc = [0.0, 0.0, 0, 0, 0.0]
     for i in range(n):
         r, wall, cpu = timed(args.repeat, naive_power_mh, model, prompts[i], eos_token_id=tok.eos_token_id,
                              seed=args.seed + i, **cfg)
-        acc = [acc[0] + wall, acc[1] + cpu, acc[2] + r["tokens_evaluated"], acc[3] + len(r["tokens"])]
-    rows.append(("naive (HF forward, re-encode)", 1, acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n, float("nan")))
+        acc = [acc[0] + wall, acc[1] + cpu, acc[2] + r["tokens_evaluated"], acc[3] + len(r["tokens"]),
+               acc[4] + r["acceptance"]]
+    nan = float("nan")
+    row("naive (HF forward, re-encode)", 1, acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n, acc[4] / n, nan, nan)
+
+    def stats(s):
+        """(length, acceptance, replayed share, prefill share) of one entropylab run."""
+        gen = max(s.tokens_generated, 1)
+        return (float(s.n_tokens.float().mean()), s.acceptance_rate or 0.0,
+                s.stats.get("replayed_tokens", 0) / gen, s.stats["prefill_positions"] / max(s.tokens_evaluated, 1))
+
     # 2. entropylab at batch 1, same prompts and seeds as the baseline
     variants = [("hf", "recompute", "HF forward, re-encode"), ("auto", "recompute", "fast, re-encode"),
                 ("auto", "reuse", "fast, KV kept")]
     for backend, kv, label in variants:
-        acc = [0.0, 0.0, 0, 0.0, 0]
+        acc = [0.0] * 7
         for i in range(n):
             s, wall, cpu = timed(args.repeat, power_sample_mh, model, tok, prompts[i : i + 1], seed=args.seed + i,
                                  backend=backend, kv=kv, **cfg)
-            acc = [acc[0] + wall, acc[1] + cpu, acc[2] + s.tokens_evaluated, acc[3] + float(s.n_tokens.float().mean()),
-                   acc[4] + s.stats["prefill_positions"]]
-        rows.append((f"entropylab ({label})", 1, acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n, acc[4] / max(acc[2], 1)))
+            acc = [a + v for a, v in zip(acc, (wall, cpu, s.tokens_evaluated, *stats(s)))]
+        row(f"entropylab ({label})", 1, *(a / n for a in acc))
     # 3. entropylab batched: b chains (b prompts) in one batch
     for b in batches:
         if b == 1:
             continue
         for kv, label in (("recompute", "fast, re-encode"), ("reuse", "fast, KV kept")):
             s, wall, cpu = timed(args.repeat, power_sample_mh, model, tok, prompts[:b], seed=args.seed, kv=kv, **cfg)
-            rows.append((f"entropylab ({label})", b, wall / b, cpu / b, s.tokens_evaluated / b,
-                         float(s.n_tokens.float().mean()), s.stats["prefill_positions"] / max(s.tokens_evaluated, 1)))
+            row(f"entropylab ({label})", b, wall / b, cpu / b, s.tokens_evaluated / b, *stats(s))
 
     print(f"\n{'implementation':38s} {'batch':>5s} {'wall s/chain':>12s} {'cpu s/chain':>11s} "
-          f"{'tok-evals/chain':>15s} {'length':>6s} {'prefill':>7s}")
-    for label, b, wall, cpu, te, ln, pre in rows:
-        print(f"{label:38s} {b:5d} {wall:12.3f} {cpu:11.3f} {te:15.0f} {ln:6.1f} {pre:7.2f}")
-    _, _, n_wall, n_cpu, n_te, _, _ = rows[0]
+          f"{'tok-evals/chain':>15s} {'length':>6s} {'accept':>6s} {'replayed':>8s} {'prefill':>7s}")
+    for r in rows:
+        print(f"{r['label']:38s} {r['b']:5d} {r['wall']:12.4f} {r['cpu']:11.4f} {r['te']:15.0f} {r['ln']:6.1f} "
+              f"{r['acc']:6.2f} {r['rep']:8.2f} {r['pre']:7.2f}")
+    base = rows[0]
     print("\nagainst the baseline, per chain (wall / cpu time / token-evaluations):")
-    for label, b, wall, cpu, te, _, _ in rows[1:]:
-        print(f"  {label:38s} batch {b:2d}: {n_wall / wall:5.1f}x / {n_cpu / cpu:5.1f}x faster, {n_te / te:5.1f}x fewer")
-    print("scaling (cpu time per chain; throughput against batch 1 of the same variant):")
+    for r in rows[1:]:
+        print(f"  {r['label']:38s} batch {r['b']:2d}: {base['wall'] / r['wall']:5.1f}x / {base['cpu'] / r['cpu']:5.1f}x "
+              f"faster, {base['te'] / r['te']:5.1f}x fewer")
+    print("scaling (cpu s per chain; throughput per chain against batch 1; cost of the whole batch against batch 1):")
     for label in ("fast, re-encode", "fast, KV kept"):
-        mine = [(b, cpu) for lab, b, _, cpu, *_ in rows if lab.endswith(f"({label})")]
-        print(f"  {label:16s} " + "  ".join(f"batch {b}: {cpu:.3f} s ({mine[0][1] / cpu:.1f}x)" for b, cpu in mine))
+        mine = [r for r in rows if r["label"].endswith(f"({label})")]
+        one = mine[0]["cpu"]
+        print(f"  {label:16s} " + "  ".join(
+            f"batch {r['b']}: {r['cpu']:.4f} s ({one / r['cpu']:.1f}x, batch costs {r['cpu'] * r['b'] / one:.1f}x)"
+            for r in mine))
     return 0
 
 

@@ -6,10 +6,11 @@ log-prob under the model at temperature 1, and the entropy of the model's full t
 distribution. Rows are prompt-major: prompt 0 samples 0..n-1, then prompt 1, ...
 
 Two decoding back-ends give the same numbers (to float rounding): a lean plain-torch re-implementation of
-Llama/Qwen2/Qwen3 decoders with a preallocated static KV cache and prepacked oneDNN matrices on CPU (used
-automatically for those architectures; about 1.5-1.8x the tokens/s of `model.generate` at batch 64 on two
-CPU cores, see benchmarks/bench_sampler.py), and the generic `transformers` forward with a `DynamicCache`
-for any other causal LM (`backend="hf"`). Finished rows are dropped from the batch as they accumulate.
+Llama/Qwen2/Qwen3 decoders with a preallocated static KV cache and prepacked oneDNN matrices on CPU for
+steps of 4 rows or more (used automatically for those architectures; about 1.5-1.8x the tokens/s of
+`model.generate` at batch 64 on two CPU cores, see benchmarks/bench_sampler.py), and the generic
+`transformers` forward with a `DynamicCache` for any other causal LM (`backend="hf"`). Finished rows are
+dropped from the batch as they accumulate.
 
 Randomness: one `torch.Generator` seeded with `seed` drives Gumbel-max draws, so the same seed, prompts
 and `batch_size` give identical samples (a different `batch_size` gives different, equally valid, draws).
@@ -182,8 +183,8 @@ def _interleave(w: Tensor | None, n_heads: int, head_dim: int) -> Tensor | None:
     return w.reshape(n_heads, 2, h, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
-# below this many rows the plain F.linear beats the prepacked oneDNN call (measured on one AMD EPYC core: 2x
-# faster at 1 row, even at 16; the packed call wins from 64 rows, 10-20% at 256 and more)
+# below this many rows the plain F.linear beats the prepacked oneDNN call (one AMD EPYC core, the shipped
+# 192-wide model: 1 row 2x faster unpacked; from 4 rows on the packed call wins in a whole decode step)
 _PACK_MIN_ROWS = 4
 _LINEARS = ("wqkv", "wo", "wgu", "wd")
 
@@ -278,24 +279,28 @@ class _FastDecoder:
             return torch.ops.mkldnn._linear_pointwise(x, w["p_" + key], bias, "none", [], "")
         return F.linear(x, w[key], bias)
 
-    def hidden(self, ids: Tensor, pos: Tensor, mask: Tensor, slots: Tensor | None = None, n_keys: int = 0) -> Tensor:
+    def hidden(self, ids: Tensor, pos: Tensor, mask: Tensor | None, slots: Tensor | None = None, n_keys: int = 0) -> Tensor:
         """Run `ids` [B, q]; returns the last position's final hidden state, normalised, [B, hidden].
 
         `logits(h)` turns it into next-token logits. Without `slots` the tokens go to cache slots
         cur..cur+q (and `cur` advances); with `slots` [B] (q = 1) row b's token goes to slot slots[b] and
         attends to slots [0, n_keys) as `mask` [B, 1, 1, n_keys] allows (`cur` is left alone).
-        `pos` [B, q]: rotary positions; `mask`: boolean (True: attend) or additive float.
+        `pos` [B, q]: rotary positions; `mask`: boolean (True: attend), additive float, or None (a single
+        query per row that attends to every key slot).
         """
         bsz, q = ids.shape
         s0, s1 = self.cur, self.cur + q
         if slots is None:
             n_keys = s1
+        elif bsz == 1:  # one row: a slice write is cheaper than an indexed one
+            s0 = int(slots[0])
+            s1 = s0 + 1
         nq, nkv, d = self.n_heads, self.n_kv, self.head_dim
         rope = self.rope[pos][:, :, None]  # [B, q, 1, d/2]
         x = F.embedding(ids, self.embed)
-        if mask.dtype == torch.bool:  # one additive mask for every layer (SDPA would convert it per call)
+        if mask is not None and mask.dtype == torch.bool:  # one additive mask for all layers (SDPA converts per call)
             mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, -math.inf)
-        batch_rows = torch.arange(bsz, device=ids.device) if slots is not None else None
+        batch_rows = torch.arange(bsz, device=ids.device) if slots is not None and bsz > 1 else None
         for i, w in enumerate(self.layers):
             qkv = self._lin(self._norm(x), w, "wqkv").view(bsz, q, nq + 2 * nkv, d)
             qk = qkv[:, :, : nq + nkv]
@@ -303,7 +308,7 @@ class _FastDecoder:
                 qk = torch.cat([F.rms_norm(qk[:, :, :nq], (d,), w["qn"], self.eps), F.rms_norm(qk[:, :, nq:], (d,), w["kn"], self.eps)], 2)
             qk_c = torch.view_as_complex(qk.float().unflatten(-1, (d // 2, 2)))  # no-op .float() in fp32
             qk = torch.view_as_real(qk_c * rope).flatten(-2).to(x.dtype)
-            if slots is None:
+            if batch_rows is None:
                 self.k[i, :, :, s0:s1] = qk[:, :, nq:].transpose(1, 2)
                 self.v[i, :, :, s0:s1] = qkv[:, :, nq + nkv :].transpose(1, 2)
             else:

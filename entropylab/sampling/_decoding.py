@@ -151,7 +151,7 @@ def decode_suffixes(
     return dict(tokens=tokens, logp=logp_out, logq=logq_out, entropy=ent_out, n=n, eos=ended)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_suffixes(
     factory: DecoderFactory,
     ids: Tensor,

@@ -1,11 +1,13 @@
 """`KeptChains`: power MH with every chain's KV cache kept, run with continuous batching.
 
-Nothing is re-encoded: a proposal's prefix is already in its chain's cache, and the distribution of its
-first token, p(. | x_<m), is the stored final hidden state of position m pushed through the LM head, so
-a move that cuts at m costs one forward per proposed token but the last (a suffix of one token costs
-none). Each chain runs its own sequence of jobs (block k: extend with q to E_k, then `mcmc_steps` MH
-moves), and a batch row whose job ends takes that chain's next job at once, so rows never wait for the
-longest proposal of a lockstep batch: every forward advances every running chain by one token.
+Nothing is re-encoded or re-scored: a proposal's prefix is already in its chain's cache, and the
+distribution of its first token, p(. | x_<m), is the stored final hidden state h_m of the current state
+pushed through the LM head. More generally, while the proposal repeats the state's tokens (y_<j = x_<j)
+its next-token distribution is the state's own, h_j, so those tokens are drawn without any forward
+(`replay`); forwards start at the first token that departs from the state (and the last token drawn is
+never fed). Each chain runs its own sequence of jobs (block k: extend with q to E_k, then `mcmc_steps`
+MH moves), and a batch row whose job ends takes that chain's next job at once, so rows never wait for
+the longest proposal of a lockstep batch: every forward advances every running chain by one token.
 
 Storage (P prompt slots, left-padded; response token t in slot P + t; T = max_new_tokens):
 
@@ -61,8 +63,9 @@ class KeptChains:
         self.h_st[:, 0] = h0
         self.evaluated = self.prompt.numel()
         self.generated = 0
+        self.replayed = 0  # of the generated tokens, drawn from stored distributions (no forward)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(
         self,
         chains,
@@ -242,46 +245,56 @@ class KeptChains:
                 record(rows_t, j[take], tok[take], lp[take], lq[take], ent[take], h[take])
                 w["pos"][bs] = p0 + first + 1
                 self.generated += int(take.sum())
+                self.replayed += int(take.sum())
                 k = first[:, None]
                 done = has_end & (is_eos.gather(1, k)[:, 0] | (j.gather(1, k)[:, 0] + 1 >= stop))
                 ended_rows.append(bs[done])
                 bs = bs[~has_end]
             return torch.cat(ended_rows) if ended_rows else bs
 
+        full_prompt = bool(self.prompt_mask.all())
         chunk = 16
         span = torch.arange(chunk, device=dev)[None, :]
         ready = torch.arange(R, device=dev)
         while True:
             # 1. one draw for every row that ran the forward (at first: the prefill)
-            t = w["pos"][ready]
-            h = cur_h[ready] if ready.numel() < cur_h.shape[0] else cur_h
+            full = ready.numel() == w["pos"].numel()
+            t, h, stop = (w["pos"], cur_h, w["stop"]) if full else (w["pos"][ready], cur_h[ready], w["stop"][ready])
             tok, lp, lq, ent = sample(h)
             record(ready, t, tok, lp, lq, ent, h)
-            w["pos"][ready] = t + 1
+            nxt = t + 1
+            if full:
+                w["pos"] = nxt
+            else:
+                w["pos"][ready] = nxt
             self.generated += ready.numel()
-            pending = ready[torch.isin(tok, eos_t) | (t + 1 >= w["stop"][ready])]
-            # 2. jobs that ended: accept or reject, commit, start the next; new moves replay stored draws
-            while pending.numel():
-                moves = finish(pending)
-                pending = replay(moves) if moves.numel() else moves
-            live = int((~w["idle"]).sum())
-            if live == 0:
-                break
-            # 2. drop finished chains' rows once a quarter of the batch idles
-            if live <= compact * w["idle"].numel():
-                keep = (~w["idle"]).nonzero()[:, 0]
-                for key in w:
-                    w[key] = w[key][keep]
-                cur_h = cur_h[keep]
-                dec.k, dec.v = dec.k[:, keep], dec.v[:, keep]
+            fin = torch.isin(tok, eos_t) | (nxt >= stop)
+            if bool(fin.any()):
+                # 2. jobs that ended: accept or reject, commit, start the next; new moves replay stored draws
+                pending = ready[fin]
+                while pending.numel():
+                    moves = finish(pending)
+                    pending = replay(moves) if moves.numel() else moves
+                live = int((~w["idle"]).sum())
+                if live == 0:
+                    break
+                # drop finished chains' rows once a quarter of the batch idles
+                if live <= compact * w["idle"].numel():
+                    keep = (~w["idle"]).nonzero()[:, 0]
+                    for key in w:
+                        w[key] = w[key][keep]
+                    cur_h = cur_h[keep]
+                    dec.k, dec.v = dec.k[:, keep], dec.v[:, keep]
+                ready = (~w["idle"]).nonzero()[:, 0]
             # 3. one forward: every row feeds the token before its next position, at its own cache slot
             pos = w["pos"]
             before = (pos - 1).clamp(min=0)[:, None]
             feed = torch.where(pos > 0, w["tok"].gather(1, before)[:, 0], w["prompt"][:, -1])
             n_keys = P + int(pos.max())
-            mask = torch.cat([w["pmask"], cols < pos[:, None]], 1)[:, None, None, :n_keys]
+            mask = None  # one row and no prompt padding: every slot up to the fed token is valid
+            if pos.numel() > 1 or not full_prompt:
+                mask = torch.cat([w["pmask"], cols < pos[:, None]], 1)[:, None, None, :n_keys]
             cur_h = dec.hidden(feed[:, None], (w["plen"] + pos - 1)[:, None], mask, slots=P + pos - 1, n_keys=n_keys)
             self.evaluated += pos.numel()
-            ready = (~w["idle"]).nonzero()[:, 0]
         per_block = [(a, p) for a, p in zip(blk_acc.tolist(), blk_prop.tolist()) if p]
         return dict(accepted=accepted, proposed=proposed, per_block=per_block)

@@ -52,6 +52,13 @@ class PowerSamples(Samples):
         out = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
         return PowerSamples(**out)
 
+    def ordinary(self) -> PowerSamples:
+        """A copy without inference-mode tensors (the samplers run under `torch.inference_mode`, ~30% faster
+        small decode steps on CPU), so callers may use the results in autograd-tracked computations."""
+        with torch.inference_mode(False):
+            out = {k: (v.clone() if isinstance(v, Tensor) and v.is_inference() else v) for k, v in self.__dict__.items()}
+        return PowerSamples(**out)
+
 
 # ------------------------------------------------------------------------------------------------ checks
 

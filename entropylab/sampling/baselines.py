@@ -23,7 +23,7 @@ from entropylab.sampling.base import (
 __all__ = ["sample_plain", "sample_low_temperature", "sample_best_of_n"]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _draw(
     model, tokenizer, prompts, *, n: int, q_alpha: float, max_new_tokens: int, seed: int, top_k: int, top_p: float,
     method: str, eos_token_id=None, backend: str = "auto",
@@ -70,7 +70,7 @@ def _draw(
         tokens_evaluated=int(out["evaluated"]),
         tokens_generated=int(out["n"].sum()),
         wall_time=clock(),
-    )
+    ).ordinary()
 
 
 def sample_plain(

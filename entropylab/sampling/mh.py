@@ -34,12 +34,17 @@ Batched moves and the KV cache
 All prompts x chains form one batch (left padding) and every row picks its own m. The log p, log q and
 entropy of each token of a chain's state are stored when the token is drawn, so a state is never
 re-scored: the current suffix's terms of R are sums over the stored arrays, and a proposal's come from
-its own draw. Proposals are drawn in one lockstep batch, each row cut at its own horizon E_k - m.
-With `kv="reuse"` (default for Llama/Qwen2/Qwen3) each chain's KV cache is kept across moves
-(`ChainKV`): a move copies the rows' prefix entries, right-aligned, into a working cache and re-feeds
-only the prefix's last token, so nothing is re-encoded; accepted suffixes' entries are copied back.
-With `kv="recompute"` (any model) the rows' prefixes are re-encoded in one batched prefill per move.
-The reference code instead re-encodes per chain, one chain at a time.
+its own draw.
+
+With `kv="reuse"` (default for Llama/Qwen2/Qwen3) the chains run in `_kvstore.KeptChains`: each chain's
+K/V and the final hidden state of every position of its state are kept, so nothing is re-encoded; a move
+cut at m draws its first token from the stored h_m, and while the proposal repeats the state's tokens
+(y_<j = x_<j) its distribution at j *is* the state's, so those tokens are drawn from the stored h_j
+without any forward (`stats["replayed_tokens"]`); the forward runs from the first token that differs.
+Rows are continuously batched: a row whose job ends (EOS or the block end) takes its chain's next job at
+once, so no row waits for the longest proposal of the batch.
+With `kv="recompute"` (any model) all chains move in lockstep and the rows' prefixes are re-encoded in
+one batched prefill per move. The reference code instead re-encodes per chain, one chain at a time.
 """
 
 from __future__ import annotations
@@ -161,8 +166,7 @@ def propose(
     """Suffixes y ~ q(. | prompt, tokens[:, :m]) of at most `horizon` tokens per row, re-encoding the prefixes.
 
     The rows' prefixes are re-aligned to the right (left padding) so one prefill covers every row, whatever
-    its m; see `_decoding.sample_suffixes` for the returned fields. (`ChainKV.propose` does the same
-    without the prefill.)
+    its m; see `_decoding.sample_suffixes` for the returned fields.
     """
     ids, mask = left_align_prefixes(prompt, prompt_mask, tokens, m)
     return sample_suffixes(factory, ids, mask, horizon, **sampling)
@@ -171,7 +175,7 @@ def propose(
 # ------------------------------------------------------------------------------------------------ the sampler
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def power_sample_mh(
     model,
     tokenizer,
@@ -197,8 +201,10 @@ def power_sample_mh(
     Rows are prompt-major (prompt i -> rows i*n_chains ...). `exact=False` drops the index-choice
     correction as the reference code does (for comparison only). Returns `PowerSamples` with the final
     state of every chain, acceptance rates (overall, per block, per chain), tokens evaluated and wall time.
-    `kv`: "reuse" keeps each chain's KV cache across moves (`ChainKV`, Llama/Qwen fast decoder only),
-    "recompute" re-encodes the prefixes in one batched prefill per move (any model), "auto" reuses when it can.
+    `kv`: "reuse" keeps each chain's KV cache and hidden states across moves and batches the chains
+    continuously (`KeptChains`, Llama/Qwen fast decoder only), "recompute" re-encodes the prefixes in one
+    batched prefill per move with the chains in lockstep (any model), "auto" reuses when it can. The two
+    consume the random stream in different orders, so the same seed gives different (equally exact) samples.
     `freeze_finished=False`: chains that ended with EOS keep making moves in the later blocks (proposals
     may then grow them up to those blocks' ends), so every chain targets the last block's p^alpha; the
     default stops them, as the paper does.
@@ -222,7 +228,7 @@ def power_sample_mh(
     accepted = torch.zeros(n_rows, dtype=torch.long, device=device)
     proposed = torch.zeros(n_rows, dtype=torch.long, device=device)
     per_block: list[float] = []
-    prefilled = 0
+    prefilled = replayed = 0
     sampling = dict(top_k=top_k, top_p=top_p, generator=generator, eos=setup.eos, pad=setup.pad)
     factory = DecoderFactory(model, device, backend, batch_hint=n_rows)
     if kv == "reuse" and not factory.fast:
@@ -249,7 +255,7 @@ def power_sample_mh(
                 bar.close()
             accepted, proposed = out["accepted"], out["proposed"]
             per_block = [a / p for a, p in out["per_block"]]
-            evaluated, generated = runner.evaluated, runner.generated
+            evaluated, generated, replayed = runner.evaluated, runner.generated, runner.replayed
         else:
             evaluated, generated, prefilled = _run_lockstep(
                 factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block,
@@ -288,8 +294,8 @@ def power_sample_mh(
         acceptance_rate=(int(accepted.sum()) / total) if total else None,
         acceptance_per_block=per_block,
         acceptance_per_row=accepted.float() / proposed.clamp(min=1).float(),
-        stats=dict(prefill_positions=int(prefilled), proposals=total),
-    )
+        stats=dict(prefill_positions=int(prefilled), proposals=total, replayed_tokens=int(replayed)),
+    ).ordinary()
 
 
 def _run_lockstep(

@@ -75,7 +75,7 @@ def systematic_resample(log_w: Tensor, u: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------------ the sampler
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def power_sample_smc(
     model,
     tokenizer,
@@ -239,4 +239,4 @@ def power_sample_smc(
         log_weights=out_weights,
         log_evidence=log_evidence,
         stats=dict(resamples=resamples, min_ess=min_ess, systems=n_sys),
-    )
+    ).ordinary()
