@@ -155,6 +155,26 @@ def _context_length(model) -> int | None:
     return getattr(model.config, "max_position_embeddings", None)
 
 
+def fit_to_context(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, *, where: str = "",
+                   stacklevel: int = 3) -> int:
+    """`max_new_tokens`, clamped (with a warning) so the longest prompt plus its response fits the context.
+
+    A prompt that alone fills the context is refused with its index named (`where` prefixes the message).
+    """
+    ctx = _context_length(model)
+    if ctx is None:
+        return max_new_tokens
+    longest = max(len(p) for p in prompt_ids)
+    if longest >= ctx:
+        i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
+        raise ModelError(f"{where}prompt {i} has {longest} tokens; the model's context is {ctx} tokens")
+    if longest + max_new_tokens > ctx:
+        warnings.warn(f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
+                      f"tokens and the model's context is {ctx}", stacklevel=stacklevel)
+        return ctx - longest
+    return max_new_tokens
+
+
 # ------------------------------------------------------------------------------------------------
 # decoding back-ends: prefill(ids, mask) -> last logits; step(tokens) -> next logits
 
@@ -550,19 +570,7 @@ def sample(
     if max_new_tokens < 1:
         raise ModelError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     prompt_ids = encode_prompts(tokenizer, prompts)
-    ctx = _context_length(model)
-    longest = max(len(p) for p in prompt_ids)
-    if ctx is not None:
-        if longest >= ctx:
-            i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
-            raise ModelError(f"prompt {i} has {longest} tokens; the model's context is {ctx} tokens")
-        if longest + max_new_tokens > ctx:
-            warnings.warn(
-                f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
-                f"tokens and the model's context is {ctx}",
-                stacklevel=2,
-            )
-            max_new_tokens = ctx - longest
+    max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens)
     eos = _eos_ids(model, tokenizer, eos_token_id)
     pad = _pad_id(tokenizer, eos)
     device = next(model.parameters()).device
@@ -683,7 +691,7 @@ def _score(logits: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor,
 
 def _shares_prompts(model) -> bool:
     """Whether the model's forward can continue from a `DynamicCache` of prompt keys and values."""
-    return not getattr(model.config, "is_encoder_decoder", False) and getattr(model, "_supports_cache_class", True)
+    return not getattr(model.config, "is_encoder_decoder", False)
 
 
 def _prompt_pass(model, prompts: Tensor, attention_mask: Tensor, inverse: Tensor, p_len: int):

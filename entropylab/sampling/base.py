@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError, ModelError
-from entropylab.generation import Samples, _eos_ids, encode_prompts, left_pad
+from entropylab.generation import Samples, _eos_ids, _pad_id, encode_prompts, fit_to_context, left_pad
 
 __all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
 
@@ -129,25 +128,11 @@ def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None
     if tokenizer is None and any(isinstance(p, str) for p in prompts):
         raise ConfigError("string prompts need a tokenizer; pass token-id lists or a tokenizer")
     prompt_ids = encode_prompts(tokenizer, prompts)
-    ctx = getattr(model.config, "max_position_embeddings", None)
-    if ctx is not None:
-        longest = max(len(p) for p in prompt_ids)
-        if longest >= ctx:
-            i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
-            raise ModelError(f"prompts: prompt {i} has {longest} tokens; the model's context is {ctx} tokens")
-        if longest + max_new_tokens > ctx:
-            warnings.warn(
-                f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
-                f"tokens and the model's context is {ctx}",
-                stacklevel=3,
-            )
-            max_new_tokens = ctx - longest
+    max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens, where="prompts: ", stacklevel=4)
     if check_cache:
         check_kv_cache(model)
     eos = _eos_ids(model, tokenizer, eos_token_id)
-    pad = getattr(tokenizer, "pad_token_id", None)
-    pad = int(pad) if pad is not None else (eos[0] if eos else 0)
-    return Setup(prompt_ids, eos, pad, next(model.parameters()).device, max_new_tokens)
+    return Setup(prompt_ids, eos, _pad_id(tokenizer, eos), next(model.parameters()).device, max_new_tokens)
 
 
 def decode_texts(tokenizer, ids: Tensor, mask: Tensor) -> list[str]:
