@@ -165,3 +165,22 @@ def test_diagnostics_statistics_do_not_import_torch_or_matplotlib():
     code = ("import sys, entropylab.diagnostics; "
             "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_entropy_change_scatter_puts_the_power_of_ten_in_the_axis_labels():
+    """Values of order 1e-6 are drawn divided by 1e-6 with the power in the label, not as offset text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from entropylab.plots.diagnostics import plot_entropy_change_scatter
+
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=20) * 3e-6
+    frame = pd.DataFrame({"predicted_npg": pred, "measured": 0.5 * pred + rng.normal(size=20) * 1e-3})
+    corr = pd.DataFrame({"n": [20], "pearson": [0.1], "spearman": [0.2], "scale": [0.5]}, index=["npg"])
+    ax = plot_entropy_change_scatter(frame, corr)
+    ax.figure.canvas.draw()
+    assert "10$^{-6}$ nats per token" in ax.get_xlabel()
+    assert "10$^{-3}$ nats per token" in ax.get_ylabel()
+    assert ax.xaxis.get_offset_text().get_text() == "" and ax.yaxis.get_offset_text().get_text() == ""
+    assert max(abs(v) for v in ax.get_xlim()) < 100

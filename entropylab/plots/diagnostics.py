@@ -54,6 +54,19 @@ def _span(values: np.ndarray) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _power_of_ten(values: np.ndarray) -> int:
+    """Exponent that brings the largest |value| into [1, 1000); 0 when it already lies in [0.01, 1000)."""
+    top = float(np.max(np.abs(values))) if len(values) else 0.0
+    if not np.isfinite(top) or top == 0.0 or 0.01 <= top < 1000:
+        return 0
+    return int(np.floor(np.log10(top)))
+
+
+def _unit(exponent: int) -> str:
+    """'nats per token', prefixed by the power of ten the axis values were divided by."""
+    return "nats per token" if exponent == 0 else f"10$^{{{exponent}}}$ nats per token"
+
+
 def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
                                 ax: plt.Axes | None = None) -> plt.Axes:
     """Measured against predicted entropy change per step, each on its own axis, with the fitted scale.
@@ -64,24 +77,25 @@ def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame,
     ax = ax or plt.subplots(figsize=(4.6, 4.0))[1]
     pred, meas = frame[f"predicted_{form}"].to_numpy(float), frame["measured"].to_numpy(float)
     ok = np.isfinite(pred) & np.isfinite(meas)
+    ex, ey = _power_of_ten(pred[ok]), _power_of_ten(meas[ok])  # the power goes into the axis label
+    px, py = pred / 10.0**ex, meas / 10.0**ey
     c_pts, c_fit = colors(2)
     row = correlations.loc[form]
-    ax.scatter(pred[ok], meas[ok], s=18, color=c_pts, alpha=0.8, edgecolor="none",
+    ax.scatter(px[ok], py[ok], s=18, color=c_pts, alpha=0.8, edgecolor="none",
                label=f"steps (n={int(row['n'])}): Pearson r={row['pearson']:.2f}, Spearman ρ={row['spearman']:.2f}")
     if ok.any():
-        xlim, ylim = _span(pred[ok]), _span(meas[ok])
+        xlim, ylim = _span(px[ok]), _span(py[ok])
         if np.isfinite(row["scale"]):
             grid = np.array(xlim)
-            ax.plot(grid, row["scale"] * grid, color=c_fit, lw=1.2,
+            ax.plot(grid, row["scale"] * 10.0 ** (ex - ey) * grid, color=c_fit, lw=1.2,
                     label=f"measured = {row['scale']:.3g} × predicted (least squares)")
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
-        ax.ticklabel_format(axis="both", style="sci", scilimits=(-2, 3))
     ax.axhline(0, color="0.7", lw=0.6)
     ax.axvline(0, color="0.7", lw=0.6)
     formula = "−η·Cov(log π, A)" if form == "npg" else "−η·Cov(log π, π·A)"
-    ax.set_xlabel(f"predicted ΔH = {formula} (nats per token)")
-    ax.set_ylabel("measured ΔH (nats per token)")
+    ax.set_xlabel(f"predicted ΔH = {formula} ({_unit(ex)})")
+    ax.set_ylabel(f"measured ΔH ({_unit(ey)})")
     ax.set_title("Entropy change: theory against the run")
     ax.legend(loc="best", fontsize=7.5)
     return ax
