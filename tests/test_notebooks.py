@@ -7,7 +7,6 @@ reused. The token explorer notebook has its own test (test_tokens_notebook.py).
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 
 import nbformat
@@ -45,13 +44,10 @@ def test_notebook_executes(path, tmp_path, shared_runs_dir):
     papermill = pytest.importorskip("papermill")
     declared = _parameters(nbformat.read(path, as_version=4))
     params = {k: v for k, v in {**SMALL, "RUNS_DIR": str(shared_runs_dir)}.items() if k in declared}
-    start = time.time()
     out = tmp_path / path.name
     papermill.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent),
                                progress_bar=False, parameters=params)
-    elapsed = time.time() - start
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, "the notebook should draw its figures"
-    assert elapsed < 150, f"{path.name} took {elapsed:.0f} s"

@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from entropylab.plots.style import apply_style, colors, save_figure
 
@@ -91,6 +92,7 @@ def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame,
                     label=f"measured = {row['scale']:.3g} × predicted (least squares)")
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # room for labels like -1.75 on a narrow panel
     ax.axhline(0, color="0.7", lw=0.6)
     ax.axvline(0, color="0.7", lw=0.6)
     formula = "−η·Cov(log π, A)" if form == "npg" else "−η·Cov(log π, π·A)"

@@ -19,6 +19,7 @@ RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "svg.fonttype": "none",
+    "svg.hashsalt": "entropylab",  # stable element ids: a re-made figure with the same data is the same file
 }
 
 
@@ -39,7 +40,8 @@ def save_figure(fig: plt.Figure, path_stem: str | Path, formats: tuple[str, ...]
     written = []
     for fmt in formats:
         path = stem.parent / f"{stem.name}.{fmt}"  # not with_suffix: run names contain dots
-        fig.savefig(path, format=fmt)
+        # no creation date (SVG) or software stamp (PNG): regenerating unchanged data leaves git clean
+        fig.savefig(path, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else {"Software": None})
         written.append(path)
     plt.close(fig)
     return written
