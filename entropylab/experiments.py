@@ -8,7 +8,9 @@ too small to gain from a second, and two threads stall badly whenever anything e
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +62,11 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
     values = {**sizes, "task": task, "model": model or task, "seed": seed}
     cfg = resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
     run_dir = Path(root) / run_name(preset, task, seed)
+    changed = _changed_settings(run_dir, cfg)
+    if changed:  # same name, other settings: resuming would continue the old configuration
+        warnings.warn(f"{run_dir} was trained with other settings ({', '.join(changed)}): training it again",
+                      stacklevel=2)
+        shutil.rmtree(run_dir)
     done = [r for r in art.read_metrics(run_dir / art.METRICS) if r.get("step") == cfg.steps]
     if done and art.list_checkpoints(run_dir):
         return run_dir
@@ -67,6 +74,18 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
         return train(cfg, run_dir, resume=True, progress=progress)
     shutil.rmtree(run_dir, ignore_errors=True)  # started but never checkpointed: start again
     return train(cfg, run_dir, progress=progress)
+
+
+def _changed_settings(run_dir: Path, cfg) -> list[str]:
+    """Config fields whose saved value in RUN_DIR differs from `cfg` (empty when none is saved)."""
+    from entropylab.rl import artifacts as art
+    from entropylab.rl.config import resolve_config
+
+    saved_path = run_dir / art.CONFIG
+    if not saved_path.exists():
+        return []
+    saved, wanted = resolve_config("grpo", saved_path).to_dict(), cfg.to_dict()
+    return [k for k in wanted if saved.get(k) != wanted[k]]
 
 
 def ensure_runs(presets: Sequence[str], root: str | Path, **kw) -> dict[str, Path]:
@@ -121,6 +140,13 @@ def law_of_runs(runs: dict[str, Path], score: str = "val/acc") -> dict:
     return {"points": points, "fits": fits, "forecasts": forecasts}
 
 
+def comparison_dir(root: str | Path, *, model: str | Path = "arith", task: str = "arith", scale: str = "demo",
+                   alpha: float = 4.0, grpo_checkpoint: str | Path | None = None, seed: int = 0) -> Path:
+    """Where `ensure_comparison` caches: named by its settings and the weights of the models it samples."""
+    grpo = f"-grpo-{_weights_key(grpo_checkpoint)}" if grpo_checkpoint else ""
+    return Path(root) / f"compare-{task}-{scale}-a{alpha:g}-s{seed}-{_cache_name(model)}{grpo}"
+
+
 def ensure_comparison(root: str | Path, *, model: str = "arith", task: str = "arith", scale: str = "demo",
                       alpha: float = 4.0, grpo_checkpoint: str | Path | None = None, seed: int = 0,
                       progress: bool = True):
@@ -128,7 +154,8 @@ def ensure_comparison(root: str | Path, *, model: str = "arith", task: str = "ar
     from entropylab.compare import Comparison, compare_methods
     from entropylab.models import load_model
 
-    out = Path(root) / f"compare-{task}-{scale}-a{alpha:g}-s{seed}"
+    out = comparison_dir(root, model=model, task=task, scale=scale, alpha=alpha, grpo_checkpoint=grpo_checkpoint,
+                         seed=seed)
     if (out / "meta.json").exists():
         return Comparison.load(out)
     sizes = _check_scale(scale, COMPARE_SCALES)
@@ -292,6 +319,8 @@ def run_done(preset: str, root: str | Path, *, scale: str = "demo", task: str = 
     values = {**_check_scale(scale, SCALES), "task": task, "model": model or task, "seed": seed}
     cfg = resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
     run_dir = Path(root) / run_name(preset, task, seed)
+    if _changed_settings(run_dir, cfg):
+        return False
     done = [r for r in art.read_metrics(run_dir / art.METRICS) if r.get("step") == cfg.steps]
     return bool(done and art.list_checkpoints(run_dir))
 
@@ -303,12 +332,13 @@ def figure_run(preset: str, root: str | Path, **kw) -> Path:
     return ensure_run(preset, root, **kw)
 
 
-def figure_comparison(root: str | Path, *, task: str = "arith", scale: str = "demo", alpha: float = 4.0,
-                      seed: int = 0, **kw):
+def figure_comparison(root: str | Path, *, model: str | Path = "arith", task: str = "arith", scale: str = "demo",
+                      alpha: float = 4.0, grpo_checkpoint: str | Path | None = None, seed: int = 0, **kw):
     """`ensure_comparison` that, under `run_jobs`' cache check, says when it would sample."""
-    if _CACHED_ONLY and not (Path(root) / f"compare-{task}-{scale}-a{alpha:g}-s{seed}" / "meta.json").exists():
+    where = dict(model=model, task=task, scale=scale, alpha=alpha, grpo_checkpoint=grpo_checkpoint, seed=seed)
+    if _CACHED_ONLY and not (comparison_dir(root, **where) / "meta.json").exists():
         raise _NotCached
-    return ensure_comparison(root, task=task, scale=scale, alpha=alpha, seed=seed, **kw)
+    return ensure_comparison(root, **where, **kw)
 
 
 def figure_run_job(preset: str, root: str | Path, *, scale: str = "demo", task: str = "arith",
@@ -410,8 +440,23 @@ def run_points(runs: dict[str, Path], score: str = "val/acc") -> pd.DataFrame:
     return logs.points(run_metrics(runs), score=score)
 
 
+def _weights_key(model: str | Path) -> str:
+    """Short fingerprint of a checkpoint's weight files (names, sizes, modification times), cheap even for
+    large checkpoints: a cache made from other weights under the same name is not reused."""
+    from entropylab.models import resolve_checkpoint
+
+    h = hashlib.blake2b(digest_size=4)
+    for f in sorted(resolve_checkpoint(model).iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".pt", ".pth"):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
 def _cache_name(model: str | Path) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(str(model)).name)
+    """The model's name, file-system safe, with the fingerprint of its weights."""
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(str(model)).name)
+    return f"{name}-{_weights_key(model)}"
 
 
 def ensure_token_profiles(root: str | Path, model: str | Path = "arith", task: str = "arith", *, n: int = 64,

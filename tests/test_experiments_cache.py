@@ -1,0 +1,67 @@
+"""The experiments' caches are reused only for the settings and weights they were made from."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from entropylab import experiments as ex
+from entropylab.models import data_dir
+from entropylab.rl import artifacts as art
+from entropylab.rl.config import resolve_config
+
+
+def _fake_train(calls):
+    """A stand-in for the trainer that writes what a finished run leaves: config, metrics, a checkpoint."""
+
+    def train(cfg, out, *, resume=False, progress=True):
+        calls.append((cfg.steps, resume))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / art.CONFIG).write_text(cfg.to_yaml())
+        (out / art.METRICS).write_text("".join(f'{{"step": {s}}}\n' for s in range(1, cfg.steps + 1)))
+        art.checkpoint_dir(out, cfg.steps).mkdir(parents=True)
+        (art.checkpoint_dir(out, cfg.steps) / "trainer_state.pt").write_bytes(b"")
+        return out
+
+    return train
+
+
+def test_a_run_with_other_settings_is_trained_again_not_reused(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("entropylab.rl.trainer.train", _fake_train(calls))
+    ex.ensure_run("grpo", tmp_path, scale="quick", progress=False)
+    ex.ensure_run("grpo", tmp_path, scale="quick", progress=False)
+    assert calls == [(4, False)]  # the second call reuses the finished run
+    assert ex.run_done("grpo", tmp_path, scale="quick")
+    assert not ex.run_done("grpo", tmp_path, scale="quick", overrides=["steps=6"])
+    with pytest.warns(UserWarning, match="other settings .*steps"):
+        ex.ensure_run("grpo", tmp_path, scale="quick", overrides=["steps=6"], progress=False)
+    assert calls == [(4, False), (6, False)]
+    cfg = resolve_config("grpo", tmp_path / ex.run_name("grpo", "arith", 0) / art.CONFIG)
+    assert cfg.steps == 6
+
+
+def test_changed_settings_names_the_fields(tmp_path):
+    cfg = resolve_config("grpo", overrides=["steps=4", "lr=1e-4"])
+    (tmp_path / art.CONFIG).write_text(cfg.to_yaml())
+    assert ex._changed_settings(tmp_path, cfg) == []
+    assert ex._changed_settings(tmp_path, resolve_config("grpo", overrides=["steps=5", "lr=1e-4"])) == ["steps"]
+    assert ex._changed_settings(tmp_path / "missing", cfg) == []
+
+
+def test_comparison_cache_follows_the_weights_of_both_models(tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(data_dir() / "arith", base)
+    grpo = tmp_path / "grpo"
+    shutil.copytree(data_dir() / "arith", grpo)
+    first = ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo)
+    assert first == ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo)
+    assert first != ex.comparison_dir(tmp_path, model=base)
+    weights = grpo / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # a new checkpoint
+    assert ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo) != first
+    before = ex._cache_name(base)
+    (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes() + b"\0")
+    assert ex._cache_name(base) != before and ex._cache_name(base).startswith("base-")
