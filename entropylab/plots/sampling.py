@@ -55,7 +55,7 @@ def plot_accuracy(comparison, path: str | Path | None = None) -> plt.Figure:
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("share correct")
     ax.set_title("Accuracy by sampling method (label: tokens vs plain sampling)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes: the bars reach the top
     return _finish(fig, path)
 
 
@@ -129,6 +129,17 @@ def plot_exactness(
     return _finish(fig, path)
 
 
+#: Axis labels, with units, of the sweep's parameters and metrics (other names are shown as they are).
+SWEEP_LABELS = {
+    "alpha": "α (power of p)",
+    "mcmc_steps": "MH steps per block",
+    "accuracy": "accuracy (share correct)",
+    "mean_logp": "mean token log-prob under p (nats)",
+    "tokens_per_sample": "model token-evaluations per sample",
+    "confidence": "mean token probability under p",
+}
+
+
 def plot_sweep(
     sweep: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "mean_logp", "tokens_per_sample"),
     path: str | Path | None = None,
@@ -139,14 +150,17 @@ def plot_sweep(
     pal = _palette(methods)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
     param = str(sweep["param"].iloc[0]) if len(sweep) else "value"
+    values = sorted(set(sweep["value"])) if len(sweep) else []
     for ax, metric in zip(axes[0], metrics):
         for m in methods:
             d = sweep[sweep["method"] == m]
             ax.plot(d["value"], d[metric], marker="o", ms=3, color=pal[m], label=m)
-        ax.set_xlabel(param)
-        ax.set_ylabel(metric)
+        if 0 < len(values) <= 8:
+            ax.set_xticks(values, [f"{v:g}" for v in values])  # the swept values, not 2.5 steps
+        ax.set_xlabel(SWEEP_LABELS.get(param, param))
+        ax.set_ylabel(SWEEP_LABELS.get(metric, metric))
     axes[0][0].legend()
-    fig.suptitle(f"Sweep over {param}")
+    fig.suptitle(f"Power sampling as {SWEEP_LABELS.get(param, param)} varies")
     fig.tight_layout()
     return _finish(fig, path)
 
