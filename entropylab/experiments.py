@@ -55,12 +55,9 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
                seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> Path:
     """A finished training run of `preset` under ROOT (trained, resumed or reused); returns its directory."""
     from entropylab.rl import artifacts as art
-    from entropylab.rl.config import resolve_config
     from entropylab.rl.trainer import train
 
-    sizes = _check_scale(scale, SCALES)
-    values = {**sizes, "task": task, "model": model or task, "seed": seed}
-    cfg = resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
+    cfg = _run_config(preset, scale, task, model, seed, overrides)
     run_dir = Path(root) / run_name(preset, task, seed)
     changed = _changed_settings(run_dir, cfg)
     if changed:  # same name, other settings: resuming would continue the old configuration
@@ -74,6 +71,14 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
         return train(cfg, run_dir, resume=True, progress=progress)
     shutil.rmtree(run_dir, ignore_errors=True)  # started but never checkpointed: start again
     return train(cfg, run_dir, progress=progress)
+
+
+def _run_config(preset: str, scale: str, task: str, model: str | None, seed: int, overrides: Sequence[str]):
+    """The trainer config of an experiment run: the preset, then the scale's sizes, then `overrides`."""
+    from entropylab.rl.config import resolve_config
+
+    values = {**_check_scale(scale, SCALES), "task": task, "model": model or task, "seed": seed}
+    return resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
 
 
 def _changed_settings(run_dir: Path, cfg) -> list[str]:
@@ -314,10 +319,8 @@ def run_done(preset: str, root: str | Path, *, scale: str = "demo", task: str = 
              seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> bool:
     """Whether `ensure_run` with these arguments would reuse a finished run (as it decides it)."""
     from entropylab.rl import artifacts as art
-    from entropylab.rl.config import resolve_config
 
-    values = {**_check_scale(scale, SCALES), "task": task, "model": model or task, "seed": seed}
-    cfg = resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
+    cfg = _run_config(preset, scale, task, model, seed, overrides)
     run_dir = Path(root) / run_name(preset, task, seed)
     if _changed_settings(run_dir, cfg):
         return False
