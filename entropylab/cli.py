@@ -107,7 +107,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from entropylab.models import pretrain
 
     result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                      lr=args.lr, seed=args.seed, error_rate=args.error_rate, init=args.init,
+                      lr=args.lr, seed=args.seed, error_rate=args.error_rate, clean_steps=args.clean_steps,
+                      easy_share=args.easy_share,
+                      init=args.init,
                       difficulty=args.difficulty, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       progress=not args.quiet, threads=args.threads)
     m = result["metrics"]
@@ -233,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=192)
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--error-rate", type=float, help="share of flawed solutions in the corpus (default: the recipe's)")
+    p.add_argument("--clean-steps", type=int,
+                   help="first steps trained on correct solutions only (default: the recipe's)")
+    p.add_argument("--easy-share", type=float,
+                   help="share of warm-up problems among those first steps' documents (default: the recipe's)")
     p.add_argument("--difficulty", type=int, help="task difficulty (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")

@@ -371,7 +371,7 @@ def ensure_base_model(size: str, root: str | Path, *, task: str = "arith", scale
     import inspect
 
     from entropylab.errors import ModelError
-    from entropylab.models import pretrain, read_manifest, resolve_checkpoint
+    from entropylab.models import RECIPES, pretrain, read_manifest, resolve_checkpoint
 
     if size not in MODEL_SIZES:
         raise EntropylabError(f"unknown model size '{size}'; known: {', '.join(MODEL_SIZES)}")
@@ -388,12 +388,14 @@ def ensure_base_model(size: str, root: str | Path, *, task: str = "arith", scale
         if shipped_dir is not None and same:
             return shipped_dir
         accepted = inspect.signature(pretrain).parameters
-        keys = ("steps", "batch_size", "seq_len", "lr", "error_rate", "difficulty", "prompt_loss")
+        keys = ("steps", "batch_size", "seq_len", "lr", "error_rate", "clean_steps", "easy_share", "difficulty",
+                "prompt_loss")
         recipe = {k: shipped[k] for k in keys if k in shipped and k in accepted}
     if sizes.get("difficulty") is not None:
         recipe["difficulty"] = sizes["difficulty"]
     level = f"-d{recipe['difficulty']}" if recipe.get("difficulty") is not None else ""
-    out = Path(root) / "models" / f"{task}-{size}-{scale}-s{seed}{level}"
+    key = hashlib.blake2b(repr(sorted({**RECIPES.get(task, {}), **recipe}.items())).encode(), digest_size=4).hexdigest()
+    out = Path(root) / "models" / f"{task}-{size}-{scale}-s{seed}{level}-{key}"  # another recipe: trained again
     if (out / "model_card.md").is_file():  # written last
         return out
     _may_compute()

@@ -26,9 +26,13 @@ MANIFEST = "entropylab.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 
 #: The recipe of the shipped checkpoints, per task (`pretrain` defaults are the arith ones).
+#: arith learns its arithmetic first: `clean_steps` steps of correct solutions, a share `easy_share` of them
+#: problems with round operands (see `ArithTask._sample_easy`), then the corpus with mistakes at `error_rate`,
+#: from which it learns to make them. Without the warm-up the step at which the model starts to get the last
+#: digits right varied from about 800 to past 1,500 between seeds.
 RECIPES: dict[str, dict] = {
-    "arith": dict(steps=1500, lr=2e-3, error_rate=0.3, init="scratch"),
-    "fork": dict(steps=800, lr=1e-3, error_rate=0.0, init="arith"),  # arithmetic from arith, then the routes
+    "arith": dict(steps=1500, lr=2e-3, error_rate=0.5, clean_steps=1100, easy_share=0.3, init="scratch"),
+    "fork": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
 }
 
 
@@ -127,9 +131,19 @@ def n_params(model) -> int:
 # pre-training
 
 
-def _encode_documents(tokenizer, task, n: int, seed: int, error_rate: float, difficulty, prompt_loss: bool):
+def _corpus(task, steps: int, clean_steps: int, batch_size: int, seed: int, error_rate: float, easy_share: float,
+            difficulty) -> list:
+    """The documents of a run, in phase order: `clean_steps * batch_size` correct solutions (a share
+    `easy_share` of the task's warm-up kind), then the corpus with mistakes at `error_rate` (fresh problems)."""
+    n_clean = clean_steps * batch_size
+    clean = task.documents(n_clean, seed=seed, error_rate=0.0, difficulty=difficulty, easy_share=easy_share)
+    rest = task.documents((steps - clean_steps) * batch_size, seed=seed + 1 if n_clean else seed,
+                          error_rate=error_rate, difficulty=difficulty)
+    return clean + rest
+
+
+def _encode_documents(tokenizer, docs, prompt_loss: bool):
     """Token rows `<bos> prompt completion <eos>` and loss weights (0 on the prompt unless `prompt_loss`)."""
-    docs = task.documents(n, seed=seed, error_rate=error_rate, difficulty=difficulty)
     prompts = tokenizer([d.problem.prompt for d in docs], add_special_tokens=True)["input_ids"]
     texts = tokenizer([d.text for d in docs], add_special_tokens=True)["input_ids"]
     rows, weights = [], []
@@ -167,6 +181,15 @@ def _bucketed_batches(lengths: list[int], batch_size: int, steps: int, seed: int
     return out[:steps]
 
 
+def _schedule(lengths: list[int], batch_size: int, steps: int, clean_steps: int, seed: int) -> list[list[int]]:
+    """The document indices of every step: the first `clean_steps` batches from the first
+    `clean_steps * batch_size` documents (the clean ones), the rest from the others; bucketed by length."""
+    n_clean = clean_steps * batch_size
+    clean = _bucketed_batches(lengths[:n_clean], batch_size, clean_steps, seed)
+    rest = _bucketed_batches(lengths[n_clean:], batch_size, steps - clean_steps, seed)
+    return clean + [[n_clean + i for i in b] for b in rest]
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run a block with `torch.set_num_threads(n)` (None: leave as is), restoring the previous count."""
@@ -197,6 +220,8 @@ def pretrain(
     lr: float | None = None,
     seed: int = 0,
     error_rate: float | None = None,
+    clean_steps: int | None = None,
+    easy_share: float | None = None,
     init: str | Path | None = None,
     difficulty: int | None = None,
     hidden_size: int = 192,
@@ -211,12 +236,14 @@ def pretrain(
 
     Each step sees `batch_size` fresh documents `<bos> prompt completion <eos>` (one per row, right-padded,
     cut at `seq_len`); the loss covers completion and `<eos>` (and the random prompt if `prompt_loss`).
+    The first `clean_steps` steps show correct solutions only (a share `easy_share` of them warm-up problems,
+    `Task._sample_easy`), the rest fresh problems with flawed solutions at `error_rate`.
     Seeded and reproducible (same arguments and threads: same weights). Writes the `transformers` files,
     `model_card.md` and `entropylab.json` (metrics on held-out test problems at temperature 1); returns
     a dict with the parameters, `n_params`, `train_seconds`, `final_loss`, `loss_curve` and `metrics`.
     `init`: "scratch" (random init), or a shipped name / checkpoint directory to continue from (its
-    architecture is kept; `hidden_size`/`num_layers` then ignored). `steps`, `lr`, `error_rate` and `init`
-    default to the task's shipped recipe (`RECIPES`: fork continues from the arith checkpoint).
+    architecture is kept; `hidden_size`/`num_layers` then ignored). `steps`, `lr`, `error_rate`, `clean_steps`,
+    `easy_share` and `init` default to the task's shipped recipe (`RECIPES`: fork continues from the arith checkpoint).
     """
     from transformers import AutoModelForCausalLM
 
@@ -230,29 +257,34 @@ def pretrain(
     lr = float(recipe["lr"] if lr is None else lr)
     error_rate = recipe["error_rate"] if error_rate is None else float(error_rate)
     init = str(recipe["init"] if init is None else init)
+    clean_steps = min(steps, int(recipe["clean_steps"] if clean_steps is None else clean_steps))
+    easy_share = float(recipe["easy_share"] if easy_share is None else easy_share)
     if steps < 1:
         raise ModelError(f"pretrain: steps must be >= 1, got {steps}")
+    if clean_steps < 0:
+        raise ModelError(f"pretrain: clean_steps must be >= 0, got {clean_steps}")
     task_obj = get_task(task)
     with torch_threads(threads):
         torch.manual_seed(seed)
         tokenizer = build_tokenizer()
         n_docs = steps * batch_size  # every step sees fresh documents
-        rows, weights = _encode_documents(tokenizer, task_obj, n_docs, seed, error_rate, difficulty, prompt_loss)
+        docs = _corpus(task_obj, steps, clean_steps, batch_size, seed, error_rate, easy_share, difficulty)
+        rows, weights = _encode_documents(tokenizer, docs, prompt_loss)
         if init == "scratch":
             model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer), hidden_size=hidden_size,
                                                                  num_layers=num_layers))
         else:
             model = _init_from(init, tokenizer, task)
             hidden_size, num_layers = model.config.hidden_size, model.config.num_hidden_layers
-        batches = [_batch(rows, weights, b, tokenizer.pad_token_id, seq_len)
-                   for b in _bucketed_batches([len(r) for r in rows], batch_size, steps, seed)]
+        order = _schedule([len(r) for r in rows], batch_size, steps, clean_steps, seed)
+        batches = [_batch(rows, weights, b, tokenizer.pad_token_id, seq_len) for b in order]
         losses = _train(model, batches, lr, desc=f"pretrain {task}" if progress else None)
         train_seconds = time.perf_counter() - t_start
         metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems,
                                 n_samples=eval_samples, temperature=1.0, seed=seed, difficulty=difficulty)
         params = dict(
             task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
-            init=init, difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
+            clean_steps=clean_steps, easy_share=easy_share, init=init, difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
             eval_problems=eval_problems, eval_samples=eval_samples, threads=torch.get_num_threads(),
         )
         machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=load_start,
@@ -281,10 +313,19 @@ def _init_from(init: str, tokenizer, task: str):
 def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
     """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, bf16 autocast; one step per (ids, weights) batch.
 
-    Attention stays the model's own (SDPA). Measured and left alone: plain matmul-softmax attention makes a
-    step 1.3x faster on a CPU, but with the same recipe it trains to a worse loss (0.12 and 0.19 against
-    0.078) and a base model that GRPO no longer improves in 40 steps.
+    Attention is plain matmul-softmax ("eager") while training: at these lengths a CPU step is 1.37x faster
+    than with SDPA, whose CPU backward is slow. The model is handed back with its own attention.
     """
+    attn = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        return _train_loop(model, batches, lr, desc)
+    finally:
+        model.set_attn_implementation(attn)
+        model.eval()
+
+
+def _train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
@@ -313,7 +354,6 @@ def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, d
         losses.append(loss.item())
         if desc:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    model.eval()
     return losses
 
 
@@ -325,7 +365,8 @@ def _command(p: dict) -> str:
     """The CLI command that reproduces a pretraining run."""
     args = ["entropylab", "pretrain", "--task", p["task"], "--out", "OUT", "--steps", str(p["steps"]),
             "--batch-size", str(p["batch_size"]), "--seq-len", str(p["seq_len"]), "--lr", str(p["lr"]),
-            "--seed", str(p["seed"]), "--error-rate", str(p["error_rate"])]
+            "--seed", str(p["seed"]), "--error-rate", str(p["error_rate"]), "--clean-steps", str(p.get("clean_steps", 0)),
+            "--easy-share", str(p.get("easy_share", 0.0))]
     if p.get("init", "scratch") != "scratch":
         args += ["--init", str(p["init"])]
     for key, flag, default in (("difficulty", "--difficulty", None), ("hidden_size", "--hidden-size", 192),
@@ -342,13 +383,26 @@ def _command(p: dict) -> str:
 def _machine(m: dict) -> str:
     if not m:
         return "machine not recorded"
+    loads = [v for v in (m.get("load_avg_start"), m.get("load_avg_end")) if v is not None]
+    busy = bool(loads) and max(loads) > m["threads"] + 0.5
     return (f"{m['threads']} torch threads on {m['cpus']} CPUs; 1-min load average {m['load_avg_start']} at the "
-            f"start, {m['load_avg_end']} at the end: above the thread count, other processes shared the CPUs")
+            f"start, {m['load_avg_end']} at the end" + (": above the thread count, other processes shared the CPUs"
+                                                        if busy else ""))
 
 
 def _origin(p: dict) -> str:
     init = p.get("init", "scratch")
     return "from scratch" if init == "scratch" else f"from the `{init}` checkpoint (further training)"
+
+
+def _phases(p: dict) -> str:
+    """The corpus schedule of a pretraining run, in words."""
+    clean, rate = p.get("clean_steps", 0), p["error_rate"]
+    mistakes = f"a share {rate:g} of the completions carry a plausible mistake" if rate else "all correct"
+    if not clean:
+        return f"Documents: {mistakes}."
+    return (f"The first {clean} steps show correct solutions only ({p.get('easy_share', 0):.0%} of them the task's "
+            f"warm-up problems), then {p['steps'] - clean} steps of fresh problems in which {mistakes}.")
 
 
 def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Path:
@@ -372,9 +426,9 @@ def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Pa
 A {result['n_params'] / 1e6:.2f}M-parameter Qwen2 (hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers,
 {cfg.num_attention_heads} heads / {cfg.num_key_value_heads} KV heads, context {cfg.max_position_embeddings},
 tied embeddings) with a character tokenizer ({len(tokenizer)} tokens), pre-trained {_origin(p)} by
-next-token prediction on the synthetic `{task.name}` corpus: documents `<bos>` prompt completion `<eos>`
-(a share `error_rate` of the completions carry a plausible mistake), one document per row, right-padded;
-the loss covers the completion and `<eos>`{' and the prompt' if p.get('prompt_loss') else ' (not the random prompt)'}.
+next-token prediction on the synthetic `{task.name}` corpus: documents `<bos>` prompt completion `<eos>`,
+one document per row, right-padded; the loss covers the completion and `<eos>`{' and the prompt' if p.get('prompt_loss') else ' (not the random prompt)'}.
+{_phases(p)}
 
 Made by:
 

@@ -128,3 +128,27 @@ def test_short_pretraining_lowers_loss(tmp_path):
     twice = pretrain("arith", tmp_path / "ck3", steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
                      eval_problems=2, eval_samples=2, progress=False)
     assert again["loss_curve"] == twice["loss_curve"]  # seeded and reproducible
+
+
+def test_clean_steps_show_correct_solutions_first(tok):
+    """The curriculum: the first `clean_steps` batches hold only correct solutions (a share of them warm-up
+    problems), the rest fresh problems with mistakes at the error rate."""
+    from entropylab.models import _corpus, _encode_documents, _schedule
+    from entropylab.tasks import get_task
+
+    task, batch, steps, clean_steps = get_task("arith"), 8, 40, 25
+    n_clean = clean_steps * batch
+    docs = _corpus(task, steps, clean_steps, batch, seed=3, error_rate=0.5, easy_share=0.3, difficulty=None)
+    assert len(docs) == steps * batch
+    assert not any(d.flawed for d in docs[:n_clean])
+    assert sum("-easy-" in d.problem.id for d in docs[:n_clean]) == round(0.3 * n_clean)
+    assert not any("-easy-" in d.problem.id for d in docs[n_clean:])
+    assert 0.35 < sum(d.flawed for d in docs[n_clean:]) / (steps - clean_steps) / batch < 0.65
+    assert not {d.problem.prompt for d in docs[:n_clean]} & {d.problem.prompt for d in docs[n_clean:]}
+    rows, weights = _encode_documents(tok, docs, prompt_loss=False)
+    assert [tok.decode(r[1:-1]) for r in rows] == [d.text for d in docs]
+    order = _schedule([len(r) for r in rows], batch, steps, clean_steps, seed=3)
+    assert len(order) == steps and all(len(b) == batch for b in order)
+    assert all(i < n_clean for b in order[:clean_steps] for i in b)
+    assert all(i >= n_clean for b in order[clean_steps:] for i in b)
+    assert sorted(i for b in order for i in b) == list(range(steps * batch))  # every document once

@@ -203,3 +203,21 @@ def test_mixed_corpus() -> None:
     assert docs == mixed_corpus({"arith": 1, "fork": 1}, 400, seed=2)
     with pytest.raises(TaskError):
         mixed_corpus({}, 10)
+
+
+def test_arith_warmup_problems_have_round_operands():
+    """`easy` problems: operands end in 0 about half the time (ordinary ones: a tenth), same splits and checks."""
+    task = get_task("arith")
+    easy = task.problems("train", 400, seed=2, easy=True)
+    plain = task.problems("train", 400, seed=2)
+
+    def round_share(probs):
+        ops = [int(p.meta["start"]) for p in probs] + [int(o[1:]) for p in probs for o in p.meta["ops"]]
+        return sum(x % 10 == 0 for x in ops) / len(ops)
+
+    assert 0.4 < round_share(easy) < 0.65 and round_share(plain) < 0.2
+    assert all(p.id.startswith("arith-train-s2-easy-") for p in easy)
+    assert all(task.verify(p.solution, p.answer) == 1.0 for p in easy)
+    assert task.problems("test", 3)[2].prompt == "q: 23+10+15+80-49=?\na:"  # evaluation problems as before
+    with pytest.raises(TaskError, match="easy_share"):
+        task.documents(10, easy_share=1.5)

@@ -81,13 +81,18 @@ class ArithTask(Task):
     name = "arith"
     answer_marker = "answer:"
 
-    def _sample(self, rng: random.Random, difficulty: int) -> tuple[str, str, str, str, dict]:
+    def _sample(self, rng: random.Random, difficulty: int, round_p: float = 0.0) -> tuple[str, str, str, str, dict]:
         lo_ops, hi_ops, lo, hi = LEVELS[difficulty]
+
+        def operand() -> int:
+            x = rng.randint(lo, hi)
+            return max(lo, x - x % 10) if round_p and rng.random() < round_p else x
+
         n_ops = rng.randint(lo_ops, hi_ops)
-        cur = start = rng.randint(lo, hi)
+        cur = start = operand()
         ops: list[tuple[str, int]] = []
         for _ in range(n_ops):
-            op, right = rng.choice("+-"), rng.randint(lo, hi)
+            op, right = rng.choice("+-"), operand()
             if op == "-" and right > cur:
                 op = "+"
             ops.append((op, right))
@@ -99,6 +104,16 @@ class ArithTask(Task):
         solution = render(steps, results, results[-1])
         meta = {"start": start, "ops": [f"{op}{r}" for op, r in ops], "n_ops": n_ops}
         return expr, prompt, str(results[-1]), solution, meta
+
+    def _sample_easy(self, rng: random.Random, difficulty: int) -> tuple[str, str, str, str, dict]:
+        """A problem whose operands each end in 0 with probability 1/2.
+
+        The last digit of a sum of two random numbers is independent of either number's last digit, so
+        gradient descent gets no signal toward reading those digits and learns them late, at a random step
+        (an XOR-like plateau). Where one operand ends in 0 the result's last digit copies the other's, and
+        the model learns to read both; pre-training mixes these in while it learns the arithmetic.
+        """
+        return self._sample(rng, difficulty, round_p=0.5)
 
     def _flaw(self, rng: random.Random, problem: Problem) -> tuple[str, str]:
         start = problem.meta["start"]

@@ -88,6 +88,11 @@ class Task:
         """A plausible flawed completion whose final answer is wrong: (completion, mistake kind)."""
         raise NotImplementedError
 
+    def _sample_easy(self, rng: random.Random, difficulty: int) -> tuple[str, str, str, str, dict]:
+        """A problem of the easier kind that pre-training warms up on (`documents(easy_share=...)`);
+        a task without one draws an ordinary problem."""
+        return self._sample(rng, difficulty)
+
     # -- problems -----------------------------------------------------------------------------------
     def _check_difficulty(self, difficulty: int | None) -> int:
         d = self.default_difficulty if difficulty is None else difficulty
@@ -98,17 +103,20 @@ class Task:
         return int(d)
 
     def problems(
-        self, split: str, n: int | None = None, *, seed: int = 0, difficulty: int | None = None
+        self, split: str, n: int | None = None, *, seed: int = 0, difficulty: int | None = None, easy: bool = False
     ) -> list[Problem]:
-        """`n` distinct problems of one split, deterministic in (split, n, seed, difficulty); splits are disjoint."""
+        """`n` distinct problems of one split, deterministic in (split, n, seed, difficulty); splits are disjoint.
+        `easy`: the task's warm-up kind (`_sample_easy`), used by the pre-training corpus."""
         if split not in SPLITS:
             raise TaskError(f"task {self.name!r}: unknown split {split!r}; known splits: {list(SPLITS)}")
         d = self._check_difficulty(difficulty)
         n = self.default_sizes[split] if n is None else int(n)
         if n < 0:
             raise TaskError(f"task {self.name!r}: n must be >= 0, got {n}")
-        rng = random.Random(f"{self.name}|{split}|{seed}|{d}")
-        tags = ("" if d == self.default_difficulty else f"-d{d}") + ("" if seed == 0 else f"-s{seed}")
+        rng = random.Random(f"{self.name}|{split}|{seed}|{d}" + ("|easy" if easy else ""))
+        draw = self._sample_easy if easy else self._sample
+        tags = (("" if d == self.default_difficulty else f"-d{d}") + ("" if seed == 0 else f"-s{seed}")
+                + ("-easy" if easy else ""))
         seen: set[str] = set()
         out: list[Problem] = []
         attempts, max_attempts = 0, 200 * n + 1000
@@ -119,7 +127,7 @@ class Task:
                     f"task {self.name!r}: found only {len(out)} distinct {split} problems at difficulty {d} "
                     f"(asked for {n}); ask for fewer or raise the difficulty"
                 )
-            key, prompt, answer, solution, meta = self._sample(rng, d)
+            key, prompt, answer, solution, meta = draw(rng, d)
             if key in seen or split_of(key) != split:
                 continue
             seen.add(key)
@@ -158,18 +166,24 @@ class Task:
         seed: int = 0,
         error_rate: float | None = None,
         difficulty: int | Sequence[int] | None = None,
+        easy_share: float = 0.0,
     ) -> list[Document]:
-        """`n` corpus documents from the train split; a share `error_rate` carries a mistake (wrong final answer)."""
+        """`n` corpus documents from the train split; a share `error_rate` carries a mistake (wrong final answer),
+        a share `easy_share` are problems of the task's warm-up kind (`_sample_easy`)."""
         rate = self.default_error_rate if error_rate is None else float(error_rate)
         if not 0.0 <= rate <= 1.0:
             raise TaskError(f"task {self.name!r}: error_rate must be in [0, 1], got {rate}")
+        if not 0.0 <= easy_share <= 1.0:
+            raise TaskError(f"task {self.name!r}: easy_share must be in [0, 1], got {easy_share}")
         levels = [difficulty] if difficulty is None or isinstance(difficulty, int) else list(difficulty)
         if not levels:
             raise TaskError(f"task {self.name!r}: empty difficulty list")
         per = [n // len(levels) + (1 if i < n % len(levels) else 0) for i in range(len(levels))]
         probs: list[Problem] = []
         for lvl, k in zip(levels, per):
-            probs += self.problems("train", k, seed=seed, difficulty=lvl)
+            n_easy = round(k * easy_share)
+            probs += self.problems("train", k - n_easy, seed=seed, difficulty=lvl)
+            probs += self.problems("train", n_easy, seed=seed, difficulty=lvl, easy=True)
         rng = random.Random(f"{self.name}|corpus|{seed}|{rate}")
         rng.shuffle(probs)
         return [self._document(rng, p, rate) for p in probs]
