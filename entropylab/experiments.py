@@ -47,6 +47,10 @@ def _check_scale(scale: str, table: dict) -> dict:
     return table[scale]
 
 
+#: File in an experiment run naming the fingerprint of the base model's weights it was trained from.
+BASE_WEIGHTS = "base_weights.key"
+
+
 def run_name(preset: str, task: str, seed: int) -> str:
     return f"{task}-{preset}-s{seed}"
 
@@ -70,6 +74,8 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
     if art.list_checkpoints(run_dir):
         return train(cfg, run_dir, resume=True, progress=progress)
     shutil.rmtree(run_dir, ignore_errors=True)  # started but never checkpointed: start again
+    run_dir.mkdir(parents=True)
+    (run_dir / BASE_WEIGHTS).write_text(_weights_key(cfg.model) + "\n")
     return train(cfg, run_dir, progress=progress)
 
 
@@ -82,7 +88,8 @@ def _run_config(preset: str, scale: str, task: str, model: str | None, seed: int
 
 
 def _changed_settings(run_dir: Path, cfg) -> list[str]:
-    """Config fields whose saved value in RUN_DIR differs from `cfg` (empty when none is saved)."""
+    """Config fields whose saved value in RUN_DIR differs from `cfg` (empty when none is saved), and
+    "base model weights" when the run was trained from other weights than `cfg.model`'s now (re-shipped)."""
     from entropylab.rl import artifacts as art
     from entropylab.rl.config import resolve_config
 
@@ -90,7 +97,11 @@ def _changed_settings(run_dir: Path, cfg) -> list[str]:
     if not saved_path.exists():
         return []
     saved, wanted = resolve_config("grpo", saved_path).to_dict(), cfg.to_dict()
-    return [k for k in wanted if saved.get(k) != wanted[k]]
+    changed = [k for k in wanted if saved.get(k) != wanted[k]]
+    stamp = run_dir / BASE_WEIGHTS
+    if not stamp.is_file() or stamp.read_text().strip() != _weights_key(cfg.model):
+        changed.append("base model weights")
+    return changed
 
 
 def ensure_runs(presets: Sequence[str], root: str | Path, **kw) -> dict[str, Path]:

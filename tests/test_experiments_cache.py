@@ -46,9 +46,27 @@ def test_a_run_with_other_settings_is_trained_again_not_reused(tmp_path, monkeyp
 def test_changed_settings_names_the_fields(tmp_path):
     cfg = resolve_config("grpo", overrides=["steps=4", "lr=1e-4"])
     (tmp_path / art.CONFIG).write_text(cfg.to_yaml())
+    assert ex._changed_settings(tmp_path, cfg) == ["base model weights"]  # no record of the weights
+    (tmp_path / ex.BASE_WEIGHTS).write_text(ex._weights_key(cfg.model))
     assert ex._changed_settings(tmp_path, cfg) == []
     assert ex._changed_settings(tmp_path, resolve_config("grpo", overrides=["steps=5", "lr=1e-4"])) == ["steps"]
     assert ex._changed_settings(tmp_path / "missing", cfg) == []
+
+
+def test_a_run_on_a_reshipped_base_model_is_trained_again(tmp_path, monkeypatch):
+    """Same model name and settings, new weights (a re-shipped checkpoint): the old run is not reused."""
+    calls = []
+    monkeypatch.setattr("entropylab.rl.trainer.train", _fake_train(calls))
+    base = tmp_path / "base"
+    shutil.copytree(data_dir() / "arith", base)
+    ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
+    ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
+    assert calls == [(4, False)]
+    (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes() + b"\0")
+    assert not ex.run_done("grpo", tmp_path / "runs", scale="quick", model=str(base))
+    with pytest.warns(UserWarning, match="base model weights"):
+        ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
+    assert calls == [(4, False), (4, False)]
 
 
 def test_comparison_cache_follows_the_weights_of_both_models(tmp_path):
