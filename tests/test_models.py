@@ -152,3 +152,14 @@ def test_clean_steps_show_correct_solutions_first(tok):
     assert all(i < n_clean for b in order[:clean_steps] for i in b)
     assert all(i >= n_clean for b in order[clean_steps:] for i in b)
     assert sorted(i for b in order for i in b) == list(range(steps * batch))  # every document once
+
+
+@pytest.mark.slow
+def test_arith_recipe_reaches_the_targets(tmp_path):
+    """The shipped arith recipe, run whole on another seed (about 4 min on 2 cores): the issue's targets.
+    Not shortened: every shorter recipe measured stays short of them (README, "Pre-training in 4 minutes")."""
+    res = pretrain("arith", tmp_path / "arith", seed=2, eval_problems=100, eval_samples=16, progress=False)
+    m = res["metrics"]
+    assert 0.15 <= m["pass@1"] <= 0.6 and m["pass@16"] >= 0.8, m
+    assert m["entropy_p50"] < 0.05 and m["entropy_p95"] > 0.3, m  # most tokens near 0, a minority high
+    assert res["params"]["clean_steps"] == 1100 and res["params"]["easy_share"] == 0.3
