@@ -108,8 +108,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
                       lr=args.lr, seed=args.seed, error_rate=args.error_rate, clean_steps=args.clean_steps,
-                      easy_share=args.easy_share,
-                      init=args.init,
+                      easy_share=args.easy_share, init=args.init,
                       difficulty=args.difficulty, hidden_size=args.hidden_size, num_layers=args.num_layers,
                       progress=not args.quiet, threads=args.threads)
     m = result["metrics"]

@@ -284,7 +284,8 @@ def pretrain(
                                 n_samples=eval_samples, temperature=1.0, seed=seed, difficulty=difficulty)
         params = dict(
             task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
-            clean_steps=clean_steps, easy_share=easy_share, init=init, difficulty=difficulty, hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
+            clean_steps=clean_steps, easy_share=easy_share, init=init, difficulty=difficulty,
+            hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
             eval_problems=eval_problems, eval_samples=eval_samples, threads=torch.get_num_threads(),
         )
         machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=load_start,
@@ -365,8 +366,8 @@ def _command(p: dict) -> str:
     """The CLI command that reproduces a pretraining run."""
     args = ["entropylab", "pretrain", "--task", p["task"], "--out", "OUT", "--steps", str(p["steps"]),
             "--batch-size", str(p["batch_size"]), "--seq-len", str(p["seq_len"]), "--lr", str(p["lr"]),
-            "--seed", str(p["seed"]), "--error-rate", str(p["error_rate"]), "--clean-steps", str(p.get("clean_steps", 0)),
-            "--easy-share", str(p.get("easy_share", 0.0))]
+            "--seed", str(p["seed"]), "--error-rate", str(p["error_rate"]),
+            "--clean-steps", str(p.get("clean_steps", 0)), "--easy-share", str(p.get("easy_share", 0.0))]
     if p.get("init", "scratch") != "scratch":
         args += ["--init", str(p["init"])]
     for key, flag, default in (("difficulty", "--difficulty", None), ("hidden_size", "--hidden-size", 192),
