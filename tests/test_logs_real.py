@@ -42,10 +42,15 @@ def log_dir(request) -> Path:
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_real_log_counts_and_values(log_dir: Path, name: str) -> None:
     n_steps, n_val, n_points, (h0, h1), (r0, r1), last_score = EXPECTED[name]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", logs.LogWarning)  # the real logs read without a single warning
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", logs.LogWarning)
         df = logs.load(log_dir / name)
     run = name.removesuffix(".log")
+    # The real logs read without a warning, but the gemma log ends inside its last line (no newline): that
+    # line's last value may be cut mid-number and is left out.
+    torn = [f"{log_dir / name}: the last line has no newline (a log still being written?): its last value, "
+            "possibly cut mid-number, left out"] if name == GEMMA else []
+    assert [str(w.message) for w in record] == torn
     assert list(df.columns[:5]) == ["run", "step", "entropy", "reward", SCORE]
     assert (df["run"] == run).all()
     assert len(df) == n_steps and df["step"].tolist() == list(range(n_steps))
@@ -61,7 +66,7 @@ def test_real_log_counts_and_values(log_dir: Path, name: str) -> None:
     assert meta["reward_key"] == "critic/score/mean"
     assert meta["score"] == SCORE
     assert meta["n_steps"] == n_steps and meta["n_val"] == n_val
-    assert meta["warnings"] == []
+    assert meta["warnings"] == torn
     assert "critic/rewards/mean" in df.columns and "critic/score/mean" not in df.columns
     pts = logs.points(df)
     assert len(pts) == n_points
@@ -107,7 +112,8 @@ def test_inspect_real_log(log_dir: Path) -> None:
     assert "critic/score/mean -> reward" in text and "not chosen: critic/rewards/mean" in text
     assert "val/test_score/openai/gsm8k <- test_score/openai/gsm8k, val/test_score/openai/gsm8k (11 values)" in text
     assert "points      10 fit points (score and entropy at the same step); step 0" in text
-    assert "warnings    none" in text
+    assert "warnings    the last line has no newline" in text
+    assert "prompt_length/min" in logs.load(log_dir / REF).columns
 
 
 def test_bundled_copies_match_shared() -> None:

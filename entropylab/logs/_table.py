@@ -21,6 +21,7 @@ class Raw:
     nonfinite: dict[str, int] = field(default_factory=dict)
     line_of: Callable[[int], int | None] = lambda i: None  # row position -> line number in the file
     order: list[str] = field(default_factory=list)  # original keys in first-seen order
+    val_size: int | None = None  # the number of validation problems, where the log says it
 
 
 class Table:
@@ -92,7 +93,11 @@ def _matrix(values: list, n: int, k: int) -> np.ndarray:
         return np.asarray(values, dtype=np.float64).reshape(n, k)
     except (ValueError, TypeError):  # a value like b"." that looked numeric: cell by cell
         rows = [v.split() if isinstance(v, bytes) else v for v in values]
-        return np.array([[_to_float(x) for x in row] for row in rows], dtype=np.float64).reshape(n, k)
+        out = np.full((n, k), np.nan)
+        for i, row in enumerate(rows):
+            if len(row) == k:  # a row of another length (a cut line) cannot be placed: left empty
+                out[i] = [_to_float(x) for x in row]
+        return out
 
 
 def _to_float(value: object) -> float:
