@@ -155,8 +155,8 @@ def test_nan_and_inf_values_are_dropped_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(logs.LogWarning) as record:
         df = logs.load(path)
     msgs = [str(w.message) for w in record]
-    assert f"{path}: key 'actor/entropy': 2 non-finite value(s) (nan/inf) dropped" in msgs
-    assert f"{path}: key 'critic/score/mean': 1 non-finite value(s) (nan/inf) dropped" in msgs
+    assert msgs == [f"{path}: 3 non-finite value(s) (nan/inf) dropped in 2 keys: actor/entropy (2), "
+                    "critic/score/mean (1)"]  # one line for the kind, not one per key
     assert not np.isinf(df[["entropy", "reward"]].to_numpy()).any()
     assert logs.points(df)["step"].tolist() == [4]
 
@@ -165,7 +165,7 @@ def test_nan_and_inf_values_are_dropped_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(logs.LogWarning) as record:
         logs.load(csv)
     assert [str(w.message).split(": ", 1)[1] for w in record] == [
-        "key 'entropy': 2 non-finite value(s) (nan/inf) dropped", "key 'reward': 1 non-finite value(s) (nan/inf) dropped"]
+        "3 non-finite value(s) (nan/inf) dropped in 2 keys: entropy (2), reward (1)"]
     jl = tmp_path / "n.jsonl"
     jl.write_text('{"step": 1, "entropy": NaN, "reward": null}\n{"step": 2, "entropy": Infinity}\n')
     with pytest.warns(logs.LogWarning) as record:

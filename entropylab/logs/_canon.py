@@ -139,8 +139,8 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
     import pandas as pd
 
     warnings = list(raw.warnings)
-    for key, count in raw.nonfinite.items():
-        warnings.append(f"{path}: key {key!r}: {count} non-finite value(s) (nan/inf) dropped")
+    if raw.nonfinite:
+        warnings.append(_nonfinite_line(path, raw.nonfinite))
     df, merge_warnings = merge_steps(raw, path)
     warnings += merge_warnings
     originals = [c for c in df.columns if c != "step"]
@@ -192,6 +192,7 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
     else:
         scored = [n for n in val_names if min(_tier(k) for k in sources[n]) < 99 and out[n].notna().any()]
         score = scored[0] if scored else ("reward" if rew_key is not None else None)
+        score, score_note = _score_with_points(out, scored, score)
     score_orig = (rew_key if score == "reward" else ent_key if score == "entropy"
                   else val_keys.get(score) or next((k for k, v in names.items() if v == score), None))
     if ent_key is None:
@@ -210,7 +211,9 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
         "score": score,
         "score_key": score_orig,
         "score_source": "override" if score_key is not None else None if score is None else (
-            "validation" if aliases.is_validation(score) else "reward"),
+            ("most-points" if score_note else "validation") if aliases.is_validation(score) else "reward"),
+        "score_note": None if score_key is not None else score_note,
+        "val_size": raw.val_size,
         "n_steps": int(len(out)),
         "n_val": n_val,
         "warnings": warnings,
@@ -222,6 +225,39 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
 
 
 _RESERVED = ("run", "step", "entropy", "reward", "score")
+FEW_JOINED = 5  # a default score joining fewer entropy points than this gives way to the one joining the most
+
+
+def joined_points(out: pd.DataFrame, column: str) -> int:
+    """How many steps after step 0 have both an entropy and a `column` value (the law's fit points)."""
+    if "entropy" not in out.columns or column not in out.columns:
+        return 0
+    return int((out[column].notna() & out["entropy"].notna() & (out["step"] != 0)).sum())
+
+
+def _score_with_points(out: pd.DataFrame, scored: list[str], default: str | None) -> tuple[str | None, str | None]:
+    """The default validation score, or the one joining the most entropy points when the default joins none or
+    few (a log whose first metric exists only at step 0); the second value says why it was switched."""
+    if default is None or default not in scored or len(scored) < 2:
+        return default, None
+    counts = {n: joined_points(out, n) for n in scored}
+    best = max(scored, key=lambda n: counts[n])  # the first in tier order among equals
+    have = counts[default]
+    if counts[best] > have and (have < FEW_JOINED or have < counts[best] / 2):
+        return best, (f"{default} joins only {have} entropy point(s); chose {best}, which joins the most "
+                      f"({counts[best]})")
+    return default, None
+
+
+def _nonfinite_line(path: str, counts: dict[str, int]) -> str:
+    """One warning for every key's explicit nan/inf values (a TensorBoard file can have dozens of such keys)."""
+    if len(counts) == 1:
+        (key, count), = counts.items()
+        return f"{path}: key {key!r}: {count} non-finite value(s) (nan/inf) dropped"
+    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:3])
+    more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+    return (f"{path}: {sum(counts.values())} non-finite value(s) (nan/inf) dropped in {len(counts)} keys: "
+            f"{shown}{more}")
 
 
 def _tier(original: str) -> int:

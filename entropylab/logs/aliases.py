@@ -18,6 +18,7 @@ ENTROPY_KEYS: tuple[str, ...] = (
     "objective/entropy",
     "train/policy_entropy",
     "entropy/mean",
+    "rollout/entropy",
 )
 
 #: Formats whose own entropy key comes first: entropylab's trainer logs the paper's H (per-response mean) as
@@ -41,11 +42,33 @@ REWARD_KEYS: tuple[str, ...] = (
     "objective/scores",
     "env/reward_mean",
     "train/rewards",
+    "rollout/reward",
 )
 
 #: Step fields of tabular logs, in priority order, per row (an epoch is never a step).
 STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "trainer/global_step", "eval/global_step",
-                              "_step", "iteration")
+                              "_step", "iteration", "grpo_step", "ppo_step", "rl_step", "train/step", "global_steps",
+                              "iter")
+
+#: Columns that tell several runs of one table apart, in priority order (string values only).
+RUN_KEYS: tuple[str, ...] = ("run", "run_id", "run_name", "experiment", "experiment_name", "exp_name", "exp",
+                             "name", "trial", "seed_run")
+
+#: Fields that give a row's kind in JSON lines; rows of an evaluation kind hold validation metrics.
+KIND_KEYS: tuple[str, ...] = ("type", "split", "mode", "phase", "stage", "kind")
+EVAL_KINDS = frozenset({"eval", "evaluation", "val", "valid", "validation", "test", "testing"})
+TRAIN_KINDS = frozenset({"train", "training", "update", "optim", "optimizer"})
+
+
+def kind_key(kind: str, key: str) -> str:
+    """The key of a metric in a row of the given kind: evaluation rows' metrics are validation (`eval/<key>`),
+    other kinds but training are prefixed with the kind (`rollout/<key>`)."""
+    low = kind.strip().lower()
+    if low in TRAIN_KINDS or not low:
+        return key
+    if low in EVAL_KINDS:
+        return key if is_validation(canonical_key(key)) else f"eval/{key}"
+    return key if key.startswith(f"{low}/") else f"{low}/{key}"
 
 #: Columns of W&B history exports that are bookkeeping, not metrics.
 WANDB_DROP: tuple[str, ...] = ("_runtime", "_timestamp", "_wandb")

@@ -24,13 +24,14 @@ class LogWarning(UserWarning):
     """Something in a log was odd but readable (restarted run, dropped values, no entropy key)."""
 
 
-def _read(src: detect.Source) -> tabular.Runs:
+def _read(src: detect.Source, step_key: str | None = None, run_key: str | None = None) -> tabular.Runs:
     """Run the reader of one source; tabular files may hold several runs."""
     path, fmt, suffix = src.path, src.format, src.path.suffix.lower()
+    keys = {"step_key": step_key, "run_key": run_key}
     if fmt == "verl-console":
         return {None: verl.read_console(path)}
     if fmt == "verl-jsonl":
-        return tabular.read_json_lines(path, nested="data")
+        return tabular.read_json_lines(path, nested="data", **keys)
     if fmt == "trl":
         state = trl.find_state(path) if path.is_dir() else path
         if state is None:
@@ -46,10 +47,10 @@ def _read(src: detect.Source) -> tabular.Runs:
     if path.is_dir():
         raise LogFormatError(f"{path}: is a directory; format {fmt!r} reads a file")
     if fmt == "parquet" or (fmt in ("wandb", "openrlhf") and suffix in (".parquet", ".pq")):
-        return tabular.read_parquet(path, step_keys=steps, drop=drop)
+        return tabular.read_parquet(path, step_keys=steps, drop=drop, **keys)
     if fmt == "csv" or (fmt in ("wandb", "openrlhf") and suffix in (".csv", ".tsv")):
-        return tabular.read_csv(path, step_keys=steps, drop=drop)
-    return tabular.read_json_lines(path, step_keys=steps, drop=drop)
+        return tabular.read_csv(path, step_keys=steps, drop=drop, **keys)
+    return tabular.read_json_lines(path, step_keys=steps, drop=drop, **keys)
 
 
 def _names(entries: list[tuple[detect.Source, str | None]], run: str | Sequence[str] | None) -> list[str]:
@@ -80,14 +81,16 @@ def _names(entries: list[tuple[detect.Source, str | None]], run: str | Sequence[
 
 
 def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, entropy_key: str | None = None,
-         score_key: str | None = None, run: str | Sequence[str] | None = None,
-         progress: bool = False) -> pd.DataFrame:
+         score_key: str | None = None, run: str | Sequence[str] | None = None, step_key: str | None = None,
+         run_key: str | None = None, progress: bool = False) -> pd.DataFrame:
     """Read training logs into one DataFrame: one row per (run, step), sorted by run then step.
 
     `path_or_paths`: log files, run directories (entropylab `metrics.jsonl`, TRL output dirs, TensorBoard log
     dirs, or a folder of logs), or a list of them. `format`: "auto" or one of `FORMATS`. `entropy_key` /
     `score_key` name an original key (or a canonical column) and win over the alias table. `run`: the run
-    name (several runs: numbered), or one name per run. Columns: `run`, `step`, `entropy`, `reward` (training
+    name (several runs: numbered), or one name per run. `step_key` names the step field of a tabular log
+    (default: the first of `aliases.STEP_KEYS` present); `run_key` the column that tells several runs of one
+    table apart (default: the first of `aliases.RUN_KEYS` holding text). Columns: `run`, `step`, `entropy`, `reward` (training
     reward), validation metrics as `val/<name>`, then every other numeric metric under its original key.
     `df.attrs["entropylab"][run]` says which keys were used and which score is the default.
     A step without entropy (verl's validation before training at step 0) stays a row with NaN entropy.
@@ -108,7 +111,7 @@ def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, 
         srcs_iter = srcs
     read: list[tuple[detect.Source, str | None, Any]] = []
     for src in srcs_iter:
-        for inner, raw in _read(src).items():
+        for inner, raw in _read(src, step_key, run_key).items():
             read.append((src, inner, raw))
     names = _names([(s, i) for s, i, _ in read], run)
     frames, meta = [], {}

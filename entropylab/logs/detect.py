@@ -149,6 +149,15 @@ def _csv_kind(data: bytes, path: Path) -> str:
 
 def _json_kind(data: bytes) -> str | None:
     """verl-jsonl, trl, wandb, openrlhf or jsonl from the first JSON line (or the whole JSON document)."""
+    if data.lstrip()[:1] == b"[":  # a bare list of records: TRL's log_history saved on its own, or any records
+        from entropylab.logs.tabular import json_records
+
+        first = next((obj for _, obj in json_records(data.decode("utf-8", "replace"))), None)
+        if not isinstance(first, dict):
+            return None
+        trl_like = "step" in first and ("epoch" in first or any(str(k).startswith(("eval_", "train_", "rewards/"))
+                                                                  for k in first))
+        return "trl" if trl_like else "jsonl"
     first = next((line for line in data.split(b"\n") if line.strip()), b"")
     try:
         obj = json.loads(first)

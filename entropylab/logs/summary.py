@@ -79,9 +79,13 @@ def _block(run: str, info: dict, group: Any, fit: str) -> str:
         lines.append("  score       none: no validation metric and no training reward")
     else:
         how = {"override": f"given: {info.get('score_key')}", "validation": "default: first validation metric",
+               "most-points": f"default: {info.get('score_note')}",
                "reward": "default: training reward, no validation metric"}.get(info.get("score_source", ""), "")
         lines.append(f"  score       {score} ({how})")
     lines.append(f"  points      {fit}")
+    size = info.get("val_size")
+    lines.append(f"  val size    {size} problems (read from the log; --val-size overrides)" if size else
+                 "  val size    not in the log: pass --val-size N for the binomial noise of the score")
     warns = [w.removeprefix(f"{info['path']}: ") for w in info.get("warnings", [])]
     lines.append("  warnings    " + ("none" if not warns else f"\n{'':14}".join(warns)))
     return "\n".join(lines)

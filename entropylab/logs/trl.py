@@ -8,7 +8,7 @@ from pathlib import Path
 
 from entropylab.errors import LogFormatError
 from entropylab.logs._table import Raw, Table
-from entropylab.logs.tabular import _flatten, _is_number, _step_of
+from entropylab.logs.tabular import _flatten, _is_number, _step_of, json_records
 
 STATE = "trainer_state.json"
 
@@ -34,18 +34,33 @@ def _global_step(path: Path) -> int:
 
 
 def read_trainer_state(path: Path) -> Raw:
-    """Parse `trainer_state.json` (a file; see `find_state` for output directories)."""
+    """Parse `trainer_state.json` (a file; see `find_state` for output directories), or a JSON file holding
+    only the `log_history` list of records."""
     from entropylab.logs.verl import read_bytes
 
+    text = read_bytes(path).decode("utf-8", "replace")
+    warnings: list[str] = []
     try:
-        state = json.loads(read_bytes(path).decode("utf-8", "replace"))
+        state = json.loads(text)
     except ValueError as err:
-        raise LogFormatError(f"{path}: not valid JSON ({err})") from None
-    history = state.get("log_history") if isinstance(state, dict) else None
+        if not text.lstrip().startswith("["):
+            raise LogFormatError(f"{path}: not valid JSON ({err})") from None
+        state = [obj for _, obj in json_records(text)]  # a list still being written: its complete records
+        if state and state[-1] is None:
+            state.pop()
+            warnings.append(f"{path}: the list of records ends inside a record (still being written?): "
+                            "the torn record skipped")
+    history = state.get("log_history") if isinstance(state, dict) else state  # or a bare log_history list
     if not isinstance(history, list):
         raise LogFormatError(f"{path}: no 'log_history' list: not a TRL/transformers trainer_state.json")
-    table = Table()
-    for i, entry in enumerate(history):
+    return history_raw(history, path, warnings)
+
+
+def history_raw(history: list, path: Path, warnings: list[str] | None = None, start: int = 0,
+                table: Table | None = None) -> Raw:
+    """The rows of TRL `log_history` entries (from index `start`, added to `table` when given)."""
+    table = Table() if table is None else table
+    for i, entry in enumerate(history[start:], start):
         if not isinstance(entry, dict) or "step" not in entry:
             raise LogFormatError(f"{path}: log_history[{i}] has no 'step'")
         record = _flatten(entry)
@@ -55,4 +70,4 @@ def read_trainer_state(path: Path) -> Raw:
     if len(table) == 0:
         raise LogFormatError(f"{path}: 'log_history' is empty: nothing was logged yet")
     frame, nonfinite, order = table.frame()
-    return Raw(frame, [], nonfinite, order=order)
+    return Raw(frame, list(warnings or []), nonfinite, order=order)
