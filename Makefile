@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev,notebooks,bench,trl
 
-.PHONY: demo test venv lint figures bench clean chromium
+.PHONY: demo test test-slow venv lint figures bench clean chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -27,7 +27,11 @@ chromium:
 	  else echo "chromium missing and cannot be installed here: browser tests will fail"; fi; }
 
 test: $(STAMP) chromium
-	$(VPY) -m pytest -q -p no:cacheprovider
+	$(VPY) -m pytest -q -p no:cacheprovider -m "not recipe"
+
+# The whole pre-training recipes (several minutes each on 2 cores): not part of `make test`.
+test-slow: $(STAMP)
+	$(VPY) -m pytest -q -p no:cacheprovider -m recipe
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check entropylab tests benchmarks

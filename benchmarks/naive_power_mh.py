@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from entropylab.generation import cache_kwargs
+
 
 class Counter:
     """Token positions passed through the model."""
@@ -33,7 +35,7 @@ def _generate(model, prefix: list[int], n_max: int, alpha: float, eos: int, gen:
     out: list[int] = []
     for _ in range(n_max):
         count.positions += ids.shape[1]
-        logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1].float()
+        logits = model(input_ids=ids, **cache_kwargs(model, cache), use_cache=True).logits[0, -1].float()
         probs = torch.softmax(logits * alpha, -1)
         tok = int(torch.multinomial(probs, 1, generator=gen))
         out.append(tok)

@@ -110,9 +110,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                       lr=args.lr, seed=args.seed, error_rate=args.error_rate, clean_steps=args.clean_steps,
                       easy_share=args.easy_share, init=args.init,
                       difficulty=args.difficulty, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                      progress=not args.quiet, threads=args.threads)
+                      progress=not args.quiet, threads=args.threads, precision=args.precision)
     m = result["metrics"]
-    print(f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s)\n"
+    print(f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s, "
+          f"{result['params']['precision']} on {result['machine']['cpu_capability']})\n"
           f"held-out test, temperature 1: pass@1 {m['pass@1']:.3f}, pass@16 {m.get('pass@16', float('nan')):.3f}; "
           f"token entropy p50/p80/p95 {m['entropy_p50']:.3f}/{m['entropy_p80']:.3f}/{m['entropy_p95']:.3f}")
     return 0
@@ -158,7 +159,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from entropylab import demo
 
-    demo.run_demo(out=Path(args.out), fresh=args.fresh, quick=args.quick)
+    demo.run_demo(out=Path(args.out), fresh=args.fresh, quick=args.quick, workers=args.workers)
     return 0
 
 
@@ -241,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--difficulty", type=int, help="task difficulty (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="training precision; auto: the faster on this CPU, by a timing probe")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
 
@@ -293,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--fresh", action="store_true", help="recompute every piece instead of reusing finished ones")
     p.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
+    p.add_argument("--workers", type=int, help="processes for the training runs (default: one per core, at most 2)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("figures", help="regenerate every paper figure (figures/), producing the runs it needs",

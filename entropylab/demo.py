@@ -205,17 +205,46 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
             for r in s["table"]]
 
 
+def _grpo_and_comparison(out: Path, scale: str) -> Path:
+    """The plain GRPO run, then the sampler comparison that uses its last checkpoint (one job: it needs the run)."""
+    from entropylab import experiments as ex
+    from entropylab.rl.trainer import latest_checkpoint
+
+    run = ex.figure_run("grpo", out / "runs", scale=scale, progress=False)
+    ex.figure_comparison(out / "compare", scale=scale, grpo_checkpoint=latest_checkpoint(run), progress=False)
+    return run
+
+
+def prepare(out: Path, quick: bool, workers: int) -> None:
+    """Train the GRPO runs and sample the comparison up front, `workers` processes side by side (one torch
+    thread each); the pieces then find them in the experiments' cache."""
+    from entropylab import experiments as ex
+
+    scale = _scale(quick)
+    jobs = [(_grpo_and_comparison, (out, scale), {})]
+    jobs += [(ex.figure_run, (p, out / "runs"), dict(scale=scale, progress=True)) for p in ex.DEMO_PRESETS
+             if p != "grpo"]
+    ex.run_jobs(jobs, workers, progress=True)
+
+
 PIECES: list[Callable[[Path, Report, bool, bool], list[dict]]] = [
     law_on_real_logs, entropy_collapse, covariance, token_entropy, power_sampling]
 
 
-def run_demo(out: str | Path = "runs/demo", *, fresh: bool = False, quick: bool = False) -> Path:
-    """Run every piece, write OUT/report.html and print a summary table; returns the report's path."""
+def run_demo(out: str | Path = "runs/demo", *, fresh: bool = False, quick: bool = False,
+             workers: int | None = None) -> Path:
+    """Run every piece, write OUT/report.html and print a summary table; returns the report's path.
+
+    The training runs and samples behind the pieces run first in `workers` processes (default: one per core,
+    at most 2; the quick demo: 1)."""
     import torch
     from tqdm.auto import tqdm
 
+    from entropylab.experiments import default_workers
+
     torch.set_num_threads(1)  # the tiny model's ops are too small for two threads (see entropylab.experiments)
     out = Path(out)
+    prepare(out, quick, default_workers(workers if workers is not None else (1 if quick else None)))
     report = Report("entropylab demo", intro="Entropy collapse, the law that predicts where it ends, and what "
                     "changes it: produced by `make demo` on this machine.")
     rows: list[dict] = []

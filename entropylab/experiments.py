@@ -282,6 +282,15 @@ def _from_cache(job: tuple) -> tuple[bool, object]:
         _CACHED_ONLY = False
 
 
+def default_workers(workers: int | None = None) -> int:
+    """`workers` if given, else one process per core this process may use, at most 2."""
+    import os
+
+    if workers is not None:
+        return max(1, int(workers))
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> list:
     """Run `(function, args, kwargs)` jobs (this module's `ensure_*`) and return their results in order.
 

@@ -8,7 +8,6 @@ the same builders, so a figure in a notebook and in `figures/` is the same code.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -375,12 +374,6 @@ def readable(fig: plt.Figure, min_width: float = 7.5) -> plt.Figure:
     return fig
 
 
-def _workers(workers: int | None) -> int:
-    if workers is not None:
-        return max(1, int(workers))
-    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
 def grpo_chain(root: str | Path, *, scale: str = "demo", model: str = "arith", task: str = "arith",
                overlap_n: int = 64, progress: bool = True) -> tuple:
     """The GRPO run of the figures, then the sampler comparison with its last checkpoint and the overlap of
@@ -412,7 +405,7 @@ def make_figures(out: str | Path = "figures", *, scale: str = "full", runs_dir: 
     torch.set_num_threads(1)  # see entropylab.experiments: one thread per process is fastest here
     start = time.perf_counter()
     out, root = Path(out), Path(runs_dir)
-    workers = _workers(workers)
+    workers = ex.default_workers(workers)
     say = print if progress else (lambda *a, **k: None)
     apply_style()
 

@@ -21,6 +21,8 @@ Context: when the longest prompt plus `max_new_tokens` exceeds `config.max_posit
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -177,6 +179,27 @@ def fit_to_context(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: i
 
 # ------------------------------------------------------------------------------------------------
 # decoding back-ends: prefill(ids, mask) -> last logits; step(tokens) -> next logits
+
+
+def cache_kwargs(model, cache) -> dict:
+    """The keyword argument that hands a KV cache to `model`'s forward: `cache` where the model's forward
+    takes it (transformers 5.x renamed it), else the older `past_key_values`."""
+    return {_cache_keyword(type(model)): cache}
+
+
+@functools.cache
+def _cache_keyword(cls: type) -> str:
+    params = inspect.signature(cls.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(out):
+    """The KV cache a forward returned (None when it returned none), under either name."""
+    for name in ("cache", "past_key_values"):
+        value = out.get(name) if hasattr(out, "get") else getattr(out, name, None)
+        if value is not None:
+            return value
+    return None
 
 
 def fast_path_supported(model) -> bool:
@@ -396,7 +419,7 @@ class _HFDecoder:
         self.mask[:, :p] = mask.long()
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids, attention_mask=self.mask[:, :p], position_ids=pos, past_key_values=self.cache,
+            input_ids=ids, attention_mask=self.mask[:, :p], position_ids=pos, **cache_kwargs(self.model, self.cache),
             use_cache=True, logits_to_keep=1,
         )
         self.cur, self.pos = p, pos[:, -1] + 1
@@ -406,7 +429,7 @@ class _HFDecoder:
         self.cur += 1
         out = self.model(
             input_ids=tokens[:, None], attention_mask=self.mask[:, : self.cur], position_ids=self.pos[:, None],
-            past_key_values=self.cache, use_cache=True,
+            **cache_kwargs(self.model, self.cache), use_cache=True,
         )
         self.pos = self.pos + 1
         return out.logits[:, -1]
@@ -702,8 +725,8 @@ def _prompt_pass(model, prompts: Tensor, attention_mask: Tensor, inverse: Tensor
     p_mask = attention_mask[first, :p_len]
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=prompts, attention_mask=p_mask, position_ids=p_pos,
-                past_key_values=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+                **cache_kwargs(model, DynamicCache(config=model.config)), use_cache=True, logits_to_keep=1)
+    cache = returned_cache(out)
     return (cache, [(layer.keys, layer.values) for layer in cache.layers]), out.logits[:, -1:], p_pos
 
 
@@ -722,5 +745,5 @@ def _response_pass(model, ids: Tensor, attn: Tensor, prompt_cache, first_logits:
         return first
     pos = last_pos + attn[:, p_len : p_len + n - 1].cumsum(-1)
     out = model(input_ids=ids[:, p_len : p_len + n - 1], attention_mask=attn[:, : p_len + n - 1], position_ids=pos,
-                past_key_values=cache, use_cache=True)
+                **cache_kwargs(model, cache), use_cache=True)
     return torch.cat([first, out.logits], dim=1)

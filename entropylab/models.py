@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from entropylab.errors import ModelError
+from entropylab.precision import autocast, check_precision, model_step, workload_key
+from entropylab.precision import resolve as resolve_precision
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK]
@@ -231,6 +233,7 @@ def pretrain(
     eval_samples: int = 16,
     progress: bool = True,
     threads: int | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Pre-train a tiny Qwen2 on `task`'s corpus by next-token prediction, evaluate it, save it to `out`.
 
@@ -244,6 +247,8 @@ def pretrain(
     `init`: "scratch" (random init), or a shipped name / checkpoint directory to continue from (its
     architecture is kept; `hidden_size`/`num_layers` then ignored). `steps`, `lr`, `error_rate`, `clean_steps`,
     `easy_share` and `init` default to the task's shipped recipe (`RECIPES`: fork continues from the arith checkpoint).
+    `precision`: "float32", "bfloat16" (autocast) or "auto", the faster of the two on this CPU by a timing probe
+    (`entropylab.precision`); the choice is recorded in the parameters and the model card.
     """
     from transformers import AutoModelForCausalLM
 
@@ -263,6 +268,7 @@ def pretrain(
         raise ModelError(f"pretrain: steps must be >= 1, got {steps}")
     if clean_steps < 0:
         raise ModelError(f"pretrain: clean_steps must be >= 0, got {clean_steps}")
+    check_precision(precision)
     task_obj = get_task(task)
     with torch_threads(threads):
         torch.manual_seed(seed)
@@ -278,7 +284,7 @@ def pretrain(
             hidden_size, num_layers = model.config.hidden_size, model.config.num_hidden_layers
         order = _schedule([len(r) for r in rows], batch_size, steps, clean_steps, seed)
         batches = [_batch(rows, weights, b, tokenizer.pad_token_id, seq_len) for b in order]
-        losses = _train(model, batches, lr, desc=f"pretrain {task}" if progress else None)
+        losses, prec = _train(model, batches, lr, precision, desc=f"pretrain {task}" if progress else None)
         train_seconds = time.perf_counter() - t_start
         metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems,
                                 n_samples=eval_samples, temperature=1.0, seed=seed, difficulty=difficulty)
@@ -287,9 +293,11 @@ def pretrain(
             clean_steps=clean_steps, easy_share=easy_share, init=init, difficulty=difficulty,
             hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
             eval_problems=eval_problems, eval_samples=eval_samples, threads=torch.get_num_threads(),
+            precision=prec["precision"],
         )
         machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=load_start,
-                       load_avg_end=_load_avg())
+                       load_avg_end=_load_avg(), cpu_capability=prec["cpu_capability"],
+                       precision_requested=prec["requested"], precision_probe_seconds=prec["seconds"])
     result = dict(
         params=params, n_params=n_params(model), n_docs=n_docs, train_tokens=sum(len(r) for r in rows),
         train_seconds=round(train_seconds, 1), total_seconds=round(time.perf_counter() - t_start, 1),
@@ -311,22 +319,29 @@ def _init_from(init: str, tokenizer, task: str):
     return model
 
 
-def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
-    """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, bf16 autocast; one step per (ids, weights) batch.
+def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str,
+           desc: str | None) -> tuple[list[float], dict]:
+    """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, in `precision` ("auto": the faster of float32
+    and bf16 autocast on this CPU, probed on the widest batch); one step per (ids, weights) batch.
+    Returns the losses and the precision record (`entropylab.precision.resolve`).
 
     Attention is plain matmul-softmax ("eager") while training: at these lengths a CPU step is 1.37x faster
     than with SDPA, whose CPU backward is slow. The model is handed back with its own attention.
     """
     attn = model.config._attn_implementation
     model.set_attn_implementation("eager")
+    model.train()
     try:
-        return _train_loop(model, batches, lr, desc)
+        widest = max((ids for ids, _ in batches), key=lambda t: t.shape[1])
+        prec = resolve_precision(precision, model_step(model, widest), workload_key(model, widest))
+        return _train_loop(model, batches, lr, prec["precision"], desc), prec
     finally:
         model.set_attn_implementation(attn)
         model.eval()
 
 
-def _train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, desc: str | None) -> list[float]:
+def _train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str,
+                desc: str | None) -> list[float]:
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
@@ -344,7 +359,7 @@ def _train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: flo
         ids, w = batches[step]
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, steps, lr, warmup)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # right padding + causal attention: no mask needed
+        with autocast(precision):  # right padding + causal attention: no mask needed
             logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
         loss = (nll * w.reshape(-1)).sum() / w.sum()
@@ -378,6 +393,8 @@ def _command(p: dict) -> str:
             args += [flag, str(p[key])]
     if p.get("threads"):
         args += ["--threads", str(p["threads"])]  # float summation order: same threads, same weights
+    if p.get("precision"):
+        args += ["--precision", str(p["precision"])]  # the precision the run used, not "auto"
     return shlex.join(args)
 
 
@@ -386,9 +403,13 @@ def _machine(m: dict) -> str:
         return "machine not recorded"
     loads = [v for v in (m.get("load_avg_start"), m.get("load_avg_end")) if v is not None]
     busy = bool(loads) and max(loads) > m["threads"] + 0.5
-    return (f"{m['threads']} torch threads on {m['cpus']} CPUs; 1-min load average {m['load_avg_start']} at the "
-            f"start, {m['load_avg_end']} at the end" + (": above the thread count, other processes shared the CPUs"
-                                                        if busy else ""))
+    cpu = f" (torch CPU capability {m['cpu_capability']})" if m.get("cpu_capability") else ""
+    probe = m.get("precision_probe_seconds") or {}
+    chose = ("; precision chosen by a timing probe, seconds per step: "
+             + ", ".join(f"{k} {v:g}" for k, v in probe.items())) if probe else ""
+    return (f"{m['threads']} torch threads on {m['cpus']} CPUs{cpu}; 1-min load average {m['load_avg_start']} at "
+            f"the start, {m['load_avg_end']} at the end" + (": above the thread count, other processes shared the "
+                                                            "CPUs" if busy else "") + chose)
 
 
 def _origin(p: dict) -> str:
@@ -410,8 +431,9 @@ def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Pa
     """Write the HF files, `entropylab.json` and `model_card.md` for a pretraining `result` into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with quiet_progress():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     m, p = result["metrics"], result["params"]
     manifest = dict(
         task=task.name, answer_marker=task.answer_marker, n_params=result["n_params"],
@@ -460,6 +482,20 @@ Load with `entropylab.models.load_model("{out.name}")` or `AutoModelForCausalLM.
 # loading
 
 
+@contextlib.contextmanager
+def quiet_progress():
+    """Hide transformers' own progress bars ("Loading weights", "Writing model shards") within a block."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def resolve_checkpoint(path_or_name: str | Path) -> Path:
     """The directory of a shipped name (`"arith"`) or of a local checkpoint path; `ModelError` otherwise."""
     p = Path(path_or_name).expanduser()
@@ -504,7 +540,8 @@ def load_model(
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"{path}: unreadable config.json ({str(e).splitlines()[0]})") from None
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        with quiet_progress():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         kind = getattr(config, "model_type", "?")
         raise ModelError(

@@ -12,7 +12,7 @@ SECTIONS = ["The reward-entropy law on real verl runs", "Forecasting a run from 
 
 
 def test_demo_quick_writes_a_complete_self_contained_report(tmp_path, capsys):
-    report = run_demo(tmp_path / "demo", quick=True)
+    report = run_demo(tmp_path / "demo", quick=True, workers=2)  # runs and samples in two processes
     html = report.read_text()
     for title in SECTIONS:
         assert title in html, title

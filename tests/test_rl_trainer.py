@@ -138,6 +138,7 @@ def test_existing_run_is_not_overwritten(tiny_checkpoint, tmp_path):
     ("group_size=1", "group_size"), ("loss.rho=0", "rho"), ("loss.rho=1.5", "rho"),
     ("loss.clip_cov_ratio=-0.1", "clip_cov_ratio"), ("lr=-1e-4", "lr"), ("mini_batches=0", "mini_batches"),
     ("loss.policy_loss=nope", "policy_loss"), ("lr_schedule=step", "lr_schedule"), ("stepz=3", "stepz"),
+    ("precision=fp16", "precision"),
 ])
 def test_invalid_config_names_the_field(override, field):
     with pytest.raises(ConfigError, match=field):
@@ -189,3 +190,23 @@ def test_cli_train_and_diagnose(tiny_checkpoint, tmp_path):
     table = pd.read_csv(run / "diagnostics" / "covariance_table.csv")
     assert list(table["step"]) == [1, 2]
     assert main(["train", "--out", str(tmp_path / "x"), "--set", "group_size=1"]) == 2  # one-line error, no traceback
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "auto"])
+def test_update_precision_is_applied_and_recorded(tiny_checkpoint, tmp_path, precision):
+    """The policy update runs in the configured precision (auto: the probe's choice), recorded in
+    precision.json; bf16 autocast trains to the same numbers up to rounding."""
+    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, precision=precision)),
+                tmp_path / precision, progress=False)
+    record = json.loads((run / art.PRECISION).read_text())
+    assert record["requested"] == precision and record["precision"] in ("float32", "bfloat16")
+    assert (record["precision"] == precision) if precision != "auto" else set(record["seconds"]) == {
+        "float32", "bfloat16"}
+    assert record["cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
+    rows = metrics(run)
+    assert math.isfinite(rows[-1]["actor/pg_loss"]) and rows[-1]["updates"] == 2
+    if precision == "bfloat16":
+        ref = metrics(train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2)), tmp_path / "f32",
+                            progress=False))
+        assert rows[1]["actor/entropy"] == pytest.approx(ref[1]["actor/entropy"], rel=0.02)
+        assert rows[1]["actor/pg_loss"] == pytest.approx(ref[1]["actor/pg_loss"], rel=0.05, abs=1e-3)

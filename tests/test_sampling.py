@@ -298,7 +298,9 @@ def test_model_without_kv_cache_is_refused():
     class NoCache(type(model)):
         def forward(self, *args, **kwargs):
             out = super().forward(*args, **kwargs)
-            out.past_key_values = None
+            for name in ("cache", "past_key_values"):  # the KV cache under either transformers name
+                if name in out:
+                    out[name] = None
             return out
 
     bare = NoCache(model.config).eval()

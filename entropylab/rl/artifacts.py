@@ -3,6 +3,7 @@
 Layout (what `entropylab.logs.load(RUN_DIR)` and `entropylab diagnose RUN_DIR` read)::
 
     RUN_DIR/config.yaml                  the fully resolved configuration
+    RUN_DIR/precision.json               the policy update's precision (and the probe's timings for "auto")
     RUN_DIR/metrics.jsonl                one JSON object per step, flushed and fsynced as written
     RUN_DIR/rollouts/step_000010.parquet per-token rollout dump (schema: entropylab.diagnostics.DUMP_COLUMNS)
     RUN_DIR/checkpoints/step_000020/     model + tokenizer (save_pretrained) and trainer_state.pt
@@ -24,6 +25,7 @@ CHECKPOINTS = "checkpoints"
 ROLLOUTS = "rollouts"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
+PRECISION = "precision.json"  # the update precision used, and the timing probe's numbers when it chose
 
 
 def _json_value(v: Any) -> Any:
@@ -107,8 +109,11 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict, kee
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    from entropylab.models import quiet_progress
+
+    with quiet_progress():
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     torch.save(state, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)

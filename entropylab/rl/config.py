@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from entropylab.errors import ConfigError
+from entropylab.precision import CHOICES as PRECISION_CHOICES
 from entropylab.rl.losses import LossOptions
 from entropylab.rl.presets import PRESETS
 
@@ -33,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     threads: int | None = None      # torch CPU threads (None: torch's default)
+    precision: str = "float32"      # of the policy update: float32 | bfloat16 (autocast) | auto (the faster here)
     # rollouts
     steps: int = 150
     prompts_per_step: int = 16
@@ -78,6 +80,7 @@ class TrainConfig:
             v = getattr(self, name)
             _check(self, name, isinstance(v, int | float) and math.isfinite(v) and v >= 0, "must be a number >= 0")
         _check(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}")
+        _check(self, "precision", self.precision in PRECISION_CHOICES, f"one of {', '.join(PRECISION_CHOICES)}")
         _check(self, "mini_batches", self.mini_batches <= self.prompts_per_step * self.group_size,
                "cannot exceed the number of sequences per step (prompts_per_step * group_size)")
 

@@ -8,6 +8,7 @@ run resumed from a checkpoint continues exactly as the uninterrupted run would h
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -21,6 +22,8 @@ from entropylab.diagnostics import coerce_dump
 from entropylab.diagnostics.covariance import top_means
 from entropylab.errors import ConfigError, EntropylabError
 from entropylab.generation import logprobs_of, sample
+from entropylab.precision import autocast, workload_key
+from entropylab.precision import resolve as resolve_precision
 from entropylab.rl import artifacts as art
 from entropylab.rl.advantages import broadcast_to_tokens, get_advantage_estimator
 from entropylab.rl.config import TrainConfig
@@ -171,6 +174,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     if start == 0 and cfg.val_every:
         writer.write({"step": 0, **validate(model, tokenizer, task, val_problems, cfg, 0)})
 
+    update_precision = None  # resolved at the first update (the probe needs a real batch)
     bar = tqdm(range(start + 1, cfg.steps + 1), desc=f"train {cfg.task}", unit="step", disable=not progress,
                initial=start, total=cfg.steps)
     last_val: dict[str, float] = {}
@@ -212,6 +216,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
 
         # 4. PPO epochs over shuffled mini-batches, each accumulated over micro-batches
         model.train()
+        if update_precision is None:
+            update_precision = _update_precision(cfg, run_dir, model, input_ids, attn, mask, device)
         n_seq = input_ids.shape[0]
         micro_of = np.zeros(n_seq, dtype=np.int64)
         sums: dict[str, float] = {}
@@ -224,7 +230,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                 finite = True
                 for k, micro in enumerate(torch.split(mb, cfg.micro_batch_size)):
                     micro_of[micro.numpy()] = k
-                    logp, ent = logprobs_of(model, input_ids[micro], attn[micro], mask[micro], cfg.temperature)
+                    with autocast(update_precision, device.type):
+                        logp, ent = logprobs_of(model, input_ids[micro], attn[micro], mask[micro], cfg.temperature)
                     loss, metrics = compute_policy_loss(
                         logp, old_logp[micro], adv_tok[micro], mask[micro], cfg.loss, entropy=ent,
                         ref_logp=ref_logp[micro] if ref_logp is not None else None, generator=gen,
@@ -306,6 +313,23 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                         val=f"{last_val.get('val/acc', float('nan')):.3f}")
     writer.close()
     return run_dir
+
+
+def _update_precision(cfg: TrainConfig, run_dir: Path, model, input_ids, attn, mask, device) -> str:
+    """The policy update's precision (`cfg.precision`; "auto": probed on one micro-batch of this step),
+    recorded in RUN_DIR/precision.json. The sampler and the behaviour log-probs stay float32."""
+    rows = slice(0, cfg.micro_batch_size)
+
+    def step(name: str) -> None:
+        with autocast(name, device.type):
+            logp, _ = logprobs_of(model, input_ids[rows], attn[rows], mask[rows], cfg.temperature)
+        logp.sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    key = ("trainer", *workload_key(model, input_ids[rows]), tuple(mask[rows].shape))
+    record = resolve_precision(cfg.precision, step, key)
+    (run_dir / art.PRECISION).write_text(json.dumps(record, indent=2) + "\n")
+    return record["precision"]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:

@@ -11,7 +11,15 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError, ModelError
-from entropylab.generation import Samples, _eos_ids, _pad_id, encode_prompts, fit_to_context, left_pad
+from entropylab.generation import (
+    Samples,
+    _eos_ids,
+    _pad_id,
+    encode_prompts,
+    fit_to_context,
+    left_pad,
+    returned_cache,
+)
 
 __all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
 
@@ -96,8 +104,9 @@ def check_kv_cache(model) -> None:
     dev = next(model.parameters()).device
     with torch.inference_mode():
         out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=dev), use_cache=True)
-    if getattr(out, "past_key_values", None) is None:
-        raise ModelError(f"model {type(model).__name__} returned no past_key_values: the samplers need a KV cache")
+    if returned_cache(out) is None:
+        raise ModelError(f"model {type(model).__name__} returned no KV cache (past_key_values): the samplers "
+                         "need one")
 
 
 # ------------------------------------------------------------------------------------------------ set-up
