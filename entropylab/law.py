@@ -295,6 +295,112 @@ def _spearman(u: np.ndarray, v: np.ndarray) -> float:
     return float(np.corrcoef(ru, rv)[0, 1])
 
 
+NOISE_ALPHA = 0.01      # lack-of-fit p below this: the residuals are larger than the noise of the score
+MIN_SMOOTHER_POINTS = 8  # fewer points: no noise estimate from the score's own scatter
+NULL_DRAWS = 2000       # simulated noise vectors for the smoother test's null distribution
+
+
+@dataclass
+class NoiseCheck:
+    """A lack-of-fit test: are the law's residuals larger than the measurement noise of the score?
+
+    `source` "binomial": the noise of an accuracy over `val_size` problems, p(1-p)/N at the fitted p, and
+    chi2 = sum(residual^2 / noise^2) on n - k dof. "smoother": the noise estimated from the score's own
+    scatter around the line through its two neighbours in entropy (Gasser-Sroka-Jennen-Steinmetz second
+    differences: model-free for any R(H) that is smooth), and F = (RSS / (n - k)) / noise^2, whose null
+    distribution (both terms are quadratic forms of the same noise) is simulated: the p-value is exact for
+    independent Gaussian noise of constant variance.
+    """
+
+    source: str
+    sigma: float                # typical noise standard deviation of one score
+    val_size: int | None
+    test: str                   # "chi2" or "F"
+    statistic: float
+    dof: tuple[float, ...]
+    p_value: float
+    ratio: float                # residual RMS / noise sd: about 1 when the law holds
+
+    @property
+    def fits(self) -> bool:
+        """Whether the residuals are within the noise at level NOISE_ALPHA."""
+        return bool(self.p_value >= NOISE_ALPHA)
+
+    def text(self) -> str:
+        what = (f"the binomial noise of {self.val_size} problems" if self.source == "binomial"
+                else "the noise estimated from the score's scatter between neighbouring steps")
+        on = f" on {self.dof[0]:g} dof" if self.test == "chi2" else " (null simulated)"
+        return (f"residuals {self.ratio:.2f}x {what} (sd {self.sigma:.3g}); lack-of-fit {self.test} = "
+                f"{self.statistic:.3g}{on}, p = {self.p_value:.3g}")
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "sigma": _num(self.sigma), "val_size": self.val_size, "test": self.test,
+                "statistic": _num(self.statistic), "dof": [_num(d) for d in self.dof],
+                "p_value": _num(self.p_value), "ratio": _num(self.ratio), "fits": self.fits}
+
+
+def _gsj_weights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Order of x and the weights (a, b, c^2) of the pseudo-residuals a*R[i-1] + b*R[i+1] - R[i] along it."""
+    order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+    xs = np.asarray(x, dtype=float)[order]
+    span = xs[2:] - xs[:-2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(span > 0, (xs[2:] - xs[1:-1]) / span, 0.5)
+    b = 1.0 - a
+    return order, a, b, 1.0 / (a * a + b * b + 1.0)
+
+
+def _gsj(R: np.ndarray, order: np.ndarray, a: np.ndarray, b: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """The noise variance estimate of each row of R (shape (..., n)) from the weights of `_gsj_weights`."""
+    Rs = R[..., order]
+    eps = a * Rs[..., :-2] + b * Rs[..., 2:] - Rs[..., 1:-1]
+    return np.mean(c2 * eps * eps, axis=-1)
+
+
+def smoother_noise(R: np.ndarray, x: np.ndarray) -> float:
+    """The noise variance of scores R from second differences along x (the entropy): each point against the
+    line through its two neighbours, which removes any R(x) that is locally linear (Gasser et al. 1986)."""
+    if len(R) < 3:
+        return math.nan
+    return float(_gsj(np.asarray(R, dtype=float), *_gsj_weights(x)))
+
+
+def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: np.ndarray,
+                val_size: int | None = None) -> NoiseCheck | None:
+    """The lack-of-fit test of residuals against the score's noise (see `NoiseCheck`); None when there is no
+    noise to compare with (no val_size, or scores off the 0..1 scale, and too few points for the smoother)."""
+    from scipy import stats
+
+    R, resid = np.asarray(R, dtype=float), np.asarray(residuals, dtype=float)
+    n, k = design.shape
+    dof = n - k
+    if dof < 1:
+        return None
+    if val_size is not None and val_size >= 1 and R.min() >= 0 and R.max() <= 1:
+        N = int(val_size)
+        p = np.clip(R - resid, 0.5 / N, 1 - 0.5 / N)
+        var = p * (1 - p) / N
+        chi2 = float(np.sum(resid * resid / var))
+        sigma = float(np.sqrt(np.mean(var)))
+        return NoiseCheck("binomial", sigma, N, "chi2", chi2, (float(dof),), float(stats.chi2.sf(chi2, dof)),
+                          float(np.sqrt(np.mean(resid * resid)) / sigma))
+    if n < MIN_SMOOTHER_POINTS:
+        return None
+    weights = _gsj_weights(H)
+    var = float(_gsj(R, *weights))
+    if not var > 0:
+        return None
+    F = float(np.sum(resid * resid) / dof / var)
+    # Null distribution of F: the same statistic of pure noise (residuals after projecting out the design).
+    E = np.random.default_rng(0).standard_normal((NULL_DRAWS, n))
+    Q, _ = np.linalg.qr(design)
+    fitted = (E @ Q) @ Q.T
+    null = np.sum((E - fitted) ** 2, axis=1) / dof / _gsj(E, *weights)
+    p = float((1 + np.sum(null >= F)) / (NULL_DRAWS + 1))
+    return NoiseCheck("smoother", math.sqrt(var), None, "F", F, (float(dof),), p,
+                      float(np.sqrt(np.mean(resid * resid) / var)))
+
+
 def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
     """(serious reasons that make the ceiling untrustworthy, milder notes), in plain words."""
     serious: list[str] = []
@@ -320,8 +426,16 @@ def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
     elif fit.form != "exp_c" and np.isfinite(fit.a_ci[0]) and fit.a_ci[0] <= 0:
         serious.append(f"the rise of reward as entropy falls is not significant (a's 95% CI "
                        f"[{fit.a_ci[0]:.3g}, {fit.a_ci[1]:.3g}] includes 0)")
-    if not fit.r2 >= MIN_R2:
-        serious.append(f"poor fit (R^2 = {fit.r2:.2f} < {MIN_R2})")
+    noise = fit.noise
+    if noise is None:
+        if not fit.r2 >= MIN_R2:
+            serious.append(f"poor fit (R^2 = {fit.r2:.2f} < {MIN_R2}; no noise level to judge the residuals by: "
+                           "pass val_size / --val-size)")
+    elif not noise.fits:
+        serious.append("the law does not describe this run within the noise of the score: " + noise.text())
+    elif not fit.r2 >= MIN_R2:
+        notes.append(f"R^2 = {fit.r2:.2f} is low because the score varies little against its noise; the residuals "
+                     f"are within the noise ({noise.text()})")
     if not np.all(np.isfinite(fit.ceiling_ci)):
         serious.append("the ceiling's uncertainty could not be estimated")
     else:
@@ -433,6 +547,7 @@ class LawFit:
     dof: int = 0
     method: str = "closed-form least squares"
     bootstrap: BootstrapSummary | None = None
+    noise: NoiseCheck | None = None
     warnings: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)   # the serious subset of warnings
     ok: bool = True
@@ -514,6 +629,8 @@ class LawFit:
             lines.append(f"    bootstrap ({bs.n_used} of {bs.n_resamples} resamples): 95% CI "
                          f"[{bs.ceiling_ci[0]:.6g}, {bs.ceiling_ci[1]:.6g}], a [{bs.a_ci[0]:.4g}, {bs.a_ci[1]:.4g}], "
                          f"b [{bs.b_ci[0]:.4g}, {bs.b_ci[1]:.4g}]")
+        if self.noise is not None:
+            lines += ["[[Noise]]", f"    {self.noise.text()}"]
         lines.append("[[Verdict]]")
         if self.ok:
             lines.append("    the law describes this run; the ceiling is usable")
@@ -537,6 +654,7 @@ class LawFit:
             "aic": _num(self.aic), "bic": _num(self.bic),
             "covariance": [[_num(v) for v in row] for row in np.asarray(self.covariance)],
             "bootstrap": None if self.bootstrap is None else self.bootstrap.to_dict(),
+            "noise": None if self.noise is None else self.noise.to_dict(),
             "ok": self.ok, "reasons": list(self.reasons), "warnings": list(self.warnings),
             "H": _arr(self.H), "R": _arr(self.R), "steps": _arr(self.steps), "residuals": _arr(self.residuals),
         }
@@ -583,13 +701,15 @@ def _summarise_bootstrap(form: str, draws: np.ndarray, B: int) -> BootstrapSumma
 
 def fit_law(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
             form: str = "exp", loss: str = "linear", bootstrap: int = 0, seed: int = 0,
-            run: str | None = None) -> LawFit:
+            run: str | None = None, val_size: int | None = None) -> LawFit:
     """Fit R = -a*exp(H) + b (or another `form`) to one run and judge whether the law describes it.
 
     data: a DataFrame of fit points (run, step, entropy, score) for one run (or pass run= to pick one), or None
     with H= and R= (and optionally steps=) arrays. form: "exp", "linear" or "exp_c". loss: "linear" (least
     squares; closed form for exp/linear) or "soft_l1"/"huber" (robust, via lmfit). bootstrap: number of
-    case-bootstrap resamples (0 = none), vectorised for the closed-form fits.
+    case-bootstrap resamples (0 = none), vectorised for the closed-form fits. val_size: the number of
+    validation problems behind each score; the verdict then judges the residuals against the binomial noise
+    (without it, against the noise estimated from the score's own scatter; see `noise_check`).
     """
     if form not in FORMS:
         raise FitError(f"unknown form {form!r}; choose one of {list(FORMS)}")
@@ -642,6 +762,7 @@ def fit_law(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, s
         c=float(theta[2]) if form == "exp_c" else None, c_stderr=float(se[2]) if form == "exp_c" else None,
         c_ci=ci(theta[2], se[2]) if form == "exp_c" else None,
         rss=rss, dof=dof, method=method, bootstrap=summary,
+        noise=noise_check(R, resid, _gradient(form, H, theta), H=H, val_size=val_size),
     )
     serious, notes = _verdict(fit)
     fit.reasons, fit.warnings, fit.ok = serious, serious + notes, not serious

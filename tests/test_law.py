@@ -190,7 +190,11 @@ def test_poor_fit_and_wide_ceiling_are_flagged():
     H, R, steps = synthetic(n=12, sigma=0.6, seed=14)
     fit = fit_law(H=H, R=R, steps=steps)
     assert not fit.ok
-    assert any("poor fit" in r for r in fit.reasons)
+    assert any("95% interval" in r for r in fit.reasons)
+    assert not any("poor fit" in r for r in fit.reasons)  # R² is low, but the residuals are within the noise
+    assert any("R^2" in w and "within the noise" in w for w in fit.warnings)
+    no_noise = fit_law(H=H[:7], R=R[:7], steps=steps[:7])  # too few points to estimate the noise: R² judges
+    assert no_noise.noise is None and any("poor fit" in r for r in no_noise.reasons)
     assert "ceiling not trustworthy:" in fit.report()
     assert "NOT TRUSTWORTHY" in str(fit)
 
@@ -202,11 +206,15 @@ def test_narrow_entropy_range_is_flagged():
     assert not fit.ok and any("spans only" in r for r in fit.reasons)
 
 
-def test_autocorrelated_residuals_get_a_note_not_a_veto():
+def test_autocorrelated_residuals_get_a_note_and_a_drift_beyond_the_noise_a_veto():
     H, R, steps = synthetic(n=40, sigma=0.001, seed=15)
-    R = R + 0.01 * np.sin(np.linspace(0, np.pi, 40))               # slow drift: misfit over time
-    fit = fit_law(H=H, R=R, steps=steps)
-    assert fit.ok and any("Durbin-Watson" in w for w in fit.warnings)
+    drift = 0.01 * np.sin(np.linspace(0, np.pi, 40))               # slow drift: misfit over time
+    fit = fit_law(H=H, R=R + drift, steps=steps)
+    assert any("Durbin-Watson" in w for w in fit.warnings)
+    assert not fit.ok and any("within the noise of the score" in r for r in fit.reasons)  # 10x the noise
+    H, R, steps = synthetic(n=40, sigma=0.01, seed=15)
+    fit = fit_law(H=H, R=R + 0.5 * drift, steps=steps)              # the same drift inside the noise
+    assert fit.ok and fit.noise.fits
 
 
 # ---------------------------------------------------------------- output
