@@ -14,6 +14,7 @@ from entropylab.report import format_table
 EPILOG = """examples:
   entropylab ingest data/real-logs/gemma-2-2b-it-ppo-bsz512_4-prompt1024-resp-512-0.640.log
   entropylab fit data/real-logs/*.log --shared --plot figures/law
+  entropylab watch runs/verl/train.log --forecasts forecasts.jsonl
   entropylab demo
 """
 
@@ -21,10 +22,16 @@ EPILOG = """examples:
 # --------------------------------------------------------------------------- ingest
 
 
+def _load_kw(args: argparse.Namespace) -> dict:
+    """The reading options every log subcommand shares."""
+    return {"format": args.format, "entropy_key": args.entropy_key, "score_key": args.score_key,
+            "step_key": args.step_key, "run_key": args.run_key}
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from entropylab import logs
 
-    print(logs.inspect(args.logs, format=args.format, entropy_key=args.entropy_key, score_key=args.score_key))
+    print(logs.inspect(args.logs, **_load_kw(args)))
     return 0
 
 
@@ -34,12 +41,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from entropylab import law, logs
 
-    df = logs.load(args.logs, format=args.format, entropy_key=args.entropy_key, score_key=args.score_key,
-                   progress=len(args.logs) > 3)
+    df = _load_summarised(args)
     points = logs.points(df)
     score_of = points.attrs.get("score", {})
+    meta = df.attrs.get("entropylab", {})
+    val_size = {run: args.val_size or meta.get(run, {}).get("val_size") for run in meta}
     fit_first = None if args.first_steps else args.fit_first
-    results = law.fit_runs(points, form=args.form, loss=args.loss, bootstrap=args.bootstrap, seed=args.seed)
+    results = {}
+    for run, group in points.groupby("run", sort=False):
+        try:
+            results[str(run)] = law.fit_law(group, form=args.form, loss=args.loss, bootstrap=args.bootstrap,
+                                            seed=args.seed, val_size=val_size.get(str(run)))
+        except EntropylabError as err:
+            raise type(err)(f"run {run!r}: {err}") from None
     forecasts = {}
     rows = []
     for run, fit in results.items():
@@ -47,7 +61,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fc = None
         try:
             fc = law.forecast(run_points, fit_first=fit_first, first_steps=args.first_steps,
-                              reverse=args.reverse, form=args.form)
+                              reverse=args.reverse, form=args.form, val_size=val_size.get(run))
         except EntropylabError as err:
             print(f"{run}: no forecast: {err}", file=sys.stderr)
         forecasts[run] = fc
@@ -72,6 +86,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         written = law_plots.write_law_figures(results, forecasts, args.plot)
         print(f"\nfigures: {len(written)} files in {args.plot}/ (" + ", ".join(sorted({p.stem for p in written})) + ")")
+    if args.history:
+        from entropylab.plots import law as law_plots
+
+        histories = {run: law.forecast_history(points[points["run"] == run], val_size=val_size.get(run))
+                     for run in results}
+        written = law_plots.write_history_figures(histories, args.history)
+        print(f"\nforecast history: {len(written)} files in {args.history}/")
+        for run, history in histories.items():
+            print(f"  {run}: {history_sentence(history)}")
     if args.json:
         payload = {"runs": {run: {"fit": fit.to_dict(), "forecast": fc.to_dict() if fc else None}
                             for (run, fit), fc in zip(results.items(), forecasts.values())},
@@ -80,6 +103,36 @@ def cmd_fit(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(payload, indent=2, default=float))
         print(f"json: {args.json}")
     return 0
+
+
+def _load_summarised(args: argparse.Namespace):
+    """load() with its warnings printed on stderr, one line each (they are already one line per kind)."""
+    import warnings
+
+    from entropylab import logs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", logs.LogWarning)
+        df = logs.load(args.logs, progress=len(args.logs) > 3, **_load_kw(args))
+    for w in caught:
+        if issubclass(w.category, logs.LogWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return df
+
+
+def history_sentence(history, tol: float = 0.02) -> str:
+    """When the replayed predictions settled: the ceiling and the final score within `tol` of the end."""
+    from entropylab import law
+
+    r = law.reliable_from(history, tol)
+    if r["ceiling_step"] is None:
+        return f"the ceiling never settled within {tol:g} of its full-run value"
+    final = ("the final score never within " + f"{tol:g}" if r["final_step"] is None else
+             f"the final score within {tol:g} from step {r['final_step']:g} ({r['final_share']:.0%} of the run)")
+    return (f"ceiling within {tol:g} of its full-run value from step {r['ceiling_step']:g} "
+            f"({r['ceiling_share']:.0%} of the run); {final}")
 
 
 def summary_row(run: str, fit, fc, score: str) -> dict:
@@ -98,6 +151,16 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
         "final err": f"{fc.final_error:+.4f}" if fc is not None else "-",
         "verdict": "ok" if fit.ok else "not trustworthy: " + "; ".join(fit.warnings),
     }
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from entropylab.watch import watch
+
+    return watch(args.logs, interval=args.interval, once=args.once, forecasts=args.forecasts,
+                 val_size=args.val_size, **_load_kw(args))
 
 
 # --------------------------------------------------------------------------- pretrain / sample
@@ -180,6 +243,15 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="auto", help="force a format instead of detecting it (default: auto)")
     p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
     p.add_argument("--score-key", metavar="K", help="metric key to fit as R (default: the first validation metric, else the training reward)")
+    p.add_argument("--step-key", metavar="K", help="step field of a CSV/JSONL log (default: step, global_step, grpo_step, iteration, _step, ...)")
+    p.add_argument("--run-key", metavar="K", help="column telling several runs of one table apart (default: run, run_id, experiment, name, ...)")
+
+
+def add_val_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--val-size", type=int, metavar="N",
+                   help="validation problems behind each score: the verdict judges residuals against their binomial "
+                        "noise (default: read from the log where it says, e.g. verl's 'dataset len'; else the "
+                        "noise is estimated from the score's scatter). Not the @N of mean@N: that is samples per problem")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="print the full fit report of every run")
     p.add_argument("--plot", metavar="DIR", help="write the law, forecast and residual figures (PNG and SVG) to DIR")
     p.add_argument("--json", metavar="FILE", help="write every fit and forecast as JSON")
+    p.add_argument("--history", metavar="DIR",
+                   help="replay each run: the ceiling and final score predicted at every validation point (figures)")
+    add_val_size(p)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("watch", help="follow logs while they grow: refit at each validation point, live ceiling",
+                       description="Follow training logs (verl console/JSONL, JSONL, CSV, TRL trainer_state.json, "
+                                   "TensorBoard) while they are written. At each new validation point the law is "
+                                   "refitted; the view shows the ceiling with its interval, the headroom, the "
+                                   "forecast's last error, the verdict and alarms. Ctrl-C stops.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_log_options(p)
+    add_val_size(p)
+    p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between polls")
+    p.add_argument("--forecasts", metavar="FILE", help="append every forecast as one JSON line to FILE")
+    p.add_argument("--once", action="store_true", help="read the logs once, print one snapshot and exit")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("pretrain", help="pre-train the tiny base model on a synthetic task's corpus",
                        description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "

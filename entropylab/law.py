@@ -11,7 +11,9 @@ Read top to bottom:
 4. lmfit for what is not linear: the form R = -a*exp(c*H) + b and robust losses (soft_l1, huber);
 5. the verdict: plain words for when the law does not describe a run;
 6. `LawFit` and `fit_law`;  7. `forecast` (fit early points, predict the rest);
-8. `fit_runs` and `fit_shared` (one (a, b) for several runs, F-test);  9. `compare_forms`.
+8. `fit_runs` and `fit_shared` (one (a, b) for several runs, F-test);  9. `compare_forms`;
+10. the law while a run trains: `live_forecast`, `alarms`, `LiveLaw` (for the trainers) and the replay
+    `forecast_history`.
 
 No torch here; lmfit and scipy.stats are imported only when a nonlinear or robust fit needs them.
 """
@@ -32,6 +34,8 @@ from entropylab.errors import FitError
 __all__ = [
     "FORMS", "LOSSES", "LawFit", "BootstrapSummary", "Forecast", "SharedFit",
     "fit_law", "forecast", "fit_runs", "fit_shared", "compare_forms",
+    "NoiseCheck", "noise_check", "LAW_KEYS", "LiveLaw", "live_forecast", "alarms", "headroom",
+    "forecast_history", "reliable_from",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -825,7 +829,7 @@ class Forecast:
 
 def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
              fit_first: float | None = 0.15, first_steps: int | None = None, reverse: bool = False,
-             form: str = "exp", loss: str = "linear", run: str | None = None) -> Forecast:
+             form: str = "exp", loss: str = "linear", run: str | None = None, val_size: int | None = None) -> Forecast:
     """Fit the law on the points in the first `fit_first` fraction of the step range (or the first
     `first_steps` step numbers), predict the remaining scores from their entropy, and score the prediction.
 
@@ -864,7 +868,8 @@ def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, 
     if mask.all():
         raise FitError(f"the fitting window ({label}) holds all {len(s)} points: nothing left to predict")
     try:
-        fit = fit_law(H=pts.H[mask], R=pts.R[mask], steps=s[mask], form=form, loss=loss, run=pts.run)
+        fit = fit_law(H=pts.H[mask], R=pts.R[mask], steps=s[mask], form=form, loss=loss, run=pts.run,
+                      val_size=val_size)
     except FitError as err:
         raise FitError(f"forecast window ({label}, {int(mask.sum())} points): {err}") from None
     held = ~mask
@@ -1038,3 +1043,169 @@ def compare_forms(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = N
     cols = ["model", "form", "loss", "k", "params", "ceiling", "r2", "rmse", "aic", "bic", "delta_aic",
             "weight", "ok", "note"]
     return table[cols].sort_values("aic", na_position="last").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 10. The law while a run trains: one forecast per new validation point, alarms, the forecast's history
+# --------------------------------------------------------------------------------------------------
+
+COLLAPSE_SHARE = 0.1     # entropy below this share of its first value: near collapse
+REBOUND_SHARE = 0.25     # entropy back up by this share of its fall from the first value: rebounding
+BREAK_POINTS = 5         # the newest residuals that must not sit on one side of the fit beyond the noise
+BREAK_Z = 2.58           # ... by more than this many standard errors (two-sided 1%)
+REACHED_SIGMAS = 1.0     # headroom below this many noise sds: the ceiling is reached within noise
+
+
+def headroom(fit: LawFit, entropy: float) -> float:
+    """The gain the law still predicts: ceiling - R(H) at the current entropy (a*(exp(H) - 1) for the exp form)."""
+    return float(fit.ceiling - fit.predict(np.array([float(entropy)]))[0])
+
+
+def alarms(fit: LawFit | None, H: Any, steps: Any = None, *, noise_sd: float | None = None) -> list[str]:
+    """Plain-language alarms for a run in progress: entropy near collapse or rebounding (from the entropy series
+    H, oldest first), the law breaking (its newest residuals on one side beyond the noise), the ceiling reached
+    within noise. `fit` may be None (no fit yet): then only the entropy alarms."""
+    out: list[str] = []
+    H = np.asarray(H, dtype=float)
+    H = H[np.isfinite(H)]
+    if len(H) >= 2:
+        first, low, now = float(H[0]), float(H.min()), float(H[-1])
+        if first > 0 and now <= COLLAPSE_SHARE * first:
+            out.append(f"entropy near collapse: {now:.3g} nats, {now / first:.0%} of its first value {first:.3g}")
+        fall = first - low
+        if fall > 0 and now - low >= REBOUND_SHARE * fall and now > low:
+            out.append(f"entropy rebounding: up from {low:.3g} to {now:.3g} nats "
+                       f"({(now - low) / fall:.0%} of its fall)")
+    if fit is None:
+        return out
+    sd = noise_sd if noise_sd is not None else (fit.noise.sigma if fit.noise is not None else fit.sigma)
+    if fit.n >= BREAK_POINTS + 3 and sd and np.isfinite(sd) and sd > 0:
+        last = fit.residuals[-BREAK_POINTS:]
+        z = float(np.mean(last) / (sd / math.sqrt(BREAK_POINTS)))
+        if abs(z) > BREAK_Z:
+            side = "above" if z > 0 else "below"
+            out.append(f"the law is breaking: the last {BREAK_POINTS} scores sit {side} the fit by "
+                       f"{abs(float(np.mean(last))):.3g} on average ({abs(z):.1f} standard errors of the noise)")
+    if fit.ok and sd and np.isfinite(sd):
+        room = headroom(fit, float(fit.H[-1]))
+        if room < REACHED_SIGMAS * sd:
+            out.append(f"ceiling reached within noise: {room:+.3g} left to the ceiling {fit.ceiling:.3g}, "
+                       f"less than the score's noise ({sd:.3g})")
+    return out
+
+
+def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
+                  val_size: int | None = None, previous: LawFit | None = None, entropy_series: Any = None,
+                  run: str | None = None) -> tuple[dict, LawFit | None]:
+    """The forecast after a new validation point: a JSON-ready record and the fit (None below 3 points).
+
+    The record: step, n, score and entropy of the newest point, ceiling with its 95% interval (`ceiling_low`,
+    `ceiling_high`), `headroom` (the gain left at the current entropy), `last_error` (what the previous fit
+    predicted for the newest point, minus its score), the verdict (`ok`, `verdict`), the lack-of-fit p-value
+    and the alarms. `entropy_series` (every logged entropy, oldest first) feeds the entropy alarms.
+    """
+    pts = _points(points, H, R, steps, run)
+    order_steps = pts.steps if pts.steps is not None else np.arange(len(pts.H), dtype=float)
+    record: dict[str, Any] = {"run": pts.run, "step": None, "n": int(len(pts.H))}
+    if len(pts.H):
+        record.update(step=_num(order_steps[-1]), score=_num(pts.R[-1]), entropy=_num(pts.H[-1]))
+    if previous is not None and len(pts.H):
+        record["last_error"] = _num(float(previous.predict(pts.H[-1:])[0] - pts.R[-1]))
+    else:
+        record["last_error"] = None
+    series = pts.H if entropy_series is None else np.asarray(entropy_series, dtype=float)
+    try:
+        fit = fit_law(H=pts.H, R=pts.R, steps=pts.steps, run=pts.run, val_size=val_size)
+    except FitError as err:
+        record.update(ceiling=None, ceiling_low=None, ceiling_high=None, headroom=None, a=None, b=None, ok=False,
+                      verdict=f"no fit yet: {err}", lack_of_fit_p=None, alarms=alarms(None, series))
+        return record, None
+    record.update(
+        ceiling=_num(fit.ceiling), ceiling_low=_num(fit.ceiling_ci[0]), ceiling_high=_num(fit.ceiling_ci[1]),
+        headroom=_num(headroom(fit, float(pts.H[-1]))), a=_num(fit.a), b=_num(fit.b), ok=fit.ok,
+        verdict="ok" if fit.ok else "not trustworthy: " + "; ".join(fit.reasons),
+        lack_of_fit_p=None if fit.noise is None else _num(fit.noise.p_value),
+        alarms=alarms(fit, series, noise_sd=None))
+    return record, fit
+
+
+#: The keys the trainers log at each evaluation (TRL's callback, entropylab's trainer).
+LAW_KEYS = ("law/ceiling", "law/ceiling_low", "law/ceiling_high", "law/headroom")
+
+
+class LiveLaw:
+    """Accumulates (step, entropy, score) points during training and refits the law at each new one.
+
+    `update` returns the `law/*` metrics to log (empty below 3 points). Torch-free: the trainers call it.
+    """
+
+    def __init__(self, *, val_size: int | None = None) -> None:
+        self.val_size = val_size
+        self.steps: list[float] = []
+        self.H: list[float] = []
+        self.R: list[float] = []
+        self.fit: LawFit | None = None
+        self.record: dict = {}
+
+    def update(self, step: float, entropy: float, score: float) -> dict[str, float]:
+        """Add one validation point (non-finite values are ignored) and return the `law/*` metrics."""
+        if not (math.isfinite(float(entropy)) and math.isfinite(float(score))):
+            return {}
+        self.steps.append(float(step))
+        self.H.append(float(entropy))
+        self.R.append(float(score))
+        self.record, fit = live_forecast(H=self.H, R=self.R, steps=self.steps, val_size=self.val_size,
+                                         previous=self.fit)
+        self.fit = fit if fit is not None else self.fit
+        if fit is None:
+            return {}
+        return {key: float(self.record[name]) for key, name in zip(LAW_KEYS, ("ceiling", "ceiling_low",
+                                                                              "ceiling_high", "headroom"))
+                if self.record[name] is not None}
+
+
+def forecast_history(points: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
+                     val_size: int | None = None, min_points: int = MIN_POINTS, run: str | None = None) -> pd.DataFrame:
+    """Replay a finished run: at each validation point, what the law fitted on the points so far predicted.
+
+    One row per prefix of at least `min_points` points: `step`, `n`, `ceiling` with `ceiling_low/high` (95%),
+    `final_pred` with `final_low/high` (the 95% prediction interval of the score at the run's final entropy),
+    `final_actual` (the last score), `ok` (the verdict then). `attrs` hold the run's final ceiling.
+    """
+    pts = _points(points, H, R, steps, run)
+    if pts.steps is None:
+        raise FitError("a forecast history needs the step of every point (column 'step' or steps=)")
+    rows = []
+    h_final, r_final = pts.H[-1:], float(pts.R[-1])
+    for k in range(max(min_points, MIN_POINTS), len(pts.H) + 1):
+        try:
+            fit = fit_law(H=pts.H[:k], R=pts.R[:k], steps=pts.steps[:k], val_size=val_size, run=pts.run)
+        except FitError:
+            continue
+        pred, lo, hi = fit.predict(h_final, return_band=True, interval="prediction")
+        rows.append({"step": float(pts.steps[k - 1]), "n": k, "ceiling": fit.ceiling,
+                     "ceiling_low": fit.ceiling_ci[0], "ceiling_high": fit.ceiling_ci[1],
+                     "final_pred": float(pred[0]), "final_low": float(lo[0]), "final_high": float(hi[0]),
+                     "final_actual": r_final, "ok": fit.ok})
+    out = pd.DataFrame(rows, columns=["step", "n", "ceiling", "ceiling_low", "ceiling_high", "final_pred",
+                                      "final_low", "final_high", "final_actual", "ok"])
+    out.attrs.update(run=pts.run, first_step=float(pts.steps[0]), last_step=float(pts.steps[-1]))
+    return out
+
+
+def reliable_from(history: pd.DataFrame, tol: float = 0.02) -> dict[str, float | None]:
+    """The first replayed step from which every later prediction stays within `tol` of the end: the final score
+    (`final_step`) and the full-run ceiling (`ceiling_step`), with each as a share of the run's steps."""
+    out: dict[str, float | None] = {}
+    if history.empty:
+        return {"final_step": None, "final_share": None, "ceiling_step": None, "ceiling_share": None}
+    first, last = history.attrs.get("first_step", 0.0), history.attrs.get("last_step", history["step"].iloc[-1])
+    span = max(float(last) - float(first), 1e-300)
+    for name, err in (("final", history["final_pred"] - history["final_actual"]),
+                      ("ceiling", history["ceiling"] - history["ceiling"].iloc[-1])):
+        bad = np.flatnonzero(~(np.abs(err.to_numpy()) <= tol))
+        i = 0 if len(bad) == 0 else int(bad[-1]) + 1
+        step = float(history["step"].iloc[i]) if i < len(history) else None
+        out[f"{name}_step"] = step
+        out[f"{name}_share"] = None if step is None else (step - float(first)) / span
+    return out

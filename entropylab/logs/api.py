@@ -97,8 +97,6 @@ def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, 
     Odd but readable input (restarts, nan/inf values, no entropy key) gives a `LogWarning`; unreadable input a
     `LogFormatError` naming the file.
     """
-    import pandas as pd
-
     paths = [path_or_paths] if isinstance(path_or_paths, (str, os.PathLike)) else list(path_or_paths)
     if not paths:
         raise LogFormatError("no log given")
@@ -113,12 +111,22 @@ def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, 
     for src in srcs_iter:
         for inner, raw in _read(src, step_key, run_key).items():
             read.append((src, inner, raw))
+    return assemble(read, run, entropy_key=entropy_key, score_key=score_key, stacklevel=3)
+
+
+def assemble(read: list[tuple[detect.Source, str | None, Any]], run: str | Sequence[str] | None = None, *,
+             entropy_key: str | None = None, score_key: str | None = None, warn: bool = True,
+             stacklevel: int = 2) -> pd.DataFrame:
+    """The canonical DataFrame of raw runs `(source, inner name, Raw)`, as `load` returns it (`watch` too)."""
+    import pandas as pd
+
     names = _names([(s, i) for s, i, _ in read], run)
     frames, meta = [], {}
     for (src, _, raw), name in zip(read, names):
         frame, info = canonical_run(raw, str(src.path), src.format, entropy_key=entropy_key, score_key=score_key)
-        for message in info["warnings"]:
-            warnings.warn(message, LogWarning, stacklevel=2)
+        if warn:
+            for message in info["warnings"]:
+                warnings.warn(message, LogWarning, stacklevel=stacklevel)
         frame.insert(0, "run", name)
         frames.append(frame)
         meta[name] = info

@@ -115,3 +115,44 @@ def _short(name: str, width: int = 44) -> str:
 def safe_name(name: str) -> str:
     """A file-name-safe version of a run name."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))[:80]
+
+
+def plot_forecast_history(history, ax: plt.Axes | None = None, *, title: str | None = None) -> plt.Axes:
+    """The forecast's history of one run (`law.forecast_history`): at each validation point, the ceiling and the
+    final score that the law fitted on the points so far predicted, with their 95% bands, against the outcome."""
+    ax = ax or plt.subplots(figsize=(5.6, 3.8))[1]
+    c_ceiling, c_final, c_actual = colors(3)
+    steps = history["step"].to_numpy(dtype=float)
+    ax.fill_between(steps, history["ceiling_low"], history["ceiling_high"], color=c_ceiling, alpha=0.15, lw=0)
+    ax.plot(steps, history["ceiling"], color=c_ceiling, lw=1.6, marker="o", ms=3,
+            label="predicted ceiling b−a (95% CI)")
+    ax.fill_between(steps, history["final_low"], history["final_high"], color=c_final, alpha=0.12, lw=0)
+    ax.plot(steps, history["final_pred"], color=c_final, lw=1.4, ls="--",
+            label="predicted final score (95% PI)")
+    if len(history):
+        ax.axhline(float(history["final_actual"].iloc[0]), color=c_actual, lw=1, ls=":",
+                   label=f"actual final score {float(history['final_actual'].iloc[0]):.3f}")
+        ax.axhline(float(history["ceiling"].iloc[-1]), color="0.45", lw=0.8, ls="-.",
+                   label=f"full-run ceiling {float(history['ceiling'].iloc[-1]):.3f}")
+        lo = min(float(history["final_actual"].iloc[0]), float(history["ceiling"].min()))
+        hi = max(float(history["ceiling"].iloc[-1]), float(history["final_actual"].iloc[0]))
+        pad = max(0.1, hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)  # early intervals can be huge: keep the settled part readable
+    ax.set_xlabel("training step of the newest validation point")
+    ax.set_ylabel("score R (validation accuracy)")
+    ax.set_title(title or "Forecast history: the law refitted at each validation point")
+    ax.legend(loc="best", fontsize=8)
+    return ax
+
+
+def write_history_figures(histories: Mapping[str, object], out_dir: str | Path) -> list[Path]:
+    """Write `forecast_history_<run>` (PNG and SVG) for every run's `law.forecast_history` table."""
+    apply_style()
+    out = Path(out_dir)
+    written: list[Path] = []
+    for run, history in histories.items():
+        fig, ax = plt.subplots(figsize=(6.2, 4.0))
+        plot_forecast_history(history, ax, title=_short(run, 60))
+        fig.tight_layout()
+        written += save_figure(fig, out / f"forecast_history_{safe_name(run)}")
+    return written
