@@ -176,6 +176,7 @@ class ConsoleParser:
         if not self._started:
             first = data.find(b"step:", 0, stop)
             self.val_sizes += [int(n) for n in _VAL_SIZE.findall(data, 0, stop if first < 0 else first)]
+        tail_line = self._lines + _count_lines(data, 0, stop) + 1 if torn else -1  # the line without its newline
         for lineno, step, keys, values, width in iter_metric_lines(data, stop):
             lineno += self._lines
             if initial is not None:  # before the first metric line after it: validation before training, step 0
@@ -188,7 +189,7 @@ class ConsoleParser:
                 initial = None
             self._started = True
             keys = self._decode(keys)
-            last = torn and data.find(b"\n", data.rfind(b"step:", 0, stop), stop) < 0
+            last = lineno == tail_line
             if (width in CUT_WIDTHS or last) and len(keys) > 1:
                 if last:
                     self.torn = True
