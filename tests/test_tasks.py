@@ -13,8 +13,8 @@ SYNTHETIC = ["arith", "fork"]
 
 
 def test_registry_lists_and_rejects_unknown() -> None:
-    assert {"arith", "fork", "math"} <= set(list_tasks()) == set(TASKS)
-    with pytest.raises(EntropylabError, match="known tasks: arith, fork, math"):
+    assert {"arith", "fork", "ladder", "math"} <= set(list_tasks()) == set(TASKS)
+    with pytest.raises(EntropylabError, match="known tasks: arith, fork, ladder, math"):
         get_task("nope")
 
 

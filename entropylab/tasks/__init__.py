@@ -1,4 +1,4 @@
-"""Verifiable reasoning tasks: synthetic families (`arith`, `fork`), the toy of power sampling, real-data loaders.
+"""Verifiable reasoning tasks: synthetic families (`arith`, `fork`, `ladder`), the toy of power sampling, real-data loaders.
 
 ``get_task("arith").problems("test")`` gives problems; ``task.corpus(n)`` pre-training documents;
 ``task.reward(completions, problems)`` the verifier's 0/1 rewards.
@@ -21,10 +21,11 @@ from entropylab.tasks.base import (
     split_of,
 )
 from entropylab.tasks.fork import ForkTask
+from entropylab.tasks.ladder import LadderTask
 from entropylab.tasks.real import MathTask, apply_chat_template, extract_boxed, load_problems
 
 #: name -> task class; `get_task` builds one.
-TASKS: dict[str, type[Task]] = {"arith": ArithTask, "fork": ForkTask, "math": MathTask}
+TASKS: dict[str, type[Task]] = {"arith": ArithTask, "fork": ForkTask, "ladder": LadderTask, "math": MathTask}
 
 
 def list_tasks() -> list[str]:
@@ -70,6 +71,7 @@ __all__ = [
     "ArithTask",
     "Document",
     "ForkTask",
+    "LadderTask",
     "MathTask",
     "Problem",
     "Task",

@@ -1,0 +1,121 @@
+"""The `ladder` task: routes, their correctness by problem kind, the corpus's route shares, splits."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from entropylab.tasks import ALPHABET, get_task, list_tasks
+from entropylab.tasks.base import TaskError
+from entropylab.tasks.ladder import KINDS, RIGHT_ON, ROUTES, carries, kind_of, render_route, route_results
+
+
+def test_registered_and_deterministic() -> None:
+    assert "ladder" in list_tasks()
+    task = get_task("ladder")
+    a, b = task.problems("val", 50), task.problems("val", 50)
+    assert a == b and a[0].id == "ladder-val-000000"
+    assert [p.prompt for p in a] != [p.prompt for p in task.problems("val", 50, seed=1)]
+
+
+def test_disjoint_splits_and_default_sizes() -> None:
+    task = get_task("ladder")
+    splits = {s: task.problems(s) for s in ("train", "val", "test")}
+    assert {s: len(v) for s, v in splits.items()} == {"train": 5000, "val": 200, "test": 500}
+    prompts = {s: {p.prompt for p in v} for s, v in splits.items()}
+    assert not prompts["train"] & prompts["val"] and not prompts["train"] & prompts["test"]
+    assert not prompts["val"] & prompts["test"]
+
+
+def test_format_example() -> None:
+    nums = [14, 25, 33]
+    assert render_route("add", nums) == " add\n14+25=39\n39+33=72\nanswer: 72"
+    assert render_route("fast", nums) == " fast\n14+25=39\n39+33=62\nanswer: 62"  # 9+3: the carry is forgotten
+    assert render_route("half", [57, 68, 13]) == " half\n57+68=125\n125+13=138\nanswer: 138"
+    assert route_results("half", [41, 38, 17]) == [79, 86]  # only the last step forgets its carry
+    assert carries(9, 3) and not carries(41, 20)
+    with pytest.raises(TaskError, match="unknown route"):
+        route_results("guess", nums)
+
+
+def test_kinds_decide_which_routes_are_right() -> None:
+    """Exhaustively on small numbers: a route's answer is right exactly on the kinds it is right on."""
+    rng = random.Random(0)
+    seen = set()
+    for nums in itertools.islice((rng.sample(range(10, 100), 3) for _ in itertools.count()), 3000):
+        kind = kind_of(nums)
+        seen.add(kind)
+        for route in ROUTES:
+            right = route_results(route, nums)[-1] == sum(nums)
+            assert right == (kind in RIGHT_ON[route]), (nums, route, kind)
+    assert seen == set(KINDS)
+    for d in (1, 3, 4, 5):  # every level: the same rule
+        for p in get_task("ladder").problems("test", 30, difficulty=d):
+            for route in ROUTES:
+                right = route_results(route, p.meta["numbers"])[-1] == sum(p.meta["numbers"])
+                assert right == (p.meta["kind"] in RIGHT_ON[route])
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3, 4, 5])
+def test_solutions_verify_alphabet_and_length(difficulty: int) -> None:
+    task = get_task("ladder")
+    for p in task.problems("test", 60, difficulty=difficulty):
+        assert task.verify(p.solution, p.answer) == 1.0 and task.route(p.solution) == "add"
+        assert p.prompt.startswith("s: ") and p.prompt.endswith("=?\na:")
+        assert set(p.prompt + p.solution) <= set(ALPHABET)
+        assert len(p.prompt + p.solution) < 120
+
+
+def test_problem_kinds_follow_the_shares() -> None:
+    task = get_task("ladder")
+    probs = task.problems("test", 500)
+    share = {k: sum(p.meta["kind"] == k for p in probs) / len(probs) for k in KINDS}
+    assert abs(share["clean"] - 0.4) < 0.06 and abs(share["early"] - 0.3) < 0.06 and abs(share["late"] - 0.3) < 0.06
+    other = get_task("ladder", kinds={"clean": 0.0, "early": 0.0, "late": 1.0}).problems("test", 50)
+    assert {p.meta["kind"] for p in other} == {"late"}
+
+
+def test_corpus_route_shares_and_accuracy() -> None:
+    """The corpus: fast 55% (right on 40%), half 35% (70%), add 10% (always right); flawed iff wrong."""
+    task = get_task("ladder")
+    docs = task.documents(4000, seed=1)
+    routes = [task.route(d.completion) for d in docs]
+    assert None not in routes
+    for route, share, acc in (("fast", 0.55, 0.4), ("half", 0.35, 0.7), ("add", 0.10, 1.0)):
+        mine = [d for d, r in zip(docs, routes) if r == route]
+        assert abs(len(mine) / len(docs) - share) < 0.03
+        right = sum(task.verify(d.completion, d.problem.answer) for d in mine) / len(mine)
+        assert abs(right - acc) < 0.05, (route, right)
+    for d in docs:
+        assert task.verify(d.completion, d.problem.answer) == (0.0 if d.flawed else 1.0)
+        assert d.text.startswith(d.problem.prompt) and set(d.text) <= set(ALPHABET)
+    assert task.expected_accuracy() == pytest.approx(0.55 * 0.4 + 0.35 * 0.7 + 0.1)
+    assert task.expected_accuracy({"add": 1.0}) == pytest.approx(1.0)
+    assert [d.text for d in docs] == task.corpus(4000, seed=1)
+
+
+def test_route_stats_and_flaws() -> None:
+    task = get_task("ladder")
+    probs = task.problems("test", 40)
+    comps = [task.route_completion(p, "fast") for p in probs[:20]] + [task.route_completion(p, "add") for p in probs[20:]]
+    comps[0] = " hmm\nanswer: 3"
+    stats = task.route_stats(comps, probs)
+    assert stats["share/add"] == 0.5 and stats["acc/add"] == 1.0
+    assert stats["share/fast"] == pytest.approx(19 / 40) and stats["share/none"] == pytest.approx(1 / 40)
+    assert stats["acc/fast"] == pytest.approx(sum(p.meta["kind"] == "clean" for p in probs[1:20]) / 19)
+    rng = random.Random(0)
+    for p in probs:
+        if p.meta["kind"] != "clean":
+            completion, kind = task._flaw(rng, p)
+            assert kind == "route" and task.verify(completion, p.answer) == 0.0
+
+
+def test_parameters_refused() -> None:
+    with pytest.raises(TaskError, match="p_fast"):
+        get_task("ladder", p_fast=1.5)
+    with pytest.raises(TaskError, match="kinds"):
+        get_task("ladder", kinds={"odd": 1.0})
+    task = get_task("ladder", p_fast=0.0, p_half=0.0, p_add=1.0)
+    assert {task.route(d.completion) for d in task.documents(100)} == {"add"}
