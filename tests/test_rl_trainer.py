@@ -84,6 +84,19 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     assert list(df["step"]) == [0, 1, 2, 3, 4, 5] and df["entropy"].iloc[1:].notna().all()
 
 
+def test_route_shares_are_logged_for_a_task_with_routes(tiny_checkpoint, tmp_path):
+    """On `ladder` every step logs the share of each route among its rollouts (and validation); a random
+    model names no route, so all of it is `none`. Not `val/` keys, so never taken for a score."""
+    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, task="ladder")), tmp_path / "run",
+                progress=False)
+    rows = metrics(run)
+    for r in rows[1:]:
+        assert {f"route/share_{k}" for k in ("fast", "half", "add", "none")} <= set(r)
+        assert sum(r[f"route/share_{k}"] for k in ("fast", "half", "add", "none")) == pytest.approx(1.0)
+    assert rows[0]["route/val_share_none"] == pytest.approx(1.0)
+    assert not any(k.startswith("val/") and "share" in k for r in rows for k in r)
+
+
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tiny_checkpoint, tmp_path):
     ref = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=6)), tmp_path / "ref", progress=False)
     run = tmp_path / "killed"

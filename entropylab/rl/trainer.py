@@ -84,10 +84,20 @@ def validate(model, tokenizer, task, problems, cfg: TrainConfig, step: int) -> d
     mask = s.response_mask
     out["val/entropy"] = float((s.entropy * mask).sum() / mask.sum().clamp(min=1))
     out["val/response_length"] = float(s.n_tokens.float().mean())
+    out.update(route_shares(task, s.texts, problems, prefix="route/val_"))
     if cfg.val_greedy:
         g = sample(model, tokenizer, prompts, n=1, max_new_tokens=cfg.max_new_tokens, temperature=0.0, seed=0)
         out["val/acc_greedy"] = float(np.mean(task.reward(g.texts, problems)))
     return out
+
+
+def route_shares(task, texts, problems, prefix: str = "route/") -> dict[str, float]:
+    """The share of each solution route among `texts` (`route/share_<name>`), for tasks whose completions
+    choose a route (`ladder`: its `route_stats`); {} for others. Not `val/` keys: never a score."""
+    stats = getattr(task, "route_stats", None)
+    if stats is None:
+        return {}
+    return {f"{prefix}share_{k.split('/', 1)[1]}": v for k, v in stats(texts, problems).items() if k.startswith("share/")}
 
 
 # --------------------------------------------------------------------------- the dump
@@ -194,7 +204,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         t_rollout = time.perf_counter() - t_step
 
         # 2. reward by the verifier, 3. group-relative advantage
-        rewards = task.reward(samples.texts, [p for p in problems for _ in range(cfg.group_size)])
+        rollout_problems = [p for p in problems for _ in range(cfg.group_size)]
+        rewards = task.reward(samples.texts, rollout_problems)
         rewards_t = torch.tensor(rewards, dtype=torch.float32)
         adv_seq = estimator(rewards_t, group_size=cfg.group_size, **adv_kwargs)
         input_ids, attn, mask = (t.to(device) for t in samples.to_batch())
@@ -281,6 +292,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             "reward_std": float(rewards_t.std()),
             "accuracy": float((rewards_t > 0.5).float().mean()),
             "response_length": float(samples.n_tokens.float().mean()),
+            **route_shares(task, samples.texts, rollout_problems),
             **{f"actor/{k}": v / max(weight_total, 1e-12) for k, v in sums.items()},
             **_top_means(cov_valid),
             **update_change,
