@@ -78,6 +78,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         f"entropylab.integrations.trl needs TRL ({err}); install it with: pip install 'entropylab[trl]'"
     ) from err
 
+from entropylab.integrations.law_callback import LawForecastCallback
 from entropylab.rl.losses import (
     LossOptions,
     center_from_sums,
@@ -90,6 +91,7 @@ from entropylab.rl.losses import (
 __all__ = [
     "SUPPORTED_TRL",
     "EntropyDumpCallback",
+    "LawForecastCallback",
     "EntropyGRPOConfig",
     "EntropyGRPOTrainer",
     "ScopeLoss",
@@ -512,7 +514,8 @@ class EntropyGRPOTrainer(GRPOTrainer):
 
     Takes an :class:`EntropyGRPOConfig` as ``args``; everything else is ``GRPOTrainer``'s. Raises ConfigError at
     construction for an unsupported TRL version or options that cannot be combined. ``entropylab_dump_every``
-    adds an :class:`EntropyDumpCallback`; one passed in ``callbacks`` is bound too. ``OUTPUT_DIR/trainer_state.json``
+    adds an :class:`EntropyDumpCallback`; one passed in ``callbacks`` is bound too, and so is a
+    :class:`~entropylab.integrations.law_callback.LawForecastCallback`. ``OUTPUT_DIR/trainer_state.json``
     is rewritten at every log (:class:`TrainerStateWriter`), so ``entropylab.logs.load(OUTPUT_DIR)`` always reads
     the run.
     """
@@ -540,6 +543,9 @@ class EntropyGRPOTrainer(GRPOTrainer):
         for cb in dumps:
             cb.bind(self)
         self._dump_callbacks = dumps
+        for cb in self.callback_handler.callbacks:  # the law's callback logs law/* through this trainer
+            if isinstance(cb, LawForecastCallback) and cb.trainer is None:
+                cb.bind(self)
         self.add_callback(TrainerStateWriter(args.output_dir))
 
     # -- rollouts: remember each completion's reward and its index in the generation batch ---------------
