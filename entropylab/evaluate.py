@@ -99,4 +99,10 @@ def evaluate_task(
     out["mean_length"] = float(s.n_tokens.float().mean())
     out["frac_finished"] = float(s.finished.float().mean())
     out.update(entropy_stats(s.entropy.cpu().numpy(), mask))
+    if hasattr(task, "route_stats"):  # tasks whose completions choose a route: how often each, how often right
+        stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
+        for key, v in stats.items():
+            kind, route = key.split("/", 1)
+            if v == v:  # no accuracy for a route never taken
+                out[f"route_{kind}/{route}"] = v
     return out

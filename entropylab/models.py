@@ -35,6 +35,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt
 RECIPES: dict[str, dict] = {
     "arith": dict(steps=1500, lr=2e-3, error_rate=0.5, clean_steps=1100, easy_share=0.3, init="scratch"),
     "fork": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
+    "ladder": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
 }
 
 
@@ -417,8 +418,12 @@ def _origin(p: dict) -> str:
     return "from scratch" if init == "scratch" else f"from the `{init}` checkpoint (further training)"
 
 
-def _phases(p: dict) -> str:
-    """The corpus schedule of a pretraining run, in words."""
+def _phases(p: dict, task=None) -> str:
+    """The corpus schedule of a pretraining run, in words (a task that describes its own documents,
+    `corpus_note()`, says what they hold)."""
+    note = getattr(task, "corpus_note", None)
+    if note is not None:
+        return note()
     clean, rate = p.get("clean_steps", 0), p["error_rate"]
     mistakes = f"a share {rate:g} of the completions carry a plausible mistake" if rate else "all correct"
     if not clean:
@@ -444,6 +449,10 @@ def save_checkpoint(model, tokenizer, out: str | Path, task, result: dict) -> Pa
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     cfg = model.config
     passk = ", ".join(f"pass@{k} {m[f'pass@{k}']:.3f}" for k in (1, 2, 4, 8, 16) if f"pass@{k}" in m)
+    routes = [k.split("/", 1)[1] for k in m if k.startswith("route_share/")]
+    route_line = ("\n- routes taken (share, accuracy): " + ", ".join(
+        f"{r} {m[f'route_share/{r}']:.3f}" + (f" ({m[f'route_acc/{r}']:.3f})" if f"route_acc/{r}" in m else "")
+        for r in routes)) if routes else ""
     card = f"""# entropylab tiny model: `{task.name}`
 
 A {result['n_params'] / 1e6:.2f}M-parameter Qwen2 (hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers,
@@ -451,7 +460,7 @@ A {result['n_params'] / 1e6:.2f}M-parameter Qwen2 (hidden {cfg.hidden_size}, {cf
 tied embeddings) with a character tokenizer ({len(tokenizer)} tokens), pre-trained {_origin(p)} by
 next-token prediction on the synthetic `{task.name}` corpus: documents `<bos>` prompt completion `<eos>`,
 one document per row, right-padded; the loss covers the completion and `<eos>`{' and the prompt' if p.get('prompt_loss') else ' (not the random prompt)'}.
-{_phases(p)}
+{_phases(p, task)}
 
 Made by:
 
@@ -466,7 +475,7 @@ Made by:
 
 ## Measured on {m['n_problems']} held-out test problems, {m['n_samples']} samples each, temperature 1
 
-- {passk}
+- {passk}{route_line}
 - mean response length {m['mean_length']:.1f} tokens, {m['frac_finished']:.3f} of responses end with `<eos>`
 - token entropy (nats): p50 {m['entropy_p50']:.4f}, p80 {m['entropy_p80']:.4f}, p95 {m['entropy_p95']:.4f};
   fraction of tokens below 0.01: {m['entropy_frac_below_0.01']:.3f}; mean {m['entropy_mean']:.4f}

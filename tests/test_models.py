@@ -164,3 +164,13 @@ def test_arith_recipe_reaches_the_targets(tmp_path):
     assert 0.15 <= m["pass@1"] <= 0.6 and m["pass@16"] >= 0.8, m
     assert m["entropy_p50"] < 0.05 and m["entropy_p95"] > 0.3, m  # most tokens near 0, a minority high
     assert res["params"]["clean_steps"] == 1100 and res["params"]["easy_share"] == 0.3
+
+
+def test_ladder_card_describes_its_routes(tmp_path):
+    """A task that chooses routes: the card says what its documents hold and which routes the model took."""
+    res = pretrain("ladder", tmp_path / "ck", steps=3, batch_size=4, seq_len=64, hidden_size=32, num_layers=1,
+                   init="scratch", eval_problems=2, eval_samples=2, progress=False)
+    card = (tmp_path / "ck" / "model_card.md").read_text()
+    assert "fast 55% (right on 40% of problems)" in card and "routes taken (share, accuracy)" in card
+    shares = [v for k, v in res["metrics"].items() if k.startswith("route_share/")]
+    assert sum(shares) == pytest.approx(1.0)

@@ -190,6 +190,13 @@ class LadderTask(Task):
         right = self.route_right(problem, route)
         return Document(problem, completion, not right, None if right else route)
 
+    def corpus_note(self) -> str:
+        """What the pre-training documents hold, in words (for the model card)."""
+        right = {r: sum(self.kinds[k] for k in RIGHT_ON[r]) for r in ROUTES}
+        routes = ", ".join(f"{r} {self.route_probs[r]:.0%} (right on {right[r]:.0%} of problems)" for r in ROUTES)
+        return (f"Documents: each problem is solved by a route drawn at random, {routes}; a route's mistakes "
+                "are the corpus's mistakes, and every line follows from the route and the problem.")
+
     def __repr__(self) -> str:
         probs = ", ".join(f"p_{r}={p:g}" for r, p in self.route_probs.items())
         return f"LadderTask({probs}, kinds={self.kinds})"
