@@ -22,6 +22,7 @@ from entropylab.diagnostics import coerce_dump
 from entropylab.diagnostics.covariance import top_means
 from entropylab.errors import ConfigError, EntropylabError
 from entropylab.generation import logprobs_of, sample
+from entropylab.law import LiveLaw
 from entropylab.precision import autocast, workload_key
 from entropylab.precision import resolve as resolve_precision
 from entropylab.rl import artifacts as art
@@ -188,6 +189,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     bar = tqdm(range(start + 1, cfg.steps + 1), desc=f"train {cfg.task}", unit="step", disable=not progress,
                initial=start, total=cfg.steps)
     last_val: dict[str, float] = {}
+    live_law = LiveLaw(val_size=cfg.val_problems)  # the law/* keys at each validation (torch-free entropylab.law)
+    for r in art.read_metrics(run_dir / art.METRICS) if start else []:  # resumed: the points written so far
+        if r.get("step") and r.get("entropy") is not None and r.get("val/acc") is not None:
+            live_law.update(r["step"], r["entropy"], r["val/acc"])
     for step in bar:
         t_step = time.perf_counter()
         rng = np.random.default_rng(_seed(cfg.seed, step))
@@ -308,6 +313,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
             last_val = validate(model, tokenizer, task, val_problems, cfg, step)
             record.update(last_val)
+            record.update(live_law.update(step, record["entropy"], last_val["val/acc"]))
         try:
             writer.write(record)
             if dump_step:
