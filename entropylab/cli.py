@@ -149,8 +149,21 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
         "RMSE": f"{fit.rmse:.4f}",
         "forecast RMSE": f"{fc.rmse:.4f}" if fc is not None else "-",
         "final err": f"{fc.final_error:+.4f}" if fc is not None else "-",
-        "verdict": "ok" if fit.ok else "not trustworthy: " + "; ".join(fit.warnings),
+        "verdict": verdict_text(fit),
     }
+
+
+def verdict_text(fit) -> str:
+    """The verdict in a table cell: ok, or the serious reasons without their details (--report has them)."""
+    if fit.ok:
+        return "ok"
+    reasons = []
+    for reason in fit.reasons:
+        head = reason.split(": ")[0]
+        if fit.noise is not None and "within the noise" in reason:
+            head += f" (residuals {fit.noise.ratio:.1f}x the noise, lack-of-fit p = {fit.noise.p_value:.2g})"
+        reasons.append(head)
+    return "not trustworthy: " + "; ".join(reasons)
 
 
 # --------------------------------------------------------------------------- watch
