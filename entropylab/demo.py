@@ -90,7 +90,7 @@ def entropy_collapse(out: Path, report: Report, fresh: bool, quick: bool) -> lis
         from entropylab.plots import law as law_plots
         from entropylab.plots.style import save_figure
 
-        runs = ex.ensure_runs(ex.DEMO_PRESETS, out / "runs", scale=_scale(quick))
+        runs = ex.ensure_runs(ex.DEMO_PRESETS, out / "runs", scale=_scale(quick), task=ex.DEFAULT_TASK)
         metrics = ex.run_metrics(runs)
         law_res = ex.law_of_runs(runs)
         figs = save_figure(iplots.plot_runs(metrics), d / "entropy_accuracy")
@@ -108,7 +108,7 @@ def entropy_collapse(out: Path, report: Report, fresh: bool, quick: bool) -> lis
     d = out / "entropy_collapse"
     table = pd.DataFrame(s["rows"])
     report.add("Entropy collapse under GRPO, and what the interventions change",
-               "Policy entropy and validation accuracy of short GRPO runs of the shipped arith model: plain GRPO, "
+               f"Policy entropy and validation accuracy of short GRPO runs of the shipped {ex.DEFAULT_TASK} model: plain GRPO, "
                "Clip-Cov, KL-Cov and the top-20% entropy mask, on the same seed; the table gives the drop in "
                "entropy, the best validation accuracy and the law's predicted ceiling for each run.",
                figures=[d / f for f in s["figures"]], tables=[table])
@@ -124,7 +124,7 @@ def covariance(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict
     def compute(d: Path) -> dict:
         from entropylab.diagnostics import diagnose
 
-        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick))
+        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick), task=ex.DEFAULT_TASK)
         diagnosis = diagnose(run, d)
         table = diagnosis.table
         return {"table": table.to_dict("records"), "report": diagnosis.report(),
@@ -154,7 +154,7 @@ def token_entropy(out: Path, report: Report, fresh: bool, quick: bool) -> list[d
         from entropylab.plots.tokens import plot_entropy_distribution, plot_forking_tokens
         from entropylab.tokens import entropy_stats, forking_tokens
 
-        profile = ex.token_profiles("arith", "arith", n=16 if quick else 128)
+        profile = ex.token_profiles(ex.DEFAULT_TASK, ex.DEFAULT_TASK, n=16 if quick else 128)
         stats = entropy_stats(profile["entropy"].dropna())
         fork = forking_tokens(profile, top=15)
         figs = save_figure(plot_entropy_distribution(profile["entropy"].dropna()), d / "entropy_distribution")
@@ -166,13 +166,13 @@ def token_entropy(out: Path, report: Report, fresh: bool, quick: bool) -> list[d
     d = out / "token_entropy"
     st = s["stats"]
     report.add("Which tokens the model is unsure about",
-               "Entropy of every generated token of the base arith model on test problems: most tokens are near "
+               f"Entropy of every generated token of the base {ex.DEFAULT_TASK} model on test problems: most tokens are near "
                "zero and a minority carry high entropy (the 80/20 paper's forking tokens); the table lists the "
                "tokens most often above the 80th-percentile cutoff.",
                figures=[d / f for f in s["figures"]],
                tables=[pd.DataFrame([{k: st[k] for k in ("n", "p50", "p80", "p95", "frac_below", "cutoff")}]),
                        pd.DataFrame(s["forking"])])
-    return [{"piece": "token entropy", "run": "arith base",
+    return [{"piece": "token entropy", "run": f"{ex.DEFAULT_TASK} base",
              "result": f"p50 {st['p50']:.3f}, p80 {st['p80']:.3f}, p95 {st['p95']:.3f}, "
                        f"{100 * st['frac_below']:.0f}% below 0.01"}]
 
@@ -186,8 +186,10 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
         from entropylab.plots.style import save_figure
         from entropylab.rl.trainer import latest_checkpoint
 
-        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick))
-        comparison = ex.ensure_comparison(out / "compare", scale=_scale(quick), grpo_checkpoint=latest_checkpoint(run))
+        task = ex.DEFAULT_TASK
+        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick), task=task)
+        comparison = ex.ensure_comparison(out / "compare", scale=_scale(quick), model=task, task=task,
+                                          grpo_checkpoint=latest_checkpoint(run))
         figs = save_figure(plot_accuracy(comparison), d / "accuracy")
         figs += save_figure(plot_pass_at_k(comparison), d / "pass_at_k")
         return {"table": comparison.table.to_dict("records"), "report": comparison.report(),
@@ -196,7 +198,7 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
     s = cached(out / "power_sampling", fresh, compute)
     d = out / "power_sampling"
     report.add("Power sampling: p^alpha without training",
-               "Single-shot accuracy and pass@k on held-out arith problems: the base model at temperature 1, at "
+               f"Single-shot accuracy and pass@k on held-out {ex.DEFAULT_TASK} problems: the base model at temperature 1, at "
                "low temperature 1/alpha, power sampling by Metropolis-Hastings and by SMC (alpha = 4), and the "
                "GRPO checkpoint; cost_x is the tokens spent relative to plain sampling.",
                figures=[d / f for f in s["figures"]], text=[s["report"]])
@@ -210,8 +212,10 @@ def _grpo_and_comparison(out: Path, scale: str) -> Path:
     from entropylab import experiments as ex
     from entropylab.rl.trainer import latest_checkpoint
 
-    run = ex.figure_run("grpo", out / "runs", scale=scale, progress=False)
-    ex.figure_comparison(out / "compare", scale=scale, grpo_checkpoint=latest_checkpoint(run), progress=False)
+    task = ex.DEFAULT_TASK
+    run = ex.figure_run("grpo", out / "runs", scale=scale, task=task, progress=False)
+    ex.figure_comparison(out / "compare", scale=scale, model=task, task=task, grpo_checkpoint=latest_checkpoint(run),
+                         progress=False)
     return run
 
 
@@ -222,8 +226,8 @@ def prepare(out: Path, quick: bool, workers: int) -> None:
 
     scale = _scale(quick)
     jobs = [(_grpo_and_comparison, (out, scale), {})]
-    jobs += [(ex.figure_run, (p, out / "runs"), dict(scale=scale, progress=True)) for p in ex.DEMO_PRESETS
-             if p != "grpo"]
+    jobs += [(ex.figure_run, (p, out / "runs"), dict(scale=scale, task=ex.DEFAULT_TASK, progress=True))
+             for p in ex.DEMO_PRESETS if p != "grpo"]
     ex.run_jobs(jobs, workers, progress=True)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from entropylab.tasks.arith import chain, no_carry
+from entropylab.tasks.arith import no_carry
 from entropylab.tasks.base import Document, Problem, Task, TaskError
 
 #: difficulty -> (how many numbers, smallest, largest)
