@@ -218,3 +218,18 @@ def test_watch_alarms_in_plain_output(tmp_path: Path) -> None:
     (record,) = Watcher([log]).poll()
     assert any(a.startswith("entropy near collapse") for a in record["alarms"])
     assert "! entropy near collapse" in plain(record)
+
+
+def test_follow_trl_output_dir_moves_to_the_newest_state(tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "trl-out"
+    out.mkdir()
+    shutil.copytree(FIX / "trl-run" / "checkpoint-2", out / "checkpoint-2")
+    follower = Follower(out, run="trl")
+    assert follower.poll()
+    assert follower.frame()["step"].tolist() == [1, 2]
+    shutil.copytree(FIX / "trl-run" / "checkpoint-4", out / "checkpoint-4")
+    assert follower.poll()
+    same(follower.frame(), batch(out, "trl"))
+    assert follower.frame()["step"].max() == 4

@@ -101,6 +101,11 @@ class Follower:
     def _resolve(self) -> bool:
         """Find the source once the path exists and its format can be told; False while it cannot."""
         if self.source is not None:
+            if self.source.format == "trl" and self.path.is_dir():  # a newer checkpoint-N/ state may appear
+                state = trl.find_state(self.path)
+                if state is not None and state != self.source.path:
+                    self.source = detect.Source(state, "trl", self.source.name)
+                    self._trl_seen, self._trl_table, self._trl_stat = 0, Table(), None
             return True
         if not self.path.exists():
             self.waiting = "no such file yet"
