@@ -198,3 +198,39 @@ def test_trl_state_truncated_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(state)[:-40])
     with pytest.raises(LogFormatError, match="not valid JSON"):
         logs.load(path)
+
+
+def test_rollout_rows_and_kind_keys(tmp_path: Path) -> None:
+    from entropylab.logs.aliases import kind_key
+
+    assert kind_key("eval", "accuracy") == "eval/accuracy" and kind_key("eval", "val/acc") == "val/acc"
+    assert kind_key("train", "reward") == "reward" and kind_key("Rollout", "reward") == "rollout/reward"
+    path = tmp_path / "kinds.jsonl"
+    path.write_text('{"step": 1, "split": "rollout", "reward": 0.1, "entropy": 0.9}\n'
+                    '{"step": 1, "split": "train", "reward": 0.5}\n'
+                    '{"step": 1, "split": "test", "reward": 0.3}\n')
+    df, msgs = load_recorded(path)
+    assert msgs == []  # three kinds of "reward" at one step: three metrics, not a restart
+    row = df.iloc[0]
+    assert (row["reward"], row["rollout/reward"], row["val/reward"], row["entropy"]) == (0.5, 0.1, 0.3, 0.9)
+    assert df.attrs["entropylab"]["kinds"]["entropy_key"] == "rollout/entropy"  # the entropy of the rollouts
+
+
+def test_tensorboard_logger_lines_are_summarised(tmp_path: Path, monkeypatch) -> None:
+    import logging
+
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from test_logs_formats import write_events
+
+    write_events(tmp_path)
+    real = ea.EventAccumulator.Reload
+
+    def noisy(self):
+        for tag in range(20):  # what tensorboard prints for some files: one line per tag
+            logging.getLogger("tensorboard").warning("Found more than one graph event per run for tag 'k%d'", tag)
+        return real(self)
+
+    monkeypatch.setattr(ea.EventAccumulator, "Reload", noisy)
+    df, msgs = load_recorded(tmp_path)
+    assert len(df) == 4
+    assert msgs == [f"{tmp_path}: tensorboard: Found more than one graph event per run for tag # (20 time(s))"]

@@ -137,10 +137,12 @@ class Follower:
         elif fmt in ("parquet",):
             raise LogFormatError(f"{path}: a Parquet file is written whole, it cannot be followed; use fit")
         else:
-            self._poll_lines(path, fmt)
+            while self._poll_lines(path, fmt):  # a large log is read in chunks, all within this poll
+                pass
         return self.rows != before
 
-    def _poll_lines(self, path: Path, fmt: str) -> None:
+    def _poll_lines(self, path: Path, fmt: str) -> bool:
+        """Read one chunk of new complete lines; False when there was nothing new."""
         if self._bytes is None:
             self._bytes = _Bytes(path)
         data, restart = self._bytes.read()
@@ -149,7 +151,7 @@ class Follower:
             self._bytes = _Bytes(path)
             data, _ = self._bytes.read()
         if not data:
-            return
+            return False
         csv = path.suffix.lower() in (".csv", ".tsv") and fmt in ("csv", "wandb", "openrlhf")
         if fmt == "verl-console":
             if self._parser is None:
@@ -180,6 +182,7 @@ class Follower:
                         items.append((self._lines, None))
             self._parser.feed(items)
             self.rows = self._parser.records
+        return True
 
     def _poll_document(self, path: Path) -> None:
         """TRL's trainer state is rewritten whole at each save: read it when it changed, add the new entries."""
