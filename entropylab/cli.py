@@ -137,6 +137,8 @@ def history_sentence(history, tol: float = 0.02) -> str:
 
 def summary_row(run: str, fit, fc, score: str) -> dict:
     """One line of the `fit` table: estimates, ceiling interval, forecast errors and the verdict."""
+    from entropylab import law
+
     lo, hi = fit.ceiling_ci
     return {
         "run": run,
@@ -149,21 +151,8 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
         "RMSE": f"{fit.rmse:.4f}",
         "forecast RMSE": f"{fc.rmse:.4f}" if fc is not None else "-",
         "final err": f"{fc.final_error:+.4f}" if fc is not None else "-",
-        "verdict": verdict_text(fit),
+        "verdict": law.verdict_line(fit),
     }
-
-
-def verdict_text(fit) -> str:
-    """The verdict in a table cell: ok, or the serious reasons without their details (--report has them)."""
-    if fit.ok:
-        return "ok"
-    reasons = []
-    for reason in fit.reasons:
-        head = reason.split(": ")[0]
-        if fit.noise is not None and "within the noise" in reason:
-            head += f" (residuals {fit.noise.ratio:.1f}x the noise, lack-of-fit p = {fit.noise.p_value:.2g})"
-        reasons.append(head)
-    return "not trustworthy: " + "; ".join(reasons)
 
 
 # --------------------------------------------------------------------------- watch

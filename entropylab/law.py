@@ -35,7 +35,7 @@ __all__ = [
     "FORMS", "LOSSES", "LawFit", "BootstrapSummary", "Forecast", "SharedFit",
     "fit_law", "forecast", "fit_runs", "fit_shared", "compare_forms",
     "NoiseCheck", "noise_check", "LAW_KEYS", "LiveLaw", "live_forecast", "alarms", "headroom",
-    "forecast_history", "reliable_from",
+    "forecast_history", "reliable_from", "verdict_line",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -1094,6 +1094,19 @@ def alarms(fit: LawFit | None, H: Any, steps: Any = None, *, noise_sd: float | N
     return out
 
 
+def verdict_line(fit: LawFit) -> str:
+    """The verdict in a few words: ok, or the serious reasons without their details (the report has them)."""
+    if fit.ok:
+        return "ok"
+    reasons = []
+    for reason in fit.reasons:
+        head = reason.split(": ")[0]
+        if fit.noise is not None and "within the noise" in reason:
+            head += f" (residuals {fit.noise.ratio:.1f}x the noise, lack-of-fit p = {fit.noise.p_value:.2g})"
+        reasons.append(head)
+    return "not trustworthy: " + "; ".join(reasons)
+
+
 def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
                   val_size: int | None = None, previous: LawFit | None = None, entropy_series: Any = None,
                   run: str | None = None) -> tuple[dict, LawFit | None]:
@@ -1101,7 +1114,8 @@ def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any =
 
     The record: step, n, score and entropy of the newest point, ceiling with its 95% interval (`ceiling_low`,
     `ceiling_high`), `headroom` (the gain left at the current entropy), `last_error` (what the previous fit
-    predicted for the newest point, minus its score), the verdict (`ok`, `verdict`), the lack-of-fit p-value
+    predicted for the newest point, minus its score), the verdict (`ok`, `verdict` in a few words, `reasons` in
+    full), the lack-of-fit p-value
     and the alarms. `entropy_series` (every logged entropy, oldest first) feeds the entropy alarms.
     """
     pts = _points(points, H, R, steps, run)
@@ -1118,12 +1132,12 @@ def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any =
         fit = fit_law(H=pts.H, R=pts.R, steps=pts.steps, run=pts.run, val_size=val_size)
     except FitError as err:
         record.update(ceiling=None, ceiling_low=None, ceiling_high=None, headroom=None, a=None, b=None, ok=False,
-                      verdict=f"no fit yet: {err}", lack_of_fit_p=None, alarms=alarms(None, series))
+                      verdict=f"no fit yet: {err}", reasons=[], lack_of_fit_p=None, alarms=alarms(None, series))
         return record, None
     record.update(
         ceiling=_num(fit.ceiling), ceiling_low=_num(fit.ceiling_ci[0]), ceiling_high=_num(fit.ceiling_ci[1]),
         headroom=_num(headroom(fit, float(pts.H[-1]))), a=_num(fit.a), b=_num(fit.b), ok=fit.ok,
-        verdict="ok" if fit.ok else "not trustworthy: " + "; ".join(fit.reasons),
+        verdict=verdict_line(fit), reasons=list(fit.reasons),
         lack_of_fit_p=None if fit.noise is None else _num(fit.noise.p_value),
         alarms=alarms(fit, series, noise_sd=None))
     return record, fit

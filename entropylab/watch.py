@@ -114,9 +114,10 @@ def table(watcher: Watcher) -> Any:
     from rich.text import Text
 
     t = Table(title="entropylab watch: the reward-entropy law, live", title_justify="left", expand=False)
-    for name, justify in (("run", "left"), ("step", "right"), ("score", "right"), ("ceiling [95%]", "right"),
+    t.add_column("run", justify="left", overflow="ellipsis", no_wrap=True, max_width=20)
+    for name, justify in (("step", "right"), ("score", "right"), ("ceiling [95%]", "right"),
                           ("headroom", "right"), ("last error", "right"), ("verdict", "left")):
-        t.add_column(name, justify=justify, overflow="fold")
+        t.add_column(name, justify=justify, overflow="fold", min_width=16 if name == "verdict" else None)
     lines = []
     for state in watcher.runs.values():
         r = state.record
