@@ -302,6 +302,7 @@ def _spearman(u: np.ndarray, v: np.ndarray) -> float:
 NOISE_ALPHA = 0.01      # lack-of-fit p below this: the residuals are larger than the noise of the score
 MIN_SMOOTHER_POINTS = 8  # fewer points: no noise estimate from the score's own scatter
 NULL_DRAWS = 2000       # simulated noise vectors for the smoother test's null distribution
+SIMULATE_UP_TO = 120    # more points than this: the null from its cumulants instead (Pearson's approximation)
 
 
 @dataclass
@@ -312,8 +313,8 @@ class NoiseCheck:
     chi2 = sum(residual^2 / noise^2) on n - k dof. "smoother": the noise estimated from the score's own
     scatter around the line through its two neighbours in entropy (Gasser-Sroka-Jennen-Steinmetz second
     differences: model-free for any R(H) that is smooth), and F = (RSS / (n - k)) / noise^2, whose null
-    distribution (both terms are quadratic forms of the same noise) is simulated: the p-value is exact for
-    independent Gaussian noise of constant variance.
+    distribution (both terms are quadratic forms of the same noise) is simulated, or for many points
+    approximated from its cumulants (`_f_null_sf`), for independent Gaussian noise of constant variance.
     """
 
     source: str
@@ -369,6 +370,45 @@ def smoother_noise(R: np.ndarray, x: np.ndarray) -> float:
     return float(_gsj(np.asarray(R, dtype=float), *_gsj_weights(x)))
 
 
+def _f_null_sf(F: float, design: np.ndarray, weights: tuple) -> float:
+    """P(F >= observed) for independent Gaussian noise: the residual variance and the second-difference
+    estimate are quadratic forms of the same noise, so F >= f is the event e'(A/(n-k) - f*B)e >= 0.
+
+    Up to SIMULATE_UP_TO points the null is simulated (NULL_DRAWS noise vectors, seeded); beyond, the quadratic
+    form's first three cumulants give Pearson's shifted-chi2 approximation, accurate there and O(n).
+    """
+    n, k = design.shape
+    dof = n - k
+    order = weights[0]
+    if n <= SIMULATE_UP_TO:
+        E = np.random.default_rng(0).standard_normal((NULL_DRAWS, n))
+        Q, _ = np.linalg.qr(design)
+        null = np.sum((E - (E @ Q) @ Q.T) ** 2, axis=1) / dof / _gsj(E, *weights)
+        return float((1 + np.sum(null >= F)) / (NULL_DRAWS + 1))
+    from scipy import sparse, stats
+
+    _, a, b, c2w = weights
+    m = n - 2
+    Q, _ = np.linalg.qr(design[order])           # everything in the entropy order of the pseudo-residuals
+    rows = np.repeat(np.arange(m), 3)
+    cols = (np.arange(m)[:, None] + np.arange(3)).ravel()
+    vals = (np.sqrt(c2w)[:, None] * np.column_stack([a, -np.ones(m), b])).ravel()
+    D = sparse.csr_matrix((vals, (rows, cols)), shape=(m, n))
+    alpha = 1.0 / dof
+    N = (alpha * sparse.identity(n, format="csr") - F * (D.T @ D) / m).tocsr()   # M = N - alpha * Q Q'
+    N2 = N @ N
+    tr1, tr2, tr3 = (float(X.diagonal().sum()) for X in (N, N2, N2 @ N))
+    qn, qn2 = float(np.sum(Q * (N @ Q))), float(np.sum(Q * (N2 @ Q)))
+    c1 = tr1 - alpha * k                          # tr M, tr M^2, tr M^3
+    c2 = tr2 - 2 * alpha * qn + alpha ** 2 * k
+    c3 = tr3 - 3 * alpha * qn2 + 3 * alpha ** 2 * qn - alpha ** 3 * k
+    if abs(c3) < 1e-300 or c2 <= 0:
+        return float(stats.norm.sf(-c1 / math.sqrt(max(2 * c2, 1e-300))))
+    h = c2 ** 3 / c3 ** 2
+    x = h - c1 * c2 / c3
+    return float(stats.chi2.sf(x, h) if c3 > 0 else stats.chi2.cdf(x, h))
+
+
 def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: np.ndarray,
                 val_size: int | None = None) -> NoiseCheck | None:
     """The lack-of-fit test of residuals against the score's noise (see `NoiseCheck`); None when there is no
@@ -395,12 +435,7 @@ def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: 
     if not var > 0:
         return None
     F = float(np.sum(resid * resid) / dof / var)
-    # Null distribution of F: the same statistic of pure noise (residuals after projecting out the design).
-    E = np.random.default_rng(0).standard_normal((NULL_DRAWS, n))
-    Q, _ = np.linalg.qr(design)
-    fitted = (E @ Q) @ Q.T
-    null = np.sum((E - fitted) ** 2, axis=1) / dof / _gsj(E, *weights)
-    p = float((1 + np.sum(null >= F)) / (NULL_DRAWS + 1))
+    p = _f_null_sf(F, design, weights)
     return NoiseCheck("smoother", math.sqrt(var), None, "F", F, (float(dof),), p,
                       float(np.sqrt(np.mean(resid * resid) / var)))
 

@@ -75,3 +75,28 @@ def test_binomial_check_and_the_smoother_estimate():
     scaled = fit_law(H=H, R=100 * R, steps=STEPS, val_size=N_PROBLEMS)
     assert scaled.noise.source == "smoother"
     assert noise_check(R[:5], fit.residuals[:5], np.ones((5, 2)), H=H[:5]) is None  # too few points, no N
+
+
+@pytest.mark.parametrize("F", [0.9, 1.0, 1.15, 1.3])
+def test_cumulant_approximation_agrees_with_the_simulated_null(monkeypatch, F):
+    """Beyond SIMULATE_UP_TO points the null of the smoother's F comes from its cumulants: the same p-value."""
+    from entropylab import law
+
+    n = 200
+    h = np.sort(np.random.default_rng(6).uniform(0.05, 1.2, n))[::-1]
+    design = law._gradient("exp", h, np.array([0.3, 1.0]))
+    weights = law._gsj_weights(h)
+    approx = law._f_null_sf(F, design, weights)
+    monkeypatch.setattr(law, "SIMULATE_UP_TO", n)
+    monkeypatch.setattr(law, "NULL_DRAWS", 20000)
+    simulated = law._f_null_sf(F, design, weights)
+    assert approx == pytest.approx(simulated, abs=0.015)
+
+
+def test_many_points_use_the_approximation_and_still_refuse_a_misfit():
+    h = np.linspace(1.2, 0.15, 400)
+    rng = np.random.default_rng(7)
+    fit = fit_law(H=h, R=the_law(h) + rng.normal(0, 0.01, 400), steps=np.arange(400))
+    assert fit.noise.fits and fit.ok
+    bad = fit_law(H=h, R=not_the_law(h) + rng.normal(0, 0.01, 400), steps=np.arange(400))
+    assert not bad.noise.fits and bad.noise.p_value < 1e-6
