@@ -6,7 +6,9 @@ into one canonical DataFrame, and the law's fit points.
     >>> pts = logs.points(df)          # run, step, entropy, score
     >>> print(logs.inspect("data/real-logs"))
 
-Importing this package is cheap: pandas, pyarrow and tensorboard are imported when a log is read.
+Logs still being written are normal input: torn and cut lines are skipped with a count. To follow a log while
+it grows, reading only what is new at each poll: `entropylab.logs.follow.Follower` (what `entropylab watch`
+uses). Importing this package is cheap: pandas, pyarrow and tensorboard are imported when a log is read.
 """
 
 from entropylab.logs.api import LogWarning, load, points
