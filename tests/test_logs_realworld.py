@@ -205,6 +205,7 @@ def test_rollout_rows_and_kind_keys(tmp_path: Path) -> None:
 
     assert kind_key("eval", "accuracy") == "eval/accuracy" and kind_key("eval", "val/acc") == "val/acc"
     assert kind_key("train", "reward") == "reward" and kind_key("Rollout", "reward") == "rollout/reward"
+    assert kind_key("fast", "reward") == "reward"  # a `mode` that is a setting, not a kind of row
     path = tmp_path / "kinds.jsonl"
     path.write_text('{"step": 1, "split": "rollout", "reward": 0.1, "entropy": 0.9}\n'
                     '{"step": 1, "split": "train", "reward": 0.5}\n'

@@ -58,13 +58,15 @@ RUN_KEYS: tuple[str, ...] = ("run", "run_id", "run_name", "experiment", "experim
 KIND_KEYS: tuple[str, ...] = ("type", "split", "mode", "phase", "stage", "kind")
 EVAL_KINDS = frozenset({"eval", "evaluation", "val", "valid", "validation", "test", "testing"})
 TRAIN_KINDS = frozenset({"train", "training", "update", "optim", "optimizer"})
+OTHER_KINDS = frozenset({"rollout", "rollouts", "generation", "generate", "sample", "sampling", "inference"})
 
 
 def kind_key(kind: str, key: str) -> str:
     """The key of a metric in a row of the given kind: evaluation rows' metrics are validation (`eval/<key>`),
-    other kinds but training are prefixed with the kind (`rollout/<key>`)."""
+    rollout-like kinds prefix it (`rollout/<key>`); training rows and values that are not a known kind (a `mode`
+    field holding a setting) leave it as it is."""
     low = kind.strip().lower()
-    if low in TRAIN_KINDS or not low:
+    if low in TRAIN_KINDS or low not in EVAL_KINDS | OTHER_KINDS:
         return key
     if low in EVAL_KINDS:
         return key if is_validation(canonical_key(key)) else f"eval/{key}"
