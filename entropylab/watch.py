@@ -157,6 +157,7 @@ def watch(paths: Sequence[str | Path], *, interval: float = 5.0, once: bool = Fa
         console.print(table(watcher))
         return 0
     live = None
+    shown: dict[str, str] = {}
     try:
         if console.is_terminal:
             from rich.live import Live
@@ -170,10 +171,10 @@ def watch(paths: Sequence[str | Path], *, interval: float = 5.0, once: bool = Fa
             else:
                 for record in records:
                     console.print(plain(record), highlight=False, soft_wrap=True)
-                for log, msg in list(watcher.errors.items()):
-                    if msg != getattr(watcher, "_shown", {}).get(log):
+                for log, msg in watcher.errors.items():  # each waiting or error message once, when it changes
+                    if shown.get(log) != msg:
                         console.print(f"{log}: {msg}", highlight=False, soft_wrap=True)
-                watcher._shown = dict(watcher.errors)  # type: ignore[attr-defined]
+                shown = dict(watcher.errors)
                 console.file.flush()
             time.sleep(interval)
     except KeyboardInterrupt:
