@@ -233,3 +233,14 @@ def test_follow_trl_output_dir_moves_to_the_newest_state(tmp_path: Path) -> None
     assert follower.poll()
     same(follower.frame(), batch(out, "trl"))
     assert follower.frame()["step"].max() == 4
+
+
+def test_follow_a_json_list_of_records(tmp_path: Path) -> None:
+    path = tmp_path / "records.json"
+    records = [{"global_step": s, "entropy": 1 - 0.1 * s, "eval/acc": 0.1 * s} for s in range(1, 6)]
+    follower = Follower(path, run="r")
+    for k in (2, 5):
+        path.write_text(json.dumps(records[:k]))
+        assert follower.poll()
+        same(follower.frame(), batch(path, "r"))
+    assert follower.frame()["step"].tolist() == [1, 2, 3, 4, 5]

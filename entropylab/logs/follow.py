@@ -193,8 +193,16 @@ class Follower:
         stamp = (st.st_mtime, st.st_size)
         if stamp == self._trl_stat:
             return
+        text = path.read_bytes().decode("utf-8", "replace")
+        if self.source is not None and self.source.format == "jsonl":  # a JSON list of records: all of them again
+            steps, drop = _steps_and_drop("jsonl")
+            parser = tabular.JsonLinesParser(path, step_keys=steps, drop=drop, step_key=self.step_key,
+                                             run_key=self.run_key)
+            parser.feed(tabular.json_records(text))
+            self._trl_stat, self._parser, self.rows = stamp, parser, parser.records
+            return
         try:
-            state = json.loads(path.read_bytes().decode("utf-8", "replace"))
+            state = json.loads(text)
         except ValueError:
             return  # caught mid-rewrite: read at the next poll
         self._trl_stat = stamp
