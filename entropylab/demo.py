@@ -248,11 +248,11 @@ def run_demo(out: str | Path = "runs/demo", *, fresh: bool = False, quick: bool 
 
     torch.set_num_threads(1)  # the tiny model's ops are too small for two threads (see entropylab.experiments)
     out = Path(out)
+    start = time.perf_counter()
     prepare(out, quick, default_workers(workers if workers is not None else (1 if quick else None)))
     report = Report("entropylab demo", intro="Entropy collapse, the law that predicts where it ends, and what "
                     "changes it: produced by `make demo` on this machine.")
     rows: list[dict] = []
-    start = time.perf_counter()
     for piece in tqdm(PIECES, desc="demo", unit="piece"):
         rows += piece(out, report, fresh, quick)
     path = report.write(out / "report.html")
