@@ -50,7 +50,7 @@ def test_fit_through_the_cli(tmp_path: Path, capsys):
     deep = payload["runs"]["deepseek-low-variance"]["fit"]
     assert deep["noise"]["source"] == "binomial" and deep["noise"]["val_size"] == 5000 and deep["ok"]
     assert payload["runs"]["grpo-step"]["fit"]["noise"]["source"] == "smoother"
-    assert captured.err.startswith("warning: ") and "not JSON objects skipped" in captured.err
+    assert captured.err == ""  # the jsonl's torn last line is normal input: noted by ingest, not warned
 
 
 def test_fit_val_size_overrides_and_changes_the_verdict(capsys):
@@ -76,4 +76,4 @@ def test_fit_real_log_in_a_subprocess():
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("gemma"))
     assert "0.696 [0.665, 0.726]" in row and row.rstrip().endswith("ok")
-    assert proc.stderr.count("warning: ") == 1  # the torn last line, said once
+    assert proc.stderr == ""  # the torn last line of a log is normal input: no warning

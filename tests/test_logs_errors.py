@@ -177,9 +177,10 @@ def test_nan_and_inf_values_are_dropped_with_a_warning(tmp_path: Path) -> None:
 def test_jsonl_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text('{"step": 1, "entropy": 0.5}\n[1, 2]\n{"step": 2, "entropy": 0.4}\n{"step": 3, "entr')
-    with pytest.warns(logs.LogWarning, match=r"2 line\(s\) that are not JSON objects skipped \(first: line 2\)"):
+    with pytest.warns(logs.LogWarning, match=r"1 line\(s\) that are not JSON objects skipped \(first: line 2\)"):
         df = logs.load(path)
     assert df["step"].tolist() == [1, 2]
+    assert "the last line has no newline" in df.attrs["entropylab"]["m"]["notes"][0]  # torn end: a note only
     no_step = tmp_path / "s.jsonl"
     no_step.write_text('{"step": 1, "entropy": 0.5}\n{"entropy": 0.4}\n')
     msg = error(no_step)

@@ -217,6 +217,7 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
         "n_steps": int(len(out)),
         "n_val": n_val,
         "warnings": warnings,
+        "notes": list(raw.notes),
         "entropy_candidates": ent_candidates,
         "reward_candidates": rew_candidates,
         "keys": originals,

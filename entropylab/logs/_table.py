@@ -22,6 +22,7 @@ class Raw:
     line_of: Callable[[int], int | None] = lambda i: None  # row position -> line number in the file
     order: list[str] = field(default_factory=list)  # original keys in first-seen order
     val_size: int | None = None  # the number of validation problems, where the log says it
+    notes: list[str] = field(default_factory=list)  # what a log still being written leaves out: shown, not warned
 
 
 class Table:

@@ -88,4 +88,7 @@ def _block(run: str, info: dict, group: Any, fit: str) -> str:
                  "  val size    not in the log: pass --val-size N for the binomial noise of the score")
     warns = [w.removeprefix(f"{info['path']}: ") for w in info.get("warnings", [])]
     lines.append("  warnings    " + ("none" if not warns else f"\n{'':14}".join(warns)))
+    notes = [n.removeprefix(f"{info['path']}: ") for n in info.get("notes", [])]
+    if notes:
+        lines.append("  notes       " + f"\n{'':14}".join(notes))
     return "\n".join(lines)

@@ -164,8 +164,24 @@ def read_json_lines(path: Path, *, nested: str | None = None, step_keys: tuple[s
     from entropylab.logs.verl import read_bytes
 
     parser = JsonLinesParser(path, nested=nested, step_keys=step_keys, drop=drop, step_key=step_key, run_key=run_key)
-    parser.feed(json_records(read_bytes(path).decode("utf-8", "replace")))
-    return parser.runs()
+    text, notes = _torn_tail(read_bytes(path).decode("utf-8", "replace"), path)
+    parser.feed(json_records(text))
+    runs = parser.runs()
+    for raw in runs.values():
+        raw.notes[:0] = notes
+    return runs
+
+
+def _torn_tail(text: str, path: Path) -> tuple[str, list[str]]:
+    """JSON lines without a torn last line (no newline, not JSON: a log still being written), and a note."""
+    if text.lstrip().startswith("[") or text.endswith("\n"):
+        return text, []
+    head, _, tail = text.rpartition("\n")
+    try:
+        json.loads(tail)
+        return text, []
+    except ValueError:
+        return head + "\n", [f"{path}: the last line has no newline (a log still being written?): skipped"]
 
 
 def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop: tuple[str, ...] = (),
@@ -182,10 +198,11 @@ def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop
 
     data = read_bytes(path)  # missing / empty: the same clear errors as every format
     notes: list[str] = []
+    torn: list[str] = []
     end = data.rfind(b"\n") + 1
     if 0 < end < len(data) and data[end:].strip():
         data = data[:end]
-        notes.append(f"{path}: the last row has no newline (a log still being written?): skipped")
+        torn.append(f"{path}: the last row has no newline (a log still being written?): skipped")
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     kw: dict[str, Any] = dict(sep=sep, keep_default_na=False, na_values=[""], encoding_errors="replace",
                               low_memory=False)
@@ -206,6 +223,7 @@ def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop
                       line_of=lambda i: i + 2, step_key=step_key, run_key=run_key)
     for raw in runs.values():
         raw.warnings[:0] = notes
+        raw.notes[:0] = torn
     return runs
 
 

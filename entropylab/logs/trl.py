@@ -39,7 +39,7 @@ def read_trainer_state(path: Path) -> Raw:
     from entropylab.logs.verl import read_bytes
 
     text = read_bytes(path).decode("utf-8", "replace")
-    warnings: list[str] = []
+    notes: list[str] = []
     try:
         state = json.loads(text)
     except ValueError as err:
@@ -48,12 +48,14 @@ def read_trainer_state(path: Path) -> Raw:
         state = [obj for _, obj in json_records(text)]  # a list still being written: its complete records
         if state and state[-1] is None:
             state.pop()
-            warnings.append(f"{path}: the list of records ends inside a record (still being written?): "
-                            "the torn record skipped")
+            notes.append(f"{path}: the list of records ends inside a record (still being written?): "
+                         "the torn record skipped")
     history = state.get("log_history") if isinstance(state, dict) else state  # or a bare log_history list
     if not isinstance(history, list):
         raise LogFormatError(f"{path}: no 'log_history' list: not a TRL/transformers trainer_state.json")
-    return history_raw(history, path, warnings)
+    raw = history_raw(history, path)
+    raw.notes[:0] = notes
+    return raw
 
 
 def history_raw(history: list, path: Path, warnings: list[str] | None = None, start: int = 0,

@@ -213,16 +213,15 @@ class ConsoleParser:
             raise LogFormatError(f"{self.path}: no metric lines found: expected verl console lines like "
                                  "'step:1 - actor/entropy:0.5 - ...'")
         warnings = list(self.warnings)
-        if self.torn:
-            warnings.append(f"{self.path}: the last line has no newline (a log still being written?): its last "
-                            "value, possibly cut mid-number, left out")
+        notes = [f"{self.path}: the last line has no newline (a log still being written?): its last value, "
+                 "possibly cut mid-number, left out"] if self.torn else []
         if self.cut_lines:
             warnings.append(f"{self.path}: {self.cut_lines} line(s) cut at a capture width "
                             f"({'/'.join(map(str, sorted(CUT_WIDTHS)))} characters; first: line {self.first_cut}): "
                             "their last value, possibly cut mid-number, left out")
         frame, nonfinite, order = self.table.frame()
         locs = self.table.locs
-        return Raw(frame, warnings, nonfinite, line_of=lambda i: locs[i], order=order)
+        return Raw(frame, warnings, nonfinite, line_of=lambda i: locs[i], order=order, notes=notes)
 
     @property
     def val_size(self) -> int | None:
