@@ -40,21 +40,10 @@ SCRIPTS = Path(__file__).resolve().parent / "trl_scripts"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    """A seeded random tiny Qwen2 with entropylab's tokenizer: its samples vary, so every group has reward
-    variance and the covariance-based losses have tokens to act on (the trained arith model often does not)."""
-    from transformers import AutoModelForCausalLM
-
-    from entropylab.models import build_tokenizer, tiny_config
-
-    out = tmp_path_factory.mktemp("tiny_model")
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1, num_heads=2,
-                                                         num_kv_heads=1))
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+def model_dir(tiny_checkpoint) -> str:
+    """The random tiny model: its samples vary, so every group has reward variance and the covariance-based
+    losses have tokens to act on (the trained arith model often does not)."""
+    return str(tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")

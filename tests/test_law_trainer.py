@@ -3,31 +3,12 @@ metrics.jsonl at each validation, from the points so far: the same numbers as a 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 
 from entropylab import law, logs
 from entropylab.rl import artifacts as art
 from entropylab.rl.config import resolve_config
 from entropylab.rl.trainer import train
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    from transformers import AutoModelForCausalLM
-
-    from entropylab.models import build_tokenizer, tiny_config
-
-    out = tmp_path_factory.mktemp("tiny")
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1, num_heads=2,
-                                                         num_kv_heads=1))
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def test_trainer_logs_the_law_at_each_validation(tiny_checkpoint, tmp_path):

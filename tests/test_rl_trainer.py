@@ -27,22 +27,6 @@ from entropylab.rl.trainer import train
 TIMING = {"tokens_per_s", "rollout_s", "step_s", "time_s"}
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    from transformers import AutoModelForCausalLM
-
-    from entropylab.models import build_tokenizer, tiny_config
-
-    out = tmp_path_factory.mktemp("tiny")
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1, num_heads=2,
-                                                         num_kv_heads=1))
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def small(model: Path, **extra) -> list[str]:
     values = dict(model=str(model), steps=5, prompts_per_step=4, group_size=2, max_new_tokens=12, val_every=2,
                   val_problems=4, dump_every=2, checkpoint_every=2, threads=1, **{"loss.entropy_coef": 0.05})
