@@ -189,7 +189,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     run_sample_cli(args.model, args.task, method=args.method, alpha=args.alpha, n_problems=args.problems, n=args.n,
                    split=args.split, max_new_tokens=args.max_new_tokens, mcmc_steps=args.mcmc_steps,
-                   block_size=args.block_size, n_particles=args.particles, top_k=args.top_k, top_p=args.top_p,
+                   block_size=args.block_size, cuts=args.cuts, cut_temperature=args.cut_temperature,
+                   n_particles=args.particles, top_k=args.top_k, top_p=args.top_p,
                    seed=args.seed, device=args.device, out=args.out, progress=not args.quiet)
     return 0
 
@@ -350,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--mcmc-steps", type=int, default=10)
     p.add_argument("--block-size", type=int, default=192)
+    p.add_argument("--cuts", default="uniform", choices=["uniform", "entropy"],
+                   help="MH: where a move cuts (entropy: more often where the model forks)")
+    p.add_argument("--cut-temperature", type=float, metavar="T",
+                   help="MH: temperature of the proposal of a move's first token (default: 1/alpha, as the rest)")
     p.add_argument("--particles", type=int, default=16, help="SMC particles")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)

@@ -50,7 +50,7 @@ DEFAULT_OPTIONS: dict[str, dict] = {
 }
 #: The options a method accepts from the CLI's flags.
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "mh": ("mcmc_steps", "block_size", "exact"),
+    "mh": ("mcmc_steps", "block_size", "exact", "cuts", "cut_temperature"),
     "smc": ("n_particles", "ess_threshold", "alpha_ramp"),
     "best_of_n": ("n_candidates",),
     "plain": (),
@@ -366,6 +366,8 @@ def run_sample_cli(
     mcmc_steps: int = 10,
     block_size: int = 192,
     exact: bool = True,
+    cuts: str = "uniform",
+    cut_temperature: float | None = None,
     n_particles: int = 16,
     ess_threshold: float = 0.5,
     alpha_ramp: int | None = None,
@@ -396,7 +398,8 @@ def run_sample_cli(
         lm, tok = load_model(model, device=device)
         model_name = str(model)
     task_obj = get_task(task) if isinstance(task, str) else task
-    flags = dict(mcmc_steps=mcmc_steps, block_size=block_size, exact=exact, n_particles=n_particles,
+    flags = dict(mcmc_steps=mcmc_steps, block_size=block_size, exact=exact, cuts=cuts,
+                 cut_temperature=cut_temperature, n_particles=n_particles,
                  ess_threshold=ess_threshold, alpha_ramp=alpha_ramp, n_candidates=n_candidates)
     opts = {k: flags[k] for k in METHOD_OPTIONS.get(method, ())}
     comp = compare_methods(lm, tok, task_obj, [method], n_problems=n_problems, k_max=n, alpha=alpha, seed=seed,

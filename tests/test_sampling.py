@@ -92,6 +92,56 @@ def test_mh_converges_to_power_distribution(small, kv):
     assert 0.0 < s.acceptance_rate < 1.0
 
 
+@pytest.fixture(scope="module")
+def small_stats(small):
+    """The exactness case's per-token log p, log q, entropy and log-prob at temperature 1 (for the cut options)."""
+    model = small[0]
+    return token_logprobs(model, [0], MAX_LEN, VOCAB - 1, ALPHA, cut_temperature=1.0)
+
+
+@pytest.mark.parametrize("cuts, cut_temperature", [("entropy", None), ("uniform", 1.0), ("entropy", 1.0)])
+def test_entropy_cuts_and_first_token_proposal_keep_the_kernel_exact(small, small_stats, cuts, cut_temperature):
+    """Entropy-placed cuts and a temperature-1 proposal of the cut token leave p^alpha invariant (the
+    index-choice normalisers and first-token probabilities of both directions are in the ratio) and mix."""
+    _, _, _, target = small
+    states, kernel = mh_transition_matrix(small_stats, ALPHA, cuts=cuts, cut_temperature=cut_temperature)
+    pi = np.array([target[s] for s in states])
+    k = np.array(kernel)
+    assert np.abs(pi @ k - pi).max() < 1e-12
+    assert np.abs(k.sum(1) - 1).max() < 1e-12 and (k >= -1e-15).all()
+    start = np.array([math.exp(sum(small_stats[s][1])) for s in states])
+    assert 0.5 * np.abs(start @ np.linalg.matrix_power(k, 300) - pi).sum() < 1e-3  # it mixes
+    if cuts == "entropy":  # dropping the normalisers' ratio breaks it
+        w = {s: [h + 0.05 for h in small_stats[s][2]] for s in states}
+        wrong = k.copy()
+        for i, x in enumerate(states):
+            wrong[i] = 0.0
+            for m in range(len(x)):
+                for j, y in enumerate(states):
+                    if len(y) > m and y[:m] == x[:m]:
+                        lq = lambda s_: small_stats[s_][1]  # noqa: E731
+                        fq = (small_stats[y][3][m] + sum(lq(y)[m + 1:])) if cut_temperature else sum(lq(y)[m:])
+                        rq = (small_stats[x][3][m] + sum(lq(x)[m + 1:])) if cut_temperature else sum(lq(x)[m:])
+                        log_r = ALPHA * (sum(small_stats[y][0][m:]) - sum(small_stats[x][0][m:])) + rq - fq
+                        wrong[i, j] += w[x][m] / sum(w[x]) * math.exp(fq) * min(1.0, math.exp(min(log_r, 0.0)))
+            wrong[i, i] += 1.0 - wrong[i].sum()
+        assert np.abs(pi @ wrong - pi).max() > 1e-4
+
+
+@pytest.mark.parametrize("kv", ["reuse", "recompute"])
+def test_mh_with_entropy_cuts_and_first_token_proposal_samples_the_power_distribution(small, small_stats, kv):
+    model, tok, _, target = small
+    s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,
+                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=2, kv=kv, cuts="entropy", cut_temperature=1.0)
+    emp = empirical(responses(s))
+    states, kernel = mh_transition_matrix(small_stats, ALPHA, cuts="entropy", cut_temperature=1.0)
+    law = np.array([math.exp(sum(small_stats[x][1])) for x in states]) @ np.linalg.matrix_power(np.array(kernel),
+                                                                                               STEPS)
+    assert tv_distance(emp, dict(zip(states, law))) < 0.05  # the chain's exact law after 30 moves
+    assert tv_distance(emp, target) < 0.05
+    assert s.meta["cuts"] == "entropy" and s.meta["cut_temperature"] == 1.0
+
+
 def test_index_choice_correction_matters(small):
     model, tok, per_token, target = small
     s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,

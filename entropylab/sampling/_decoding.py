@@ -104,6 +104,8 @@ def decode_suffixes(
     pad: int,
     compact: float = 0.75,
     spill: Callable[[Tensor, Tensor], None] | None = None,
+    first_temperature: float | None = None,
+    first_old: Tensor | None = None,
 ) -> dict:
     """Draw suffixes from q given the first next-token `logits` [R, V] of a primed decoder `dec`.
 
@@ -111,7 +113,15 @@ def decode_suffixes(
     than `compact` still run; `spill(batch_positions, rows)` is called just before rows leave (and for the
     rows left at the end) so a caller can keep their cache entries. Returns tokens / logp / logq / entropy
     [R, H] (H = max horizon; zero / pad past each row's length), n [R] tokens drawn, eos [R].
+    With `first_temperature`, the first token comes from the model at that temperature (untruncated), and
+    `first_logq` / `first_logq_old` [R] give its log-probability there and that of the tokens `first_old`.
     """
+    extra: dict = {}
+    if first_temperature is not None:
+        logc = torch.log_softmax(logits.float() / first_temperature, dim=-1)
+        extra["first_token"] = draw(logc, generator)
+        extra["first_logq"] = logc.gather(1, extra["first_token"][:, None])[:, 0]
+        extra["first_logq_old"] = logc.gather(1, first_old[:, None])[:, 0]
     device = logits.device
     n_rows = logits.shape[0]
     h_max = int(horizon.max())
@@ -125,7 +135,8 @@ def decode_suffixes(
     alive = torch.ones(n_rows, dtype=torch.bool, device=device)
     for t in range(h_max):
         logp, logq = next_token_logprobs(logits, alpha, top_k, top_p)
-        tok = draw(logq, generator).masked_fill_(~alive, pad)
+        tok = extra["first_token"] if t == 0 and extra else draw(logq, generator)
+        tok = tok.masked_fill(~alive, pad)
         tokens[rows, t] = tok
         logp_out[rows, t] = torch.where(alive, logp.gather(1, tok[:, None])[:, 0], 0.0)
         logq_out[rows, t] = torch.where(alive, logq.gather(1, tok[:, None])[:, 0], 0.0)
@@ -148,7 +159,8 @@ def decode_suffixes(
         logits = dec.step(tok)
     if spill is not None:
         spill(torch.arange(len(rows), device=device), rows)
-    return dict(tokens=tokens, logp=logp_out, logq=logq_out, entropy=ent_out, n=n, eos=ended)
+    extra.pop("first_token", None)
+    return dict(tokens=tokens, logp=logp_out, logq=logq_out, entropy=ent_out, n=n, eos=ended, **extra)
 
 
 @torch.inference_mode()
@@ -165,6 +177,8 @@ def sample_suffixes(
     eos: list[int],
     pad: int,
     compact: float = 0.75,
+    first_temperature: float | None = None,
+    first_old: Tensor | None = None,
 ) -> dict:
     """Continue left-padded prefixes [R, P] with the proposal q, row r for at most horizon[r] tokens or to EOS.
 
@@ -174,7 +188,8 @@ def sample_suffixes(
     dec = factory.new(ids.shape[0], ids.shape[1] + int(horizon.max()))
     logits = dec.prefill(ids, mask)
     out = decode_suffixes(dec, logits, horizon, alpha=alpha, top_k=top_k, top_p=top_p, generator=generator,
-                          eos=eos, pad=pad, compact=compact)
+                          eos=eos, pad=pad, compact=compact, first_temperature=first_temperature,
+                          first_old=first_old)
     return {**out, "evaluated": dec.evaluated, "prefilled": dec.prefilled}
 
 

@@ -82,14 +82,21 @@ class KeptChains:
         pad: int,
         exact: bool,
         freeze_finished: bool,
+        cuts: str = "uniform",
+        cut_floor: float = 0.0,
+        cut_temperature: float | None = None,
         compact: float = 0.75,
         progress=None,
     ) -> dict:
         """Run every chain through all blocks; fills `chains` (the `Chains` of `power_sample_mh`) in place.
 
-        `log_ratio(logp_new, logp_old, logq_new, logq_old, len_new, len_old)` and `accept(log_r, u)` are
-        the MH rule. Returns accepted [R] and proposed [R] counts and per-block (accepted, proposed) pairs.
+        `log_ratio(logp_new, logp_old, logq_new, logq_old, norm_new, norm_old)` and `accept(log_r, u)` are
+        the MH rule; `cuts` / `cut_floor` choose where a move cuts (`mh.cut_weights`) and `cut_temperature`
+        the proposal of its first token (None: q, like the rest). Returns accepted [R] and proposed [R]
+        counts and per-block (accepted, proposed) pairs.
         """
+        from entropylab.sampling.mh import cut_weights, pick_cuts
+
         dev, P, T, R = self.device, self.width, self.t_max, self.rows
         dec = self.dec
         eos_t = torch.as_tensor(eos, dtype=torch.long, device=dev)
@@ -115,6 +122,9 @@ class KeptChains:
             move=torch.zeros(R, dtype=torch.bool, device=dev),  # MH move (else an extension)
             lo=torch.full((R,), P, dtype=torch.long, device=dev),  # first cache slot the job writes
             idle=torch.zeros(R, dtype=torch.bool, device=dev),
+            z_old=torch.ones(R, device=dev),  # a move's index-choice normaliser Z(x) of the current state
+            lc_new=torch.zeros(R, device=dev),  # with cut_temperature: log q_cut of the new / the old token at m
+            lc_old=torch.zeros(R, device=dev),
         )
         # every chain begins with block 0's extension from position 0, whose distribution the prefill gave
         cur_h = self.h_st[:, 0].clone()  # per row: the hidden state giving its next-token distribution
@@ -153,7 +163,8 @@ class KeptChains:
             mv = bs[move]
             if mv.numel():
                 L = length[move]
-                m = torch.minimum((torch.rand(mv.numel(), generator=generator, device=dev) * L).long(), L - 1)
+                weights = cut_weights(chains.entropy[rs[move]], L, cuts, cut_floor)
+                m, w["z_old"][mv] = pick_cuts(weights, torch.rand(mv.numel(), generator=generator, device=dev))
                 keep = cols < m[:, None]
                 w["tok"][mv] = torch.where(keep, w["tok"][mv], pad)
                 for key in ("lp", "lq", "ent"):
@@ -178,8 +189,18 @@ class KeptChains:
                 def total(x: Tensor, mask: Tensor) -> Tensor:
                     return torch.where(mask, x, torch.zeros_like(x)).sum(-1)
 
+                if cut_temperature is None:
+                    lq_new, lq_old = total(w["lq"][mb], new_mask), total(chains.logq[mr], old_mask)
+                else:  # the first token came from q_cut, the rest from q
+                    after = cols > m[:, None]
+                    lq_new = w["lc_new"][mb] + total(w["lq"][mb], new_mask & after)
+                    lq_old = w["lc_old"][mb] + total(chains.logq[mr], old_mask & after)
+                if cuts == "uniform":
+                    z_new, z_old = nl, old_len
+                else:
+                    z_new, z_old = cut_weights(w["ent"][mb], nl, cuts, cut_floor).sum(-1), w["z_old"][mb]
                 log_r = log_ratio(total(w["lp"][mb], new_mask), total(chains.logp[mr], old_mask),
-                                  total(w["lq"][mb], new_mask), total(chains.logq[mr], old_mask), nl, old_len)
+                                  lq_new, lq_old, z_new, z_old)
                 take = accept(log_r, torch.rand(mb.numel(), generator=generator, device=dev))
                 ok[mv] = take
                 accepted[mr] += take.long()
@@ -209,12 +230,21 @@ class KeptChains:
                 progress.update(bs.numel())
             return start(bs)
 
-        def sample(h: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-            """(token drawn from q, its log p, its log q, entropy of p) for hidden states h [n, hidden]."""
-            logp, logq = next_token_logprobs(dec.logits(h), alpha, top_k, top_p)
-            tok = draw(logq, generator)
+        def sample(h: Tensor, first: Tensor | None = None, old: Tensor | None = None):
+            """(token drawn from q, its log p, its log q, entropy of p) for hidden states h [n, hidden]; with
+            `first` (rows at a move's cut) and a cut temperature, those rows draw from q_cut instead, and
+            (log q_cut of the drawn token, of the `old` token) come back too."""
+            logits = dec.logits(h)
+            logp, logq = next_token_logprobs(logits, alpha, top_k, top_p)
+            if first is None:
+                tok = draw(logq, generator)
+                lp, lq = logp.gather(1, tok[:, None])[:, 0], logq.gather(1, tok[:, None])[:, 0]
+                return tok, lp, lq, torch.special.entr(logp.exp()).sum(-1)
+            logc = torch.log_softmax(logits.float() / cut_temperature, dim=-1)
+            tok = draw(torch.where(first[:, None], logc, logq), generator)
             lp, lq = logp.gather(1, tok[:, None])[:, 0], logq.gather(1, tok[:, None])[:, 0]
-            return tok, lp, lq, torch.special.entr(logp.exp()).sum(-1)
+            lc, lc_old = logc.gather(1, tok[:, None])[:, 0], logc.gather(1, old[:, None])[:, 0]
+            return tok, lp, lq, torch.special.entr(logp.exp()).sum(-1), lc, lc_old
 
         def record(bs: Tensor, t: Tensor, tok: Tensor, lp: Tensor, lq: Tensor, ent: Tensor, h: Tensor) -> None:
             w["tok"][bs, t], w["lp"][bs, t], w["lq"][bs, t], w["ent"][bs, t], w["h"][bs, t] = tok, lp, lq, ent, h
@@ -234,7 +264,15 @@ class KeptChains:
                 j = p0[:, None] + span  # [n, chunk]
                 jc = j.clamp(max=T - 1)
                 h = w["h"][bs[:, None], jc]
-                tok, lp, lq, ent = (v.view(j.shape) for v in sample(h.flatten(0, 1)))
+                if cut_temperature is None:
+                    tok, lp, lq, ent = (v.view(j.shape) for v in sample(h.flatten(0, 1)))
+                else:
+                    first = j == w["cut"][bs][:, None]
+                    old = chains.tokens[rs[:, None], jc]
+                    tok, lp, lq, ent, lc, lc_old = (v.view(j.shape) for v in sample(
+                        h.flatten(0, 1), first.flatten(), old.flatten()))
+                    at = first[:, 0]
+                    w["lc_new"][bs[at]], w["lc_old"][bs[at]] = lc[at, 0], lc_old[at, 0]
                 is_eos = torch.isin(tok, eos_t)
                 last = (j + 1 >= chains.length[rs][:, None]) | (j + 1 >= stop[:, None])
                 end = (tok != chains.tokens[rs[:, None], jc]) | is_eos | last

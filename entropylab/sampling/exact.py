@@ -79,47 +79,72 @@ def tv_distance(p: Mapping, q: Mapping) -> float:
 
 @torch.no_grad()
 def token_logprobs(
-    model, prompt: Sequence[int], max_len: int, eos_token_id: int, alpha: float
-) -> dict[Seq, tuple[list[float], list[float]]]:
-    """{complete sequence: (per-token log p, per-token log q)}, q the model at temperature 1/alpha."""
+    model, prompt: Sequence[int], max_len: int, eos_token_id: int, alpha: float,
+    cut_temperature: float | None = None,
+) -> dict[Seq, tuple[list[float], ...]]:
+    """{complete sequence: (per-token log p, per-token log q)}, q the model at temperature 1/alpha; with
+    `cut_temperature`, also the per-token entropy of p and log-prob at that temperature (for the
+    entropy-placed cuts and first-token proposals of `mh_transition_matrix`)."""
     dev = next(model.parameters()).device
-    cache: dict[Seq, tuple[list[float], list[float]]] = {}
+    cache: dict[Seq, tuple[list[float], ...]] = {}
+    t_cut = 1.0 if cut_temperature is None else cut_temperature
 
-    def dists(prefix: Seq) -> tuple[list[float], list[float]]:
+    def dists(prefix: Seq) -> tuple[list[float], ...]:
         if prefix not in cache:
             ids = torch.tensor([list(prompt) + list(prefix)], dtype=torch.long, device=dev)
             logits = model(input_ids=ids, use_cache=False).logits[0, -1].float().cpu()
-            cache[prefix] = (torch.log_softmax(logits, -1).tolist(), torch.log_softmax(logits * alpha, -1).tolist())
+            logp = torch.log_softmax(logits, -1)
+            cache[prefix] = (logp.tolist(), torch.log_softmax(logits * alpha, -1).tolist(),
+                             [float(-(logp.exp() * logp).sum())], torch.log_softmax(logits / t_cut, -1).tolist())
         return cache[prefix]
 
     out = {}
     for seq in sequence_logprobs(model, prompt, max_len, eos_token_id):
         per = [dists(seq[:t]) for t in range(len(seq))]
-        out[seq] = ([d[0][x] for d, x in zip(per, seq)], [d[1][x] for d, x in zip(per, seq)])
+        lp, lq = [d[0][x] for d, x in zip(per, seq)], [d[1][x] for d, x in zip(per, seq)]
+        if cut_temperature is None:
+            out[seq] = (lp, lq)
+        else:
+            out[seq] = (lp, lq, [d[2][0] for d in per], [d[3][x] for d, x in zip(per, seq)])
     return out
 
 
 def mh_transition_matrix(
-    per_token: Mapping[Seq, tuple[list[float], list[float]]], alpha: float, exact: bool = True
+    per_token: Mapping[Seq, tuple[list[float], ...]], alpha: float, exact: bool = True, *,
+    cuts: str = "uniform", cut_floor: float = 0.05, cut_temperature: float | None = None,
 ) -> tuple[list[Seq], list[list[float]]]:
     """(states, K): the one-step kernel of `power_sample_mh` (one block holding every sequence), exactly.
 
     K[i][j] = P(next state j | state i) for the suffix move of `entropylab.sampling.mh`, with
-    `exact=False` the reference code's approximation. `per_token` comes from `token_logprobs`.
+    `exact=False` the reference code's approximation, `cuts="entropy"` the entropy-placed cuts and
+    `cut_temperature` the first token's proposal. `per_token` comes from `token_logprobs` (with
+    `cut_temperature` given there for either option).
     """
     states = sorted(per_token, key=lambda s: (len(s), s))
     kernel = [[0.0] * len(states) for _ in states]
+
+    def weights(s: Seq) -> list[float]:
+        return [1.0] * len(s) if cuts == "uniform" else [h + cut_floor for h in per_token[s][2]]
+
+    def log_q(s: Seq, m: int) -> float:  # the proposal's log-prob of s's suffix from m
+        lq = per_token[s][1]
+        return sum(lq[m:]) if cut_temperature is None else per_token[s][3][m] + sum(lq[m + 1:])
+
     for i, x in enumerate(states):
-        lp_x, lq_x = per_token[x]
+        lp_x, lq_x = per_token[x][:2]
+        w_x = weights(x)
+        z_x = sum(w_x)
         for m in range(len(x)):
             for j, y in enumerate(states):
                 if len(y) <= m or y[:m] != x[:m]:
                     continue
-                lp_y, lq_y = per_token[y]
+                lp_y, lq_y = per_token[y][:2]
                 stop = len(x) if exact else min(len(x), len(y))
-                log_r = alpha * (sum(lp_y[m:]) - sum(lp_x[m:stop])) + sum(lq_x[m:stop]) - sum(lq_y[m:])
                 if exact:
-                    log_r += math.log(len(x)) - math.log(len(y))
-                kernel[i][j] += math.exp(sum(lq_y[m:])) / len(x) * min(1.0, math.exp(min(log_r, 0.0)))
+                    log_r = alpha * (sum(lp_y[m:]) - sum(lp_x[m:])) + log_q(x, m) - log_q(y, m)
+                    log_r += math.log(z_x) - math.log(sum(weights(y)))
+                else:
+                    log_r = alpha * (sum(lp_y[m:]) - sum(lp_x[m:stop])) + sum(lq_x[m:stop]) - sum(lq_y[m:])
+                kernel[i][j] += w_x[m] / z_x * math.exp(log_q(y, m)) * min(1.0, math.exp(min(log_r, 0.0)))
         kernel[i][i] += 1.0 - sum(kernel[i])
     return states, kernel

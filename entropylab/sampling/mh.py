@@ -69,7 +69,12 @@ from entropylab.sampling.base import (
     seq_columns,
 )
 
-__all__ = ["power_sample_mh", "mh_log_ratio", "mh_accept", "splice", "block_ends"]
+__all__ = ["power_sample_mh", "mh_log_ratio", "mh_accept", "splice", "block_ends", "cut_weights", "pick_cuts",
+           "CUTS"]
+
+#: Where a move cuts: "uniform" over the generated positions, or "entropy", with probability rising with the
+#: next-token entropy H_m of p there (weight H_m + cut_floor).
+CUTS = ("uniform", "entropy")
 
 
 # ------------------------------------------------------------------------------------------------ pure pieces
@@ -93,14 +98,32 @@ def mh_log_ratio(
     """log R of the suffix move, per row; -inf wherever the move must be rejected.
 
     logp_* / logq_*: summed log p / log q of the proposed (new) and current (old) suffix from m;
-    len_*: generated lengths L(x'), L(x). Rejected: a reverse move of probability zero (logq_old = -inf),
-    an impossible proposal (logq_new or logp_new = -inf) and any NaN.
+    len_*: the index-choice normalisers Z(x'), Z(x) (`cut_weights`: the generated lengths L(x'), L(x) for
+    uniform cuts). Rejected: a reverse move of probability zero (logq_old = -inf), an impossible proposal
+    (logq_new or logp_new = -inf) and any NaN.
     """
     log_r = alpha * (logp_new - logp_old) + (logq_old - logq_new)
     if exact:
         log_r = log_r + torch.log(len_old.to(log_r.dtype)) - torch.log(len_new.to(log_r.dtype))
     impossible = torch.isneginf(logq_old) | torch.isneginf(logq_new) | torch.isneginf(logp_new)
     return torch.where(impossible | torch.isnan(log_r), torch.full_like(log_r, -math.inf), log_r)
+
+
+def cut_weights(entropy: Tensor, length: Tensor, cuts: str, floor: float) -> Tensor:
+    """Index-choice weights [R, T] of the positions t < length: 1 ("uniform") or H_t + floor ("entropy");
+    0 past the length. A move cuts at m with probability w_m / sum(w), its normaliser Z = sum(w)."""
+    cols = seq_columns(entropy.shape[1], entropy.device)
+    w = torch.ones_like(entropy) if cuts == "uniform" else entropy.clamp(min=0.0) + floor
+    return torch.where(cols < length[:, None], w, torch.zeros_like(w))
+
+
+def pick_cuts(weights: Tensor, uniform: Tensor) -> tuple[Tensor, Tensor]:
+    """(m, Z): per row, the position whose cumulative weight first exceeds u * Z (u ~ U(0, 1)), and Z."""
+    cum = weights.cumsum(1)
+    z = cum[:, -1]
+    m = torch.searchsorted(cum, (uniform * z)[:, None], right=True)[:, 0]
+    last = (weights > 0).long().sum(1) - 1
+    return torch.minimum(m, last), z
 
 
 def mh_accept(log_r: Tensor, uniform: Tensor) -> Tensor:
@@ -194,6 +217,9 @@ def power_sample_mh(
     backend: str = "auto",
     kv: str = "auto",
     freeze_finished: bool = True,
+    cuts: str = "uniform",
+    cut_floor: float = 0.05,
+    cut_temperature: float | None = None,
     progress: bool = False,
 ) -> PowerSamples:
     """Sample responses from p(x)^alpha with block-wise MH; `n_chains` independent chains per prompt.
@@ -208,6 +234,12 @@ def power_sample_mh(
     `freeze_finished=False`: chains that ended with EOS keep making moves in the later blocks (proposals
     may then grow them up to those blocks' ends), so every chain targets the last block's p^alpha; the
     default stops them, as the paper does.
+    `cuts`: where a move cuts, "uniform" (the paper) or "entropy" (probability H_m + `cut_floor`, H_m the
+    next-token entropy of p at m, stored with the state); `cut_temperature`: the temperature of the model
+    that proposes a move's first token (default: q's, 1/alpha). Both stay exact: the index-choice
+    normalisers and the first token's proposal probability of both directions enter the ratio. A proposal
+    at temperature 1 where the model forks lets a chain cross to a route that q, at 1/alpha, almost never
+    offers.
     """
     alpha = check_alpha(alpha)
     mcmc_steps = check_int("mcmc_steps", mcmc_steps, 0)
@@ -217,6 +249,15 @@ def power_sample_mh(
         raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
     if kv not in ("auto", "reuse", "recompute"):
         raise ConfigError(f"kv must be 'auto', 'reuse' or 'recompute', got {kv!r}")
+    if cuts not in CUTS:
+        raise ConfigError(f"cuts must be one of {', '.join(CUTS)}, got {cuts!r}")
+    if not (isinstance(cut_floor, int | float) and math.isfinite(cut_floor) and cut_floor > 0):
+        raise ConfigError(f"cut_floor must be a number > 0 (every position must stay a possible cut), got {cut_floor!r}")
+    if cut_temperature is not None and not (isinstance(cut_temperature, int | float)
+                                            and math.isfinite(cut_temperature) and cut_temperature > 0):
+        raise ConfigError(f"cut_temperature must be a number > 0, got {cut_temperature!r}")
+    if not exact and (cuts != "uniform" or cut_temperature is not None):
+        raise ConfigError("exact=False (the reference approximation) only goes with uniform cuts and q throughout")
     clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max = setup.max_new_tokens
@@ -249,7 +290,8 @@ def power_sample_mh(
                 chains, ends, mcmc_steps,
                 lambda lp_new, lp_old, lq_new, lq_old, n_new, n_old: mh_log_ratio(
                     alpha, lp_new, lp_old, lq_new, lq_old, n_new, n_old, exact=exact),
-                mh_accept, alpha=alpha, exact=exact, freeze_finished=freeze_finished, progress=bar, **sampling,
+                mh_accept, alpha=alpha, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
+                cut_temperature=cut_temperature, progress=bar, **sampling,
             )
             if bar is not None:
                 bar.close()
@@ -259,7 +301,8 @@ def power_sample_mh(
         else:
             evaluated, generated, prefilled = _run_lockstep(
                 factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block,
-                alpha=alpha, exact=exact, freeze_finished=freeze_finished, progress=progress, **sampling,
+                alpha=alpha, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
+                cut_temperature=cut_temperature, progress=progress, **sampling,
             )
     finally:
         model.train(was_training)
@@ -284,7 +327,7 @@ def power_sample_mh(
         meta=dict(
             method="mh", alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
             seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if kept else "recompute",
-            freeze_finished=freeze_finished,
+            freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor, cut_temperature=cut_temperature,
         ),
         loglik=masked_sum(chains.logp[:, :width], mask),
         method="mh",
@@ -301,7 +344,8 @@ def power_sample_mh(
 def _run_lockstep(
     factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, chains: Chains, ends: list[int], mcmc_steps: int,
     t_max: int, accepted: Tensor, proposed: Tensor, per_block: list[float], *, alpha: float, exact: bool,
-    freeze_finished: bool, progress: bool, **sampling,
+    freeze_finished: bool, progress: bool, cuts: str = "uniform", cut_floor: float = 0.05,
+    cut_temperature: float | None = None, **sampling,
 ) -> tuple[int, int, int]:
     """Block-wise MH with all chains in lockstep, every proposal re-encoding its prefix (`kv="recompute"`).
 
@@ -335,20 +379,33 @@ def _run_lockstep(
         block_acc = 0
         for _ in range(mcmc_steps):
             length = chains.length[rows]
-            m = (torch.rand(rows.numel(), generator=generator, device=device) * length).long()
-            m = torch.minimum(m, length - 1)
-            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, **sampling)
+            weights = cut_weights(chains.entropy[rows], length, cuts, cut_floor)
+            m, z_old = pick_cuts(weights, torch.rand(rows.numel(), generator=generator, device=device))
+            first = dict(first_temperature=cut_temperature,
+                         first_old=chains.tokens[rows].gather(1, m[:, None])[:, 0]) if cut_temperature else {}
+            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, **sampling,
+                           **first)
             evaluated += prop["evaluated"]
             prefilled += prop["prefilled"]
             generated += int(prop["n"].sum())
-            new_mask = seq_columns(prop["logp"].shape[1], device) < prop["n"][:, None]
+            new_cols = seq_columns(prop["logp"].shape[1], device)
+            new_mask = new_cols < prop["n"][:, None]
             old_stop = torch.minimum(length, m + prop["n"]) if not exact else length
             old_mask = chains.suffix_mask(rows, m, old_stop)
+            if cut_temperature is None:
+                lq_new, lq_old = masked_sum(prop["logq"], new_mask), masked_sum(chains.logq[rows], old_mask)
+            else:  # the first token came from the model at the cut temperature, the rest from q
+                lq_new = prop["first_logq"] + masked_sum(prop["logq"], new_mask & (new_cols > 0))
+                lq_old = prop["first_logq_old"] + masked_sum(chains.logq[rows], chains.suffix_mask(rows, m + 1, old_stop))
+            if cuts == "uniform":
+                z_new, z_old = m + prop["n"], length
+            else:  # Z(x') = the shared prefix's weights + the proposal's
+                prefix = (weights * (seq_columns(weights.shape[1], device) < m[:, None])).sum(1)
+                z_new = prefix + cut_weights(prop["entropy"], prop["n"], cuts, cut_floor).sum(1)
             log_r = mh_log_ratio(
                 alpha,
                 masked_sum(prop["logp"], new_mask), masked_sum(chains.logp[rows], old_mask),
-                masked_sum(prop["logq"], new_mask), masked_sum(chains.logq[rows], old_mask),
-                m + prop["n"], length, exact=exact,
+                lq_new, lq_old, z_new, z_old, exact=exact,
             )
             ok = mh_accept(log_r, torch.rand(rows.numel(), generator=generator, device=device))
             if ok.any():
