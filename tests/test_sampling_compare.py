@@ -122,7 +122,8 @@ def test_run_sample_cli_writes_samples_and_summary(char_model, tmp_path):
     summary = run_sample_cli(char_model, "arith", "mh", 4.0, 2, n=2, max_new_tokens=8, mcmc_steps=1, block_size=4,
                              out=tmp_path / "run", echo=lines.append)
     assert summary["method"] == "mh" and summary["n_problems"] == 2 and "pass@2" in summary
-    assert summary["options"] == {"mcmc_steps": 1, "block_size": 4, "exact": True}
+    assert summary["options"] == {"mcmc_steps": 1, "block_size": 4, "exact": True, "cuts": "uniform",
+                                  "cut_temperature": None}
     rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {"problem", "text", "reward", "loglik"} <= set(rows[0])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["method"] == "mh"
