@@ -98,7 +98,7 @@ def bench_trl(model: str, a: argparse.Namespace, work: Path, checkpointing: bool
                       per_device_train_batch_size=rows, num_generations=a.group_size, gradient_accumulation_steps=1,
                       num_iterations=1, max_completion_length=a.max_new_tokens, temperature=1.0, beta=0.0,
                       learning_rate=5e-5, logging_steps=1, save_strategy="no", report_to=[], shuffle_dataset=False,
-                      disable_tqdm=True, gradient_checkpointing=checkpointing)
+                      disable_tqdm=True, activation_checkpointing=checkpointing)
     timer = Timer()
     trainer = GRPOTrainer(model=model, reward_funcs=task_reward_function(task), args=args,
                           train_dataset=problems_dataset(problems), processing_class=AutoTokenizer.from_pretrained(model),
