@@ -10,18 +10,32 @@ from entropylab.plots.style import apply_style, colors
 VAL = "val/acc"
 
 
-def plot_runs(metrics: pd.DataFrame, *, hue: str = "preset", val: str = VAL) -> plt.Figure:
-    """Two panels: policy entropy and validation accuracy against step, one line per run."""
+def seed_band(run: pd.DataFrame, column: str, seed: str = "seed") -> pd.DataFrame:
+    """Per step: mean, standard deviation and count of `column` over the seeds of one group of runs."""
+    d = run.dropna(subset=[column])
+    if seed not in d:
+        d = d.assign(**{seed: 0})
+    return d.groupby("step")[column].agg(mean="mean", std="std", n="count").reset_index().fillna({"std": 0.0})
+
+
+def plot_runs(metrics: pd.DataFrame, *, hue: str = "preset", val: str = VAL, seed: str = "seed") -> plt.Figure:
+    """Two panels: policy entropy and validation accuracy against step, one line per run; where a group holds
+    several seeds (a `seed` column), its mean with a band of ± one standard deviation over the seeds."""
     apply_style()
     groups = list(dict.fromkeys(metrics[hue]))
     fig, (ax_h, ax_r) = plt.subplots(1, 2, figsize=(10.5, 3.8))
     for name, color in zip(groups, colors(len(groups))):
         run = metrics[metrics[hue] == name].sort_values("step")
-        h = run.dropna(subset=["entropy"])
-        ax_h.plot(h["step"], h["entropy"], color=color, lw=1.5, label=name)
-        if val in run:
-            r = run.dropna(subset=[val])
-            ax_r.plot(r["step"], r[val], color=color, lw=1.5, marker="o", ms=3, label=name)
+        n_seeds = run[seed].nunique() if seed in run else 1
+        label = f"{name} ({n_seeds} seeds)" if n_seeds > 1 else name
+        for ax, column, marker in ((ax_h, "entropy", None), (ax_r, val, "o")):
+            if column not in run:
+                continue
+            b = seed_band(run, column, seed)
+            ax.plot(b["step"], b["mean"], color=color, lw=1.5, marker=marker, ms=3, label=label)
+            if n_seeds > 1:
+                ax.fill_between(b["step"], b["mean"] - b["std"], b["mean"] + b["std"], color=color, alpha=0.2,
+                                lw=0)
     ax_h.set(xlabel="training step", ylabel="policy entropy (nats per token)", title="Entropy over training")
     ax_r.set(xlabel="training step", ylabel="validation accuracy (temperature 1)", title="Accuracy over training")
     ax_h.legend()
