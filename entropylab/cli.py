@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from entropylab.errors import EntropylabError
@@ -239,11 +239,39 @@ def cmd_figures(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class _RegistryNames:
+    """argparse `choices` read from a registry when first asked, so that building the parser imports no torch."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._names: list[str] | None = None
+
+    def _get(self) -> list[str]:
+        if self._names is None:
+            self._names = list(self._load())
+        return self._names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+
+def _sampler_names() -> list[str]:
+    from entropylab.sampling.registry import SAMPLERS
+
+    return SAMPLERS.names()
+
+
 def add_log_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every subcommand that reads training logs."""
+    from entropylab.logs import FORMATS
+
     p.add_argument("logs", nargs="+", metavar="LOG",
                    help="log files or run directories (verl console/JSONL, TRL, OpenRLHF, TensorBoard, wandb CSV, CSV/JSONL/Parquet, entropylab runs)")
-    p.add_argument("--format", default="auto", help="force a format instead of detecting it (default: auto)")
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS), metavar="FORMAT",
+                   help="force a format instead of detecting it: %(choices)s (default: auto)")
     p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
     p.add_argument("--score-key", metavar="K", help="metric key to fit as R (default: the first validation metric, else the training reward)")
     p.add_argument("--step-key", metavar="K", help="step field of a CSV/JSONL log (default: step, global_step, grpo_step, iteration, _step, ...)")
@@ -343,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="fork", help="shipped model name or checkpoint directory")
     p.add_argument("--task", default="fork", help="task family")
-    p.add_argument("--method", default="mh", choices=["mh", "smc", "temp", "plain", "best_of_n"])
+    p.add_argument("--method", default="mh", choices=_RegistryNames(_sampler_names), metavar="METHOD",
+                   help="sampling method: %(choices)s")
     p.add_argument("--alpha", type=float, default=4.0, help="power of the target p^alpha (temp: temperature 1/alpha)")
     p.add_argument("--problems", type=int, default=20, help="number of problems")
     p.add_argument("--n", type=int, default=1, help="samples per problem")

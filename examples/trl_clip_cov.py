@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from entropylab.rl.losses import POLICY_LOSSES
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="arith", help="local checkpoint directory or a shipped name (default: arith)")
@@ -32,7 +34,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     src.add_argument("--data", help="local JSONL/JSON/Parquet of problems (GSM8K, MATH or verl format)")
     p.add_argument("--n-problems", type=int, default=1000, help="training problems to use (default: 1000)")
     p.add_argument("--output-dir", required=True)
-    p.add_argument("--policy-loss", choices=["vanilla", "clip_cov", "kl_cov"], default="clip_cov")
+    p.add_argument("--policy-loss", choices=POLICY_LOSSES.names(), default="clip_cov")
     p.add_argument("--entropy-mask", choices=["none", "top", "bottom"], default="none")
     p.add_argument("--rho", type=float, default=0.2, help="entropy mask: top fraction (default: 0.2)")
     p.add_argument("--cov-scope", choices=["micro", "batch"], default="micro")

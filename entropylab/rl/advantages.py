@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError
+from entropylab.registry import Registry
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -37,29 +38,19 @@ class AdvantageFn(Protocol):
     ) -> Tensor: ...
 
 
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {}
+ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry(
+    "advantage estimator", field="advantage", sort_names=True
+)
 
 
-def register_advantage_estimator(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    """Decorator registering an advantage estimator under ``name``."""
-
-    def decorator(fn: AdvantageFn) -> AdvantageFn:
-        if name in ADVANTAGE_ESTIMATORS and ADVANTAGE_ESTIMATORS[name] is not fn:
-            raise ValueError(f"advantage estimator {name!r} is already registered")
-        ADVANTAGE_ESTIMATORS[name] = fn
-        return fn
-
-    return decorator
+def register_advantage_estimator(name: str, description: str = "") -> Callable[[AdvantageFn], AdvantageFn]:
+    """Decorator registering an advantage estimator under ``name`` (a name taken by another is refused)."""
+    return ADVANTAGE_ESTIMATORS.register(name, description=description)
 
 
 def get_advantage_estimator(name: str) -> AdvantageFn:
     """The estimator registered as ``name``; ConfigError listing the known names otherwise."""
-    try:
-        return ADVANTAGE_ESTIMATORS[name]
-    except KeyError:
-        raise ConfigError(
-            f"advantage: unknown advantage estimator {name!r}; known: {', '.join(sorted(ADVANTAGE_ESTIMATORS))}"
-        ) from None
+    return ADVANTAGE_ESTIMATORS.get(name)
 
 
 def group_ids(n: int, index: Tensor | Sequence | None = None, group_size: int | None = None) -> Tensor:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError
+from entropylab.registry import Registry
 
 __all__ = [
     "AGG_MODES",
@@ -82,29 +83,19 @@ class PolicyLossFn(Protocol):
     ) -> tuple[Tensor, dict[str, float]]: ...
 
 
-POLICY_LOSSES: dict[str, PolicyLossFn] = {}
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry(
+    "policy loss", plural="policy losses", field="policy_loss", sort_names=True
+)
 
 
-def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
-    """Decorator registering a policy loss under ``name`` (re-registering the same function is a no-op)."""
-
-    def decorator(fn: PolicyLossFn) -> PolicyLossFn:
-        if name in POLICY_LOSSES and POLICY_LOSSES[name] is not fn:
-            raise ValueError(f"policy loss {name!r} is already registered")
-        POLICY_LOSSES[name] = fn
-        return fn
-
-    return decorator
+def register_policy_loss(name: str, description: str = "") -> Callable[[PolicyLossFn], PolicyLossFn]:
+    """Decorator registering a policy loss under ``name`` (a name taken by another function is refused)."""
+    return POLICY_LOSSES.register(name, description=description)
 
 
 def get_policy_loss(name: str) -> PolicyLossFn:
     """The policy loss registered as ``name``; ConfigError listing the known names otherwise."""
-    try:
-        return POLICY_LOSSES[name]
-    except KeyError:
-        raise ConfigError(
-            f"policy_loss: unknown policy loss {name!r}; known: {', '.join(sorted(POLICY_LOSSES))}"
-        ) from None
+    return POLICY_LOSSES.get(name)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from entropylab.errors import ConfigError
+from entropylab.registry import Registry
 from entropylab.sampling.base import PowerSamples
 from entropylab.sampling.baselines import sample_best_of_n, sample_low_temperature, sample_plain
 from entropylab.sampling.mh import power_sample_mh
@@ -19,37 +19,28 @@ def _mh(model, tokenizer, prompts, *, n: int = 1, **options) -> PowerSamples:
 
 
 #: name -> sampler; every sampler returns `n` responses per prompt (prompt-major) as `PowerSamples`.
-SAMPLERS: dict[str, Sampler] = {
-    "plain": sample_plain,
-    "temp": sample_low_temperature,
-    "best_of_n": sample_best_of_n,
-    "mh": _mh,
-    "smc": power_sample_smc,
-}
+SAMPLERS: Registry[Sampler] = Registry("sampling method", plural="methods")
+SAMPLERS.register("plain", sample_plain, description="temperature 1")
+SAMPLERS.register("temp", sample_low_temperature, description="low temperature 1/alpha (token-level tempering)")
+SAMPLERS.register("best_of_n", sample_best_of_n, description="most likely of n_candidates samples at temperature 1")
+SAMPLERS.register("mh", _mh, description="power distribution p^alpha by block-wise Metropolis-Hastings")
+SAMPLERS.register("smc", power_sample_smc, description="power distribution p^alpha by sequential Monte Carlo")
 
-DESCRIPTIONS: dict[str, str] = {
-    "plain": "temperature 1",
-    "temp": "low temperature 1/alpha (token-level tempering)",
-    "best_of_n": "most likely of n_candidates samples at temperature 1",
-    "mh": "power distribution p^alpha by block-wise Metropolis-Hastings",
-    "smc": "power distribution p^alpha by sequential Monte Carlo",
-}
+#: name -> one-line description (a snapshot; `SAMPLERS.describe(name)` sees later registrations).
+DESCRIPTIONS: dict[str, str] = SAMPLERS.descriptions()
 
 
 def list_samplers() -> list[str]:
     """The registered sampler names."""
-    return list(SAMPLERS)
+    return SAMPLERS.names()
 
 
 def get_sampler(name: str) -> Sampler:
     """The sampler registered as `name`; ConfigError listing the names otherwise."""
-    try:
-        return SAMPLERS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown sampling method {name!r}; known methods: {', '.join(SAMPLERS)}") from None
+    return SAMPLERS.get(name)
 
 
 def register_sampler(name: str, fn: Sampler, description: str = "") -> None:
-    """Add (or replace) a sampler under `name`."""
-    SAMPLERS[name] = fn
-    DESCRIPTIONS[name] = description
+    """Add a sampler under `name`; a name already taken by another sampler is refused (ConfigError)."""
+    SAMPLERS.register(name, fn, description=description)
+    DESCRIPTIONS[name] = SAMPLERS.describe(name)
