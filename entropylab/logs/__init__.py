@@ -9,10 +9,12 @@ into one canonical DataFrame, and the law's fit points.
 Logs still being written are normal input: torn and cut lines are skipped with a count. To follow a log while
 it grows, reading only what is new at each poll: `entropylab.logs.follow.Follower` (what `entropylab watch`
 uses). Importing this package is cheap: pandas, pyarrow and tensorboard are imported when a log is read.
+Each format is one module of `entropylab.logs.formats`; `register_format(LogFormat(...))` adds one.
 """
 
 from entropylab.logs.api import LogWarning, load, points
 from entropylab.logs.detect import FORMATS
+from entropylab.logs.formats import LOG_FORMATS, LogFormat, register_format
 from entropylab.logs.summary import inspect
 
-__all__ = ["FORMATS", "LogWarning", "inspect", "load", "points"]
+__all__ = ["FORMATS", "LOG_FORMATS", "LogFormat", "LogWarning", "inspect", "load", "points", "register_format"]

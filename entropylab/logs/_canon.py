@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from entropylab.errors import LogFormatError
 from entropylab.logs import aliases
 from entropylab.logs._table import Raw
+from entropylab.logs.formats import LOG_FORMATS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,7 +147,8 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
     originals = [c for c in df.columns if c != "step"]
     canon_of = {k: aliases.canonical_key(k) for k in originals}
 
-    ent_candidates = aliases.first_present(aliases.entropy_keys(fmt), originals)
+    own = LOG_FORMATS[fmt].entropy_key if fmt in LOG_FORMATS else None
+    ent_candidates = aliases.first_present(aliases.entropy_keys(own), originals)
     rew_candidates = aliases.first_present(aliases.REWARD_KEYS, originals)
     default_ent = ent_candidates[0] if ent_candidates else None
     ent_key = _resolve_override(entropy_key, originals, canon_of, path, "entropy", {"entropy": default_ent}) \

@@ -21,14 +21,8 @@ ENTROPY_KEYS: tuple[str, ...] = (
     "rollout/entropy",
 )
 
-#: Formats whose own entropy key comes first: entropylab's trainer logs the paper's H (per-response mean) as
-#: `entropy` and the loss's token-mean entropy under the updating policy as `actor/entropy`.
-_OWN_ENTROPY_KEY = {"entropylab": "entropy"}
-
-
-def entropy_keys(fmt: str) -> tuple[str, ...]:
-    """The entropy candidates of a format, in priority order."""
-    own = _OWN_ENTROPY_KEY.get(fmt)
+def entropy_keys(own: str | None = None) -> tuple[str, ...]:
+    """The entropy candidates in priority order, a format's own entropy key (`LogFormat.entropy_key`) first."""
     return ENTROPY_KEYS if own is None else (own,) + tuple(k for k in ENTROPY_KEYS if k != own)
 
 
@@ -71,9 +65,6 @@ def kind_key(kind: str, key: str) -> str:
     if low in EVAL_KINDS:
         return key if is_validation(canonical_key(key)) else f"eval/{key}"
     return key if key.startswith(f"{low}/") else f"{low}/{key}"
-
-#: Columns of W&B history exports that are bookkeeping, not metrics.
-WANDB_DROP: tuple[str, ...] = ("_runtime", "_timestamp", "_wandb")
 
 VAL_PREFIX = "val/"
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entropylab.errors import LogFormatError
-from entropylab.logs import aliases, detect, tabular, trl, verl
+from entropylab.logs import aliases, detect, tabular
 from entropylab.logs._canon import canonical_run
+from entropylab.logs.formats import get_format
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PathLike = str | os.PathLike
-WANDB_STEPS: tuple[str, ...] = ("_step",) + tuple(k for k in aliases.STEP_KEYS if k != "_step")
 
 
 class LogWarning(UserWarning):
@@ -25,32 +25,9 @@ class LogWarning(UserWarning):
 
 
 def _read(src: detect.Source, step_key: str | None = None, run_key: str | None = None) -> tabular.Runs:
-    """Run the reader of one source; tabular files may hold several runs."""
-    path, fmt, suffix = src.path, src.format, src.path.suffix.lower()
-    keys = {"step_key": step_key, "run_key": run_key}
-    if fmt == "verl-console":
-        return {None: verl.read_console(path)}
-    if fmt == "verl-jsonl":
-        return tabular.read_json_lines(path, nested="data", **keys)
-    if fmt == "trl":
-        state = trl.find_state(path) if path.is_dir() else path
-        if state is None:
-            raise LogFormatError(f"{path}: no {trl.STATE} here or in checkpoint-*/")
-        return {None: trl.read_trainer_state(state)}
-    if fmt == "tensorboard":
-        from entropylab.logs.tensorboard import read_events
-
-        return {None: read_events(path)}
-    if fmt == "entropylab" and path.is_dir():
-        path = path / detect.METRICS
-    steps, drop = (WANDB_STEPS, aliases.WANDB_DROP) if fmt == "wandb" else (aliases.STEP_KEYS, ())
-    if path.is_dir():
-        raise LogFormatError(f"{path}: is a directory; format {fmt!r} reads a file")
-    if fmt == "parquet" or (fmt in ("wandb", "openrlhf") and suffix in (".parquet", ".pq")):
-        return tabular.read_parquet(path, step_keys=steps, drop=drop, **keys)
-    if fmt == "csv" or (fmt in ("wandb", "openrlhf") and suffix in (".csv", ".tsv")):
-        return tabular.read_csv(path, step_keys=steps, drop=drop, **keys)
-    return tabular.read_json_lines(path, step_keys=steps, drop=drop, **keys)
+    """Run the reader of one source's format; tabular files may hold several runs."""
+    fmt = get_format(src.format)
+    return fmt.read(src.path, fmt, step_key=step_key, run_key=run_key)
 
 
 def _names(entries: list[tuple[detect.Source, str | None]], run: str | Sequence[str] | None) -> list[str]:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entropylab.errors import LogFormatError
-from entropylab.logs import aliases, detect, tabular, trl, verl
+from entropylab.logs import detect, tabular, trl, verl
 from entropylab.logs._table import Raw, Table
+from entropylab.logs.formats import LogFormat, get_format
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,10 +102,10 @@ class Follower:
     def _resolve(self) -> bool:
         """Find the source once the path exists and its format can be told; False while it cannot."""
         if self.source is not None:
-            if self.source.format == "trl" and self.path.is_dir():  # a newer checkpoint-N/ state may appear
-                state = trl.find_state(self.path)
-                if state is not None and state != self.source.path:
-                    self.source = detect.Source(state, "trl", self.source.name)
+            if self.path.is_dir() and self.source.path.is_file():  # a newer checkpoint-N/ state may appear
+                found = get_format(self.source.format).find_runs(self.path, self.source.name)
+                if len(found) == 1 and found[0].path != self.source.path:
+                    self.source = found[0]
                     self._trl_seen, self._trl_table, self._trl_stat = 0, Table(), None
             return True
         if not self.path.exists():
@@ -128,20 +129,19 @@ class Follower:
         if not self._resolve():
             return False
         assert self.source is not None
-        fmt, path = self.source.format, self.source.path
+        fmt, path = get_format(self.source.format), self.source.path
+        how = fmt.follow(path)  # "console", "lines", "csv", "records", "state" or "events"
         before = self.rows
-        if fmt == "tensorboard":
+        if how == "events":
             self._poll_events(path)
-        elif fmt == "trl" or (path.suffix.lower() == ".json" and fmt in ("jsonl", "trl")):
-            self._poll_document(path)
-        elif fmt in ("parquet",):
-            raise LogFormatError(f"{path}: a Parquet file is written whole, it cannot be followed; use fit")
+        elif how in ("state", "records"):
+            self._poll_document(path, fmt, how)
         else:
-            while self._poll_lines(path, fmt):  # a large log is read in chunks, all within this poll
+            while self._poll_lines(path, fmt, how):  # a large log is read in chunks, all within this poll
                 pass
         return self.rows != before
 
-    def _poll_lines(self, path: Path, fmt: str) -> bool:
+    def _poll_lines(self, path: Path, fmt: LogFormat, how: str) -> bool:
         """Read one chunk of new complete lines; False when there was nothing new."""
         if self._bytes is None:
             self._bytes = _Bytes(path)
@@ -152,14 +152,13 @@ class Follower:
             data, _ = self._bytes.read()
         if not data:
             return False
-        csv = path.suffix.lower() in (".csv", ".tsv") and fmt in ("csv", "wandb", "openrlhf")
-        if fmt == "verl-console":
+        if how == "console":
             if self._parser is None:
                 self._parser = verl.ConsoleParser(path)
             used = self._parser.feed(data)
             self._bytes.keep(data[used:])
             self.rows = len(self._parser.table)
-        elif csv:
+        elif how == "csv":
             if self._csv_header is None:
                 head, _, data = data.partition(b"\n")
                 self._csv_header = head + b"\n"
@@ -167,10 +166,8 @@ class Follower:
             self.rows = len(self._csv_rows)
         else:
             if self._parser is None:
-                steps, drop = _steps_and_drop(fmt)
-                self._parser = tabular.JsonLinesParser(path, nested="data" if fmt == "verl-jsonl" else None,
-                                                       step_keys=steps, drop=drop, step_key=self.step_key,
-                                                       run_key=self.run_key)
+                self._parser = tabular.JsonLinesParser(path, nested=fmt.nested, step_keys=fmt.step_keys,
+                                                       drop=fmt.drop, step_key=self.step_key, run_key=self.run_key)
                 self._lines = 0
             items = []
             for line in data.split(b"\n")[:-1]:
@@ -184,8 +181,9 @@ class Follower:
             self.rows = self._parser.records
         return True
 
-    def _poll_document(self, path: Path) -> None:
-        """TRL's trainer state is rewritten whole at each save: read it when it changed, add the new entries."""
+    def _poll_document(self, path: Path, fmt: LogFormat, how: str) -> None:
+        """A document rewritten whole (TRL's trainer state at each save, a JSON list of records): read it when it
+        changed; a trainer state adds its new entries, a list of records is read again."""
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -194,10 +192,9 @@ class Follower:
         if stamp == self._trl_stat:
             return
         text = path.read_bytes().decode("utf-8", "replace")
-        if self.source is not None and self.source.format == "jsonl":  # a JSON list of records: all of them again
-            steps, drop = _steps_and_drop("jsonl")
-            parser = tabular.JsonLinesParser(path, step_keys=steps, drop=drop, step_key=self.step_key,
-                                             run_key=self.run_key)
+        if how == "records":  # a JSON list of records: all of them again
+            parser = tabular.JsonLinesParser(path, nested=fmt.nested, step_keys=fmt.step_keys, drop=fmt.drop,
+                                             step_key=self.step_key, run_key=self.run_key)
             parser.feed(tabular.json_records(text))
             self._trl_stat, self._parser, self.rows = stamp, parser, parser.records
             return
@@ -242,8 +239,8 @@ class Follower:
         """The rows read so far, per run of the file (empty before the first complete line)."""
         if self.source is None or self.rows == 0:
             return {}
-        fmt, path = self.source.format, self.source.path
-        if fmt == "tensorboard":
+        fmt, path = get_format(self.source.format), self.source.path
+        if fmt.follow(path) == "events":
             from entropylab.logs.tensorboard import series_raw
 
             return {None: series_raw(self._tb_series)}
@@ -256,8 +253,7 @@ class Follower:
             df = pd.read_csv(io.BytesIO(self._csv_header + b"\n".join(self._csv_rows) + b"\n"),
                              sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
                              na_values=[""], encoding_errors="replace", low_memory=False, on_bad_lines="skip")
-            steps, drop = _steps_and_drop(fmt)
-            return tabular.frame_runs(df, path, step_keys=steps, drop=drop, where=lambda i: f"line {i + 2}",
+            return tabular.frame_runs(df, path, step_keys=fmt.step_keys, drop=fmt.drop, where=lambda i: f"line {i + 2}",
                                       line_of=lambda i: i + 2, step_key=self.step_key, run_key=self.run_key)
         if isinstance(self._parser, verl.ConsoleParser):
             raw = self._parser.raw()
@@ -275,12 +271,6 @@ class Follower:
         assert self.source is not None
         return assemble([(self.source, inner, raw) for inner, raw in raws.items()], self.run, warn=False,
                         **self.keys)
-
-
-def _steps_and_drop(fmt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from entropylab.logs.api import WANDB_STEPS
-
-    return (WANDB_STEPS, aliases.WANDB_DROP) if fmt == "wandb" else (aliases.STEP_KEYS, ())
 
 
 def _event_value(value: Any) -> float | None:

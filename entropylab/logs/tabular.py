@@ -20,6 +20,8 @@ from entropylab.logs._table import Raw, Table
 if TYPE_CHECKING:
     import pandas as pd
 
+    from entropylab.logs.formats import LogFormat
+
 #: Runs of one file: name (None: the default name) -> rows.
 Runs = dict[str | None, Raw]
 
@@ -170,6 +172,24 @@ def read_json_lines(path: Path, *, nested: str | None = None, step_keys: tuple[s
     for raw in runs.values():
         raw.notes[:0] = notes
     return runs
+
+
+def read_table(path: Path, fmt: LogFormat, *, container: str | None = None, step_key: str | None = None,
+               run_key: str | None = None) -> Runs:
+    """A tabular log with the keys of format `fmt` (step fields, dropped columns, nested record): `container`
+    ("csv", "parquet", "json") says how it is stored, else the file's suffix does (JSON lines by default)."""
+    from entropylab.logs.formats import CSV_SUFFIXES, PARQUET_SUFFIXES
+
+    if path.is_dir():
+        raise LogFormatError(f"{path}: is a directory; format {fmt.name!r} reads a file")
+    suffix = path.suffix.lower()
+    kind = container or ("parquet" if suffix in PARQUET_SUFFIXES else "csv" if suffix in CSV_SUFFIXES else "json")
+    keys: dict[str, Any] = dict(step_keys=fmt.step_keys, drop=fmt.drop, step_key=step_key, run_key=run_key)
+    if kind == "parquet":
+        return read_parquet(path, **keys)
+    if kind == "csv":
+        return read_csv(path, **keys)
+    return read_json_lines(path, nested=fmt.nested, **keys)
 
 
 def _torn_tail(text: str, path: Path) -> tuple[str, list[str]]:
