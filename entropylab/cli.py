@@ -266,11 +266,11 @@ def _sampler_names() -> list[str]:
 
 def add_log_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every subcommand that reads training logs."""
-    from entropylab.logs import FORMATS
+    from entropylab.logs.formats import format_names
 
     p.add_argument("logs", nargs="+", metavar="LOG",
                    help="log files or run directories (verl console/JSONL, TRL, OpenRLHF, TensorBoard, wandb CSV, CSV/JSONL/Parquet, entropylab runs)")
-    p.add_argument("--format", default="auto", choices=("auto", *FORMATS), metavar="FORMAT",
+    p.add_argument("--format", default="auto", choices=("auto", *format_names()), metavar="FORMAT",
                    help="force a format instead of detecting it: %(choices)s (default: auto)")
     p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
     p.add_argument("--score-key", metavar="K", help="metric key to fit as R (default: the first validation metric, else the training reward)")

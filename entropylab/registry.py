@@ -54,6 +54,11 @@ class Registry(Generic[T]):
         self._descriptions[name] = description or self._descriptions.get(name, "")
         return entry
 
+    def unregister(self, name: str) -> None:
+        """Remove the entry registered as `name` (a plugin being reloaded, a test cleaning up)."""
+        self.get(name)
+        del self._entries[name], self._descriptions[name]
+
     def get(self, name: str) -> T:
         """The entry registered as `name`; an error listing the known names otherwise."""
         try:

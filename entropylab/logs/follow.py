@@ -95,6 +95,8 @@ class Follower:
         self._trl_stat: tuple[float, int] | None = None
         self._tb_loaders: dict[Path, Any] = {}
         self._tb_series: dict[str, list[tuple[int, float]]] = {}
+        self._reread_stat: tuple[float, int] | None = None
+        self._reread_runs: tabular.Runs | None = None
         self.rows = 0
 
     # ---------------------------------------------------------------- which reader
@@ -136,6 +138,8 @@ class Follower:
             self._poll_events(path)
         elif how in ("state", "records"):
             self._poll_document(path, fmt, how)
+        elif how == "reread":
+            self._poll_reread(path, fmt)
         else:
             while self._poll_lines(path, fmt, how):  # a large log is read in chunks, all within this poll
                 pass
@@ -213,6 +217,19 @@ class Follower:
             self._trl_seen = len(history)
         self.rows = len(self._trl_table)
 
+    def _poll_reread(self, path: Path, fmt: LogFormat) -> None:
+        """A format without an incremental reader: its `read` again whenever the file changed."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        stamp = (st.st_mtime, st.st_size)
+        if stamp == self._reread_stat:
+            return
+        self._reread_runs = fmt.read(path, fmt, step_key=self.step_key, run_key=self.run_key)
+        self._reread_stat = stamp
+        self.rows = sum(len(raw.frame) for raw in self._reread_runs.values())
+
     def _poll_events(self, path: Path) -> None:
         """TensorBoard: one incremental loader per event file (new files, e.g. after a restart, are picked up)."""
         from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -244,6 +261,8 @@ class Follower:
             from entropylab.logs.tensorboard import series_raw
 
             return {None: series_raw(self._tb_series)}
+        if self._reread_runs is not None:
+            return self._reread_runs
         if self._trl_seen:
             frame, nonfinite, order = self._trl_table.frame()
             return {None: Raw(frame, [], nonfinite, order=order)}

@@ -133,7 +133,12 @@ def _no_runs(directory: Path, name: str) -> list[Source]:
     return []
 
 
-def _lines(path: Path) -> str:
+def _reread(path: Path) -> str:
+    return "reread"
+
+
+def follow_lines(path: Path) -> str:
+    """How `watch` follows JSON lines: "lines", each poll reading the new ones."""
     return "lines"
 
 
@@ -155,8 +160,9 @@ class LogFormat:
       run of this format; `marker` names what marks such a directory, `missing` is the error when the
       format is forced on a directory without one.
     - `follow(path)`: how `watch` reads it while it grows: "console" (verl), "lines" (JSON lines), "csv",
-      "records" (a JSON list re-read whole), "state" (TRL trainer state), "events" (TensorBoard); it raises
-      `LogFormatError` when the format cannot be followed.
+      "records" (a JSON list re-read whole), "state" (TRL trainer state), "events" (TensorBoard), or
+      "reread" (the default: `read` again whenever the file changes); it raises `LogFormatError` when the
+      format cannot be followed.
     - Keys: `step_keys` (step fields in priority order), `drop` (bookkeeping columns), `nested` (the sub-dict
       holding the metrics of a JSON record), `entropy_key` (the format's own entropy key, tried first).
     """
@@ -173,7 +179,7 @@ class LogFormat:
     dir_rank: int = 50
     marker: str = ""
     missing: str = ""
-    follow: Callable[[Path], str] = _lines
+    follow: Callable[[Path], str] = _reread
     step_keys: tuple[str, ...] = aliases.STEP_KEYS
     drop: tuple[str, ...] = ()
     nested: str | None = None

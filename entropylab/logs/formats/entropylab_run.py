@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entropylab.logs.formats import LogFormat, Source, register_format
+from entropylab.logs.formats import LogFormat, Source, follow_lines, register_format
 from entropylab.logs.tabular import Runs, read_table
 
 METRICS = "metrics.jsonl"
@@ -28,4 +28,5 @@ FORMAT = register_format(LogFormat(
     name="entropylab", description="entropylab run directory (metrics.jsonl)", rank=100, read=read,
     match_name=lambda path: path.name == METRICS, find_runs=find_runs,
     holds_run=lambda directory: (directory / METRICS).is_file(), dir_rank=10, marker=METRICS,
-    missing=f"no {METRICS} in this directory (an entropylab run directory has one)", entropy_key="entropy"))
+    missing=f"no {METRICS} in this directory (an entropylab run directory has one)", follow=follow_lines,
+    entropy_key="entropy"))

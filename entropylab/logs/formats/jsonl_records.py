@@ -10,4 +10,5 @@ from entropylab.logs.tabular import read_table
 FORMAT = register_format(LogFormat(
     name="jsonl", description="JSON lines (or a JSON list) of records with a step field", rank=80,
     read=partial(read_table, container="json"), match_content=lambda probe: probe.table == "json",
-    suffixes=(".jsonl", ".ndjson", ".json"), follow=lambda path: "records" if path.suffix.lower() == ".json" else "lines"))
+    suffixes=(".jsonl", ".ndjson", ".json"),
+    follow=lambda path: "records" if path.suffix.lower() == ".json" else "lines"))

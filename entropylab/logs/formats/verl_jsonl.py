@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from entropylab.logs import verl
-from entropylab.logs.formats import LogFormat, Probe, register_format
+from entropylab.logs.formats import LogFormat, Probe, follow_lines, register_format
 from entropylab.logs.tabular import read_table
 
 
@@ -16,4 +16,4 @@ def match_content(probe: Probe) -> bool:
 
 FORMAT = register_format(LogFormat(
     name="verl-jsonl", description="verl file logger (JSON lines of step and data)", rank=20, read=read_table,
-    match_content=match_content, nested="data"))
+    match_content=match_content, follow=follow_lines, nested="data"))
