@@ -188,12 +188,8 @@ class Follower:
     def _poll_document(self, path: Path, fmt: LogFormat, how: str) -> None:
         """A document rewritten whole (TRL's trainer state at each save, a JSON list of records): read it when it
         changed; a trainer state adds its new entries, a list of records is read again."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return
-        stamp = (st.st_mtime, st.st_size)
-        if stamp == self._trl_stat:
+        stamp = _stamp(path)
+        if stamp is None or stamp == self._trl_stat:
             return
         text = path.read_bytes().decode("utf-8", "replace")
         if how == "records":  # a JSON list of records: all of them again
@@ -219,12 +215,8 @@ class Follower:
 
     def _poll_reread(self, path: Path, fmt: LogFormat) -> None:
         """A format without an incremental reader: its `read` again whenever the file changed."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return
-        stamp = (st.st_mtime, st.st_size)
-        if stamp == self._reread_stat:
+        stamp = _stamp(path)
+        if stamp is None or stamp == self._reread_stat:
             return
         self._reread_runs = fmt.read(path, fmt, step_key=self.step_key, run_key=self.run_key)
         self._reread_stat = stamp
@@ -290,6 +282,15 @@ class Follower:
         assert self.source is not None
         return assemble([(self.source, inner, raw) for inner, raw in raws.items()], self.run, warn=False,
                         **self.keys)
+
+
+def _stamp(path: Path) -> tuple[float, int] | None:
+    """(mtime, size) of a file, to tell whether it changed; None while it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime, st.st_size
 
 
 def _event_value(value: Any) -> float | None:
