@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from entropylab.errors import LogFormatError
-from entropylab.logs.formats import LOG_FORMATS, Probe, Source, format_names, ranked
+from entropylab.logs.formats import LOG_FORMATS, LogFormat, Probe, Source, format_names, ranked
 
 __all__ = ["FORMATS", "Source", "detect_file", "sources"]
 
@@ -38,7 +38,8 @@ def sources(path: Path, fmt: str = "auto") -> list[Source]:
     return [Source(path, fmt if fmt != "auto" else detect_file(path), _default_name(path))]
 
 
-def _dir_formats() -> list:
+def _dir_formats() -> list[LogFormat]:
+    """The formats that mark run directories, in the order directories are tried (`dir_rank`)."""
     return sorted((f for f in ranked() if f.marker), key=lambda f: (f.dir_rank, f.rank, f.name))
 
 
