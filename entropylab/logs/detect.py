@@ -15,6 +15,7 @@ __all__ = ["FORMATS", "Source", "detect_file", "sources"]
 #: Format names accepted by `load(format=...)` besides "auto" (the built-in ones; see `LOG_FORMATS`).
 FORMATS: tuple[str, ...] = format_names()
 
+
 def _default_name(path: Path) -> str:
     """A run's default name: the file stem, or the directory for files with fixed names."""
     if path.is_dir():
