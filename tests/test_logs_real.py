@@ -87,7 +87,7 @@ def test_initial_validation_is_step_zero(log_dir: Path) -> None:
 
 
 def test_reference_fit_points(log_dir: Path) -> None:
-    """REFERENCE.md: a least-squares fit on 43 points gives a~0.63, b~1.23, R2~0.89."""
+    """The reference fit: least squares on 43 points gives a~0.63, b~1.23, R2~0.89."""
     pts = logs.points(logs.load(log_dir / REF))
     assert len(pts) == 43
     assert pts["step"].tolist() == list(range(9, 430, 10))

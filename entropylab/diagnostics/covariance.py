@@ -1,6 +1,6 @@
 """Per-token covariance between log-probability and advantage, and the paper's Table 1 from a rollout dump.
 
-The covariance of token i is the centred product ``(A_i - mean A)(logp_i - mean logp)`` (REFERENCE.md
+The covariance of token i is the centred product ``(A_i - mean A)(logp_i - mean logp)`` (docs/science.md
 section 2). Centring scope:
 
 - ``"batch"``: means over all tokens of the step (the paper's equation);

@@ -17,7 +17,7 @@ Tensor conventions, all ``[B, T]`` (one row per response, T response positions):
 
 Policy losses return ``(per_token_loss [B, T], metrics)`` with the loss zero on padding and metrics as
 plain floats; they never aggregate. Clip-Cov, KL-Cov and the entropy mask follow the reference
-implementations described in REFERENCE.md sections 2 and 3.
+implementations described in docs/science.md sections 2 and 3.
 """
 
 from __future__ import annotations

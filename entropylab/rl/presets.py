@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # Named presets: overrides on top of the defaults (dotted keys reach into `loss`). The intervention
-# coefficients are the papers' defaults (REFERENCE.md sections 1-3).
+# coefficients are the papers' defaults (docs/science.md sections 1-3).
 PRESETS: dict[str, dict[str, Any]] = {
     "grpo": {},
     "clip_cov": {"loss.policy_loss": "clip_cov", "loss.clip_ratio_low": 1.0, "loss.clip_ratio_high": 1.0,

@@ -1,7 +1,7 @@
 """`fork`: a sum with an early route choice, built so power sampling beats low-temperature sampling.
 
 Prompt ``"s: 14+25+33=?\\na:"``. The completion opens with ``" way: "`` and then one character picks
-the route (REFERENCE.md section 4, the toy's structure at task scale):
+the route (docs/science.md section 4, the toy's structure at task scale):
 
 - ``" way: guess\\nanswer: 75"`` (route *g*, shown with probability ``p_guess`` = 0.7 in the corpus):
   the answer is guessed, uniformly among ``n_guesses`` = 10 values around the true sum
