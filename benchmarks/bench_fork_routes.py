@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 
+from entropylab.evaluate import mcnemar, paired_bootstrap
 from entropylab.models import load_model
 from entropylab.sampling import get_sampler
 from entropylab.tasks import get_task
@@ -82,11 +82,10 @@ def main() -> None:
     for label, reward in correct.items():
         if label == "low temperature":
             continue
-        b, c = int(((reward == 1) & (base == 0)).sum()), int(((reward == 0) & (base == 1)).sum())
-        p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
-        lo, hi = bootstrap(reward - base, rng)
-        print(f"  {label:46s} difference {float((reward - base).mean()):+.3f} [{lo:+.3f}, {hi:+.3f}], "
-              f"McNemar {b} vs {c} discordant, p = {p:.2g}")
+        t = mcnemar(reward.ravel(), base.ravel())
+        d = paired_bootstrap(reward.mean(1), base.mean(1))
+        print(f"  {label:46s} difference {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
+              f"McNemar {t['a_only']} vs {t['b_only']} discordant, p = {t['p_value']:.2g}")
 
 
 if __name__ == "__main__":

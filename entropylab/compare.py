@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from entropylab.evaluate import pass_at_k
+from entropylab.errors import ConfigError
+from entropylab.evaluate import mcnemar, paired_bootstrap, pass_at_k
 from entropylab.report import format_table
 from entropylab.sampling import PowerSamples, get_sampler
 from entropylab.sampling.base import check_int
@@ -78,6 +79,34 @@ class Comparison:
         head = (f"task {self.meta.get('task')}  problems {self.meta.get('n_problems')}  samples/problem "
                 f"{self.meta.get('k_max')}  alpha {self.meta.get('alpha')}")
         return head + "\n" + format_table(rows, cols)
+
+    def paired(self, reference: str, k: int = 1, reps: int = 2000) -> pd.DataFrame:
+        """Every other method against `reference` on the same problems: McNemar's exact test of single-shot
+        correctness (sample 0 of each problem) and a paired bootstrap of pass@k over problems."""
+        def per_problem(method: str) -> pd.DataFrame:
+            rows = self.samples[self.samples["method"] == method]
+            if rows.empty:
+                raise ConfigError(f"reference: no samples of method {method!r}; methods: "
+                                  f"{', '.join(dict.fromkeys(self.samples['method']))}")
+            by = rows.groupby("problem_index")
+            return pd.DataFrame({"first": by["reward"].first(), "n": by.size(),
+                                 "c": by["reward"].apply(lambda r: int((r > 0.5).sum()))})
+
+        ref = per_problem(reference)
+        out = []
+        for method in dict.fromkeys(self.samples["method"]):
+            if method == reference:
+                continue
+            other = per_problem(method).reindex(ref.index)
+            test = mcnemar(other["first"], ref["first"])
+            boot = paired_bootstrap(pass_at_k(other["n"], other["c"], k), pass_at_k(ref["n"], ref["c"], k),
+                                    reps=reps)
+            out.append({"method": method, "reference": reference, "accuracy_difference": test["difference"],
+                        "method_only": test["a_only"], "reference_only": test["b_only"],
+                        "mcnemar_p": test["p_value"], f"pass@{k}_difference": boot["difference"],
+                        f"pass@{k}_low": boot["low"], f"pass@{k}_high": boot["high"],
+                        f"pass@{k}_p": boot["p_value"]})
+        return pd.DataFrame(out)
 
     def save(self, out: str | Path) -> list[Path]:
         """Write table.csv, pass_at_k.csv, samples.csv and meta.json under `out`."""

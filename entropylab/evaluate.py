@@ -1,7 +1,9 @@
-"""Evaluation helpers: unbiased pass@k, accuracy, and a task evaluation at a given temperature."""
+"""Evaluation helpers: unbiased pass@k, accuracy, paired tests between methods, and a task evaluation at a
+given temperature."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +41,37 @@ def accuracy(rewards: Sequence[float] | np.ndarray, threshold: float = 0.5) -> f
     if r.size == 0:
         raise ValueError("accuracy: no rewards")
     return float(np.mean(r > threshold))
+
+
+def mcnemar(a, b, threshold: float = 0.5) -> dict[str, float]:
+    """McNemar's exact test of paired single-shot outcomes (same problems, same sample index) of methods a, b.
+
+    Returns the discordant counts `a_only` (a right, b wrong) and `b_only`, the difference of accuracies and
+    the two-sided exact p-value: 2 * P(X <= min(a_only, b_only)), X ~ Binomial(a_only + b_only, 1/2), at most 1.
+    """
+    x, y = np.asarray(a, dtype=np.float64) > threshold, np.asarray(b, dtype=np.float64) > threshold
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"mcnemar: need two non-empty outcome arrays of one shape, got {x.shape} and {y.shape}")
+    a_only, b_only = int((x & ~y).sum()), int((~x & y).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "difference": float(x.mean() - y.mean()),
+            "p_value": min(1.0, 2.0 * tail)}
+
+
+def paired_bootstrap(per_problem_a, per_problem_b, *, reps: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """Difference of means of two methods' per-problem values (same problems; e.g. pass@k per problem),
+    with a percentile interval from resampling problems and the two-sided bootstrap p-value of no difference."""
+    a, b = np.asarray(per_problem_a, dtype=np.float64), np.asarray(per_problem_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired_bootstrap: need two per-problem arrays of one length, got {a.shape} and {b.shape}")
+    d = a - b
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(reps, d.size))
+    means = d[idx].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    p = min(1.0, 2.0 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
+    return {"difference": float(d.mean()), "low": float(lo), "high": float(hi), "p_value": p}
 
 
 def entropy_stats(entropy, mask) -> dict[str, float]:

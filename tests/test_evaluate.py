@@ -82,3 +82,49 @@ def test_shipped_checkpoint_meets_targets(name, monkeypatch):
     assert 0.15 <= m["pass@1"] <= 0.6
     assert m["pass@16"] >= 0.8
     assert m["entropy_p50"] < 0.05 and m["entropy_p95"] > 0.3  # most tokens near 0, a minority high
+
+
+def test_mcnemar_matches_scipy_on_a_hand_made_table():
+    """a right / b wrong on 9 problems, the reverse on 2, both right on 5, both wrong on 4 (20 problems)."""
+    from scipy.stats import binomtest, chi2
+
+    from entropylab.evaluate import mcnemar
+
+    a = [1] * 9 + [0] * 2 + [1] * 5 + [0] * 4
+    b = [0] * 9 + [1] * 2 + [1] * 5 + [0] * 4
+    t = mcnemar(a, b)
+    assert (t["a_only"], t["b_only"]) == (9, 2) and t["difference"] == pytest.approx(7 / 20)
+    assert t["p_value"] == pytest.approx(binomtest(2, 11, 0.5).pvalue, rel=1e-12)  # 0.0654
+    assert t["p_value"] == pytest.approx(0.06542969, rel=1e-6)
+    assert chi2.sf((9 - 2) ** 2 / 11, 1) < t["p_value"]  # the exact test is the conservative one here
+    assert mcnemar([1, 0, 1], [1, 0, 1])["p_value"] == 1.0  # no discordant pair
+    with pytest.raises(ValueError, match="one shape"):
+        mcnemar([1, 0], [1])
+
+
+def test_paired_bootstrap_interval_covers_the_difference_and_detects_one():
+    from entropylab.evaluate import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 1, 300)
+    same = paired_bootstrap(base + rng.normal(0, 0.05, 300), base)
+    assert same["low"] < 0 < same["high"] and same["p_value"] > 0.05
+    up = paired_bootstrap(base + 0.1 + rng.normal(0, 0.05, 300), base)
+    assert up["low"] > 0.08 and up["high"] < 0.12 and up["p_value"] < 0.001
+
+
+def test_comparison_paired_tests(tmp_path):
+    import pandas as pd
+
+    from entropylab.compare import Comparison
+
+    rows = []
+    for i in range(40):
+        for s in range(2):
+            rows.append({"method": "temp", "problem_index": i, "sample": s, "reward": float(i % 4 == 0)})
+            rows.append({"method": "mh", "problem_index": i, "sample": s, "reward": float(i % 2 == 0)})
+    comp = Comparison(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rows), {})
+    t = comp.paired("temp", k=2).iloc[0]
+    assert t["method"] == "mh" and (t["method_only"], t["reference_only"]) == (10, 0)
+    assert t["accuracy_difference"] == pytest.approx(0.25) and t["mcnemar_p"] == pytest.approx(2 / 2 ** 10)
+    assert t["pass@2_difference"] == pytest.approx(0.25) and t["pass@2_low"] > 0
