@@ -98,7 +98,7 @@ def test_env_var_names_shipped_models(tok, tmp_path, monkeypatch):
         load_model("other")
 
 
-@pytest.mark.parametrize("name", ["arith", "fork"])
+@pytest.mark.parametrize("name", ["arith", "fork", "ladder"])
 def test_shipped_checkpoints_load_and_talk(name, monkeypatch):
     monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
     if name not in shipped_models():
@@ -174,3 +174,22 @@ def test_ladder_card_describes_its_routes(tmp_path):
     assert "fast 55% (right on 40% of problems)" in card and "routes taken (share, accuracy)" in card
     shares = [v for k, v in res["metrics"].items() if k.startswith("route_share/")]
     assert sum(shares) == pytest.approx(1.0)
+
+
+def test_shipped_ladder_model_is_unsure_at_the_route_token(monkeypatch):
+    """The ladder model's uncertainty sits at the route token (the completion's second token): about the corpus's
+    0.93 nats there, near zero elsewhere; it takes the routes about as often as the corpus does."""
+    monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
+    if "ladder" not in shipped_models():
+        pytest.skip("checkpoint ladder not shipped")
+    model, tok = load_model("ladder")
+    task = get_task("ladder")
+    problems = task.problems("test", 64)
+    s = sample(model, tok, [p.prompt for p in problems], n=4, max_new_tokens=64, seed=0)
+    ent, mask = s.entropy.numpy(), s.response_mask.numpy().astype(bool)
+    assert ent[:, 1].mean() > 0.6
+    rest = mask.copy()
+    rest[:, 1] = False
+    assert ent[rest].mean() < 0.03
+    stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
+    assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/half"] - 0.35) < 0.12

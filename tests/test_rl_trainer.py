@@ -162,6 +162,16 @@ def test_config_file_and_presets(tmp_path):
         resolve_config("nope")
 
 
+def test_cov_presets_scale_the_papers_ratios_to_our_response_length():
+    from entropylab.rl.presets import RESPONSE_LENGTH_SCALE
+
+    assert resolve_config("clip_cov").loss.clip_cov_ratio == pytest.approx(2e-4 * RESPONSE_LENGTH_SCALE)
+    assert resolve_config("kl_cov").loss.kl_cov_ratio == pytest.approx(2e-3 * RESPONSE_LENGTH_SCALE)
+    paper_clip, paper_kl = resolve_config("clip_cov_paper").loss, resolve_config("kl_cov_paper").loss
+    assert (paper_clip.policy_loss, paper_clip.clip_cov_ratio, paper_clip.clip_ratio_high) == ("clip_cov", 2e-4, 1.0)
+    assert (paper_kl.policy_loss, paper_kl.kl_cov_ratio) == ("kl_cov", 2e-3)
+
+
 def test_torn_metrics_line_is_skipped(tmp_path):
     path = tmp_path / art.METRICS
     w = art.MetricsWriter(path)
