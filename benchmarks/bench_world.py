@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write every number to this file")
     args = p.parse_args(argv)
     task = args.task or ex.DEFAULT_TASK
-    jobs = [(ex.ensure_run, (preset, args.root), dict(scale=args.scale, task=task, model=args.model, seed=seed,
+    jobs = [(ex.figure_run, (preset, args.root), dict(scale=args.scale, task=task, model=args.model, seed=seed,
                                                        overrides=tuple(args.set), progress=False))
             for seed in args.seeds for preset in args.presets]
     dirs = ex.run_jobs(jobs, ex.default_workers(args.workers))

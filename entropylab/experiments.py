@@ -32,8 +32,8 @@ SCALES["full"] = {**SCALES["demo"], "steps": 100, "val_every": 5, "val_problems"
 #: study (`benchmarks/bench_world.py`, issue 15's targets): long enough for the collapse to finish within its first
 #: 15% of steps (the law's forecast window), validated on
 #: 500 problems (standard error at most 0.022) every 5 steps, every 5th step dumped for the theory check.
-SCALES["study"] = dict(steps=150, prompts_per_step=16, group_size=8, max_new_tokens=64, val_every=5, val_problems=500,
-                       val_greedy=False, dump_every=5, checkpoint_every=50, lr=1e-4, threads=1)
+SCALES["study"] = dict(steps=120, prompts_per_step=16, group_size=8, max_new_tokens=64, val_every=5, val_problems=500,
+                       val_greedy=False, dump_every=5, checkpoint_every=60, lr=1e-4, threads=1)
 #: The task (and shipped model of the same name) that the demo, the figures and the study train on by default.
 DEFAULT_TASK = "arith"
 #: Power-sampling comparison sizes per scale.
