@@ -16,6 +16,7 @@ sampling's.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,9 @@ from entropylab.sampling.base import check_int
 __all__ = [
     "Comparison",
     "compare_methods",
+    "budget_options",
+    "frontier",
+    "BUDGET_KNOBS",
     "sweep",
     "run_sample_cli",
     "sample_table",
@@ -46,12 +50,14 @@ __all__ = [
 #: Options each method receives unless overridden (`options={"mh": {...}}`).
 DEFAULT_OPTIONS: dict[str, dict] = {
     "mh": {"mcmc_steps": 10, "block_size": 192},
+    "mh_entropy": {"mcmc_steps": 10, "block_size": 192},
     "smc": {"n_particles": 16, "ess_threshold": 0.5},
     "best_of_n": {"n_candidates": 16},
 }
 #: The options a method accepts from the CLI's flags.
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "mh": ("mcmc_steps", "block_size", "exact", "cuts", "cut_temperature"),
+    "mh_entropy": ("mcmc_steps", "block_size", "cut_temperature"),
     "smc": ("n_particles", "ess_threshold", "alpha_ramp"),
     "best_of_n": ("n_candidates",),
     "plain": (),
@@ -219,6 +225,40 @@ def _load_checkpoint(ref):
     return load_model(ref)
 
 
+#: The knob each method turns to spend a token budget (`budget_options`).
+BUDGET_KNOBS: dict[str, str] = {"best_of_n": "n_candidates", "smc": "n_particles", "mh": "mcmc_steps",
+                                "mh_entropy": "mcmc_steps"}
+
+
+def budget_options(method: str, budget: float, plain_tokens: float, options: Mapping | None = None,
+                   mh_step_cost: float | None = None, mh_base_cost: float = 1.0) -> dict:
+    """The options that make `method` spend about `budget` tokens per answer (positions the model evaluates),
+    given plain sampling's `plain_tokens` per answer: n_candidates / n_particles = budget // plain_tokens,
+    mcmc_steps = (budget / plain_tokens - `mh_base_cost`) / `mh_step_cost` (MH's cost without moves and per
+    step, in plain answers, measured by pilot runs). A budget below what the method needs is refused, naming
+    the knob."""
+    opts = dict(options or {})
+    ratio = budget / plain_tokens
+    if method in ("plain", "temp"):
+        if ratio < 0.5:
+            raise ConfigError(f"budget = {budget:g} tokens per answer: {method} needs about {plain_tokens:.0f}")
+        return opts
+    knob = BUDGET_KNOBS.get(method)
+    if knob is None:
+        raise ConfigError(f"budget: method {method!r} has no budget knob (known: {', '.join(BUDGET_KNOBS)})")
+    if knob == "mcmc_steps":
+        if mh_step_cost is None or mh_step_cost <= 0:
+            raise ConfigError(f"budget: {method} needs the measured cost of one MH step (mh_step_cost > 0)")
+        value = int((ratio - mh_base_cost) // mh_step_cost)
+        least = 1
+    else:
+        value, least = int(ratio), 2 if method == "smc" else 1
+    if value < least:
+        raise ConfigError(f"budget = {budget:g} tokens per answer is below what {method} needs: {knob} would be "
+                          f"{value} (at least {least}; plain sampling spends {plain_tokens:.0f} per answer)")
+    return {**opts, knob: value}
+
+
 def compare_methods(
     model,
     tokenizer,
@@ -237,12 +277,16 @@ def compare_methods(
     top_k: int = 0,
     top_p: float = 1.0,
     progress: bool = False,
+    budget: float | None = None,
 ) -> Comparison:
     """Draw k_max responses per problem with each method (and plain samples of each extra checkpoint) and compare.
 
     `task`: a task name or object; `options`: per-method keyword arguments over `DEFAULT_OPTIONS`;
     `extra_checkpoints`: {label: checkpoint path or shipped name or (model, tokenizer)}, sampled at
     temperature 1 and re-scored with the base model. Same seed: same problems and samples.
+    `budget`: tokens per answer for every method; each method's knob (`BUDGET_KNOBS`) is set to spend about
+    that much (`budget_options`; MH's step cost from a 4-step pilot on up to 8 problems), and the table's
+    `tokens_per_sample` says what each spent.
     """
     from entropylab.tasks import get_task
 
@@ -257,6 +301,9 @@ def compare_methods(
         max_new_tokens = default_max_new_tokens(model, tokenizer, problems)
     options = dict(options or {})
     frames, summaries = [], []
+    if budget is not None:
+        options = _budgeted(model, tokenizer, prompts, methods, options, float(budget), alpha=alpha,
+                            max_new_tokens=max_new_tokens, seed=seed, top_k=top_k, top_p=top_p)
 
     def score(label: str, s: PowerSamples, logp=None) -> None:
         rewards = task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()])
@@ -283,8 +330,54 @@ def compare_methods(
     curves = pd.DataFrame([{"method": r["method"], "k": k, "pass@k": v} for r in summaries for k, v in r["_curve"].items()])
     meta = dict(task=task.name, split=split, n_problems=len(problems), k_max=k_max, alpha=alpha, seed=seed,
                 max_new_tokens=max_new_tokens, methods=list(methods), extra=list(extra_checkpoints or {}),
-                options={m: {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})} for m in methods})
+                options={m: {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})} for m in methods}, budget=budget)
     return Comparison(table, curves, pd.concat(frames, ignore_index=True), meta)
+
+
+def _pilot_cost(sampler, model, tokenizer, prompts, opts: dict, sampling: dict, plain_tokens: float,
+                steps: int) -> float:
+    """An MH sampler's tokens per answer with `steps` moves on the pilot prompts, in plain answers."""
+    s = sampler(model, tokenizer, prompts, n=1, **sampling, **{**opts, "mcmc_steps": steps})
+    return s.tokens_evaluated / len(prompts) / plain_tokens
+
+
+def _budgeted(model, tokenizer, prompts, methods, options: dict, budget: float, **sampling) -> dict:
+    """Every method's options for a token budget per answer: plain sampling's cost measured on the prompts,
+    MH's cost without moves and per step from pilots of 0 and 8 steps on up to 8 of them (with the caller's
+    MH options; kept caches and replayed draws make a step far cheaper than a fresh answer)."""
+    plain_kw = {k: v for k, v in sampling.items() if k != "alpha"}
+    plain = get_sampler("plain")(model, tokenizer, prompts, n=1, **plain_kw)
+    plain_tokens = plain.tokens_evaluated / len(prompts)
+    out = dict(options)
+    for m in methods:
+        opts = {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})}
+        step_cost, base_cost = None, 1.0
+        if BUDGET_KNOBS.get(m) == "mcmc_steps":
+            cost = functools.partial(_pilot_cost, get_sampler(m), model, tokenizer, prompts[:8], opts, sampling,
+                                     plain_tokens)
+            base_cost = cost(0)
+            step_cost = max((cost(8) - base_cost) / 8, 1e-3)
+            guess = int((budget / plain_tokens - base_cost) // step_cost)
+            if guess > 8:  # a step costs more once chains have moved far from their start: measure at the guess
+                step_cost = max((cost(guess) - base_cost) / guess, 1e-3)
+        out[m] = budget_options(m, budget, plain_tokens, opts, mh_step_cost=step_cost, mh_base_cost=base_cost)
+    return out
+
+
+def frontier(model, tokenizer, task, budgets: Sequence[float], methods: Sequence[str] = ("best_of_n", "smc", "mh"),
+             **kw) -> pd.DataFrame:
+    """Accuracy against tokens spent: `compare_methods` at each token budget per answer (plain and low
+    temperature once, at their own cost); one row per method and budget, with the budget and the knob set."""
+    fixed = compare_methods(model, tokenizer, task, ["plain", "temp"], **kw).table.assign(budget=float("nan"))
+    rows = [fixed]
+    for b in budgets:
+        comp = compare_methods(model, tokenizer, task, list(methods), budget=b, **kw)
+        knobs = {m: f"{BUDGET_KNOBS[m]}={comp.meta['options'][m][BUDGET_KNOBS[m]]}" for m in methods}
+        rows.append(comp.table.assign(budget=b, knob=comp.table["method"].map(knobs)))
+    plain = float(fixed.loc[fixed["method"] == "plain", "tokens_per_sample"].iloc[0])
+    out = pd.concat(rows, ignore_index=True)
+    out["cost_x"] = out["tokens_per_sample"] / plain
+    return out
 
 
 def sweep(
@@ -404,6 +497,7 @@ def run_sample_cli(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int = 0,
+    budget: float | None = None,
     device: str | None = None,
     out: str | Path | None = None,
     progress: bool = False,
@@ -433,11 +527,13 @@ def run_sample_cli(
     opts = {k: flags[k] for k in METHOD_OPTIONS.get(method, ())}
     comp = compare_methods(lm, tok, task_obj, [method], n_problems=n_problems, k_max=n, alpha=alpha, seed=seed,
                            split=split, difficulty=difficulty, max_new_tokens=max_new_tokens,
-                           options={method: opts}, top_k=top_k, top_p=top_p, progress=progress)
+                           options={method: opts}, top_k=top_k, top_p=top_p, progress=progress, budget=budget)
+    opts = comp.meta["options"][method] if budget is not None else opts
     row = comp.table.iloc[0].to_dict()
     pk = {f"pass@{k}": v for k, v in comp.pass_at_k.set_index("k")["pass@k"].items() if k in (1, 2, 4, 8, 16)}
     summary = {
-        "model": model_name, "task": task_obj.name, "method": method, "alpha": alpha, "n_problems": comp.meta["n_problems"],
+        "model": model_name, "task": task_obj.name, "method": method, "alpha": alpha, "budget": budget,
+        "n_problems": comp.meta["n_problems"],
         "n": n, "seed": seed, "max_new_tokens": comp.meta["max_new_tokens"], "options": opts,
         **{k: row[k] for k in ("accuracy", "mean_logp", "loglik", "confidence", "length", "tokens_evaluated",
                                "tokens_per_sample", "wall_s", "acceptance")},

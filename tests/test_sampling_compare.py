@@ -47,8 +47,8 @@ def char_model():
 
 
 def test_registry():
-    assert list_samplers() == ["plain", "temp", "best_of_n", "mh", "smc"]
-    with pytest.raises(ConfigError, match="plain, temp, best_of_n, mh, smc"):
+    assert list_samplers() == ["plain", "temp", "best_of_n", "mh", "smc", "mh_entropy"]
+    with pytest.raises(ConfigError, match="plain, temp, best_of_n, mh, smc, mh_entropy"):
         get_sampler("beam")
     model, tok = tiny_model(5, seed=1)
     for name in list_samplers():
@@ -152,3 +152,31 @@ def test_exactness_and_toy_figures(tmp_path):
     assert power == pytest.approx(0.16 / (0.16 + 0.125)) and low == pytest.approx(0.16 / (0.16 + 0.25))
     plot_toy(2.0, path=tmp_path / "toy")
     assert (tmp_path / "toy.png").exists()
+
+
+def test_budget_sets_each_methods_knob_and_refuses_too_little():
+    from entropylab.compare import budget_options
+    from entropylab.errors import ConfigError
+
+    assert budget_options("best_of_n", 400, 50)["n_candidates"] == 8
+    assert budget_options("smc", 400, 50)["n_particles"] == 8
+    assert budget_options("mh", 400, 50, {"block_size": 16}, mh_step_cost=0.5) == {"block_size": 16, "mcmc_steps": 14}
+    assert budget_options("plain", 60, 50) == {}
+    with pytest.raises(ConfigError, match="n_particles would be 1"):
+        budget_options("smc", 60, 50)
+    with pytest.raises(ConfigError, match="mcmc_steps would be 0"):
+        budget_options("mh", 60, 50, mh_step_cost=0.5)
+    with pytest.raises(ConfigError, match="budget = 10 tokens per answer: temp needs about 50"):
+        budget_options("temp", 10, 50)
+
+
+def test_compare_at_a_budget_spends_about_it():
+    from entropylab.compare import compare_methods
+    from entropylab.models import load_model
+
+    model, tok = load_model("fork")
+    comp = compare_methods(model, tok, "fork", ["plain", "mh", "smc"], n_problems=6, k_max=2, budget=150,
+                           options={"mh": {"block_size": 64}})
+    spent = comp.table.set_index("method")["tokens_per_sample"]
+    assert comp.meta["options"]["smc"]["n_particles"] >= 2 and comp.meta["options"]["mh"]["mcmc_steps"] >= 1
+    assert 0.4 * 150 < spent["mh"] < 2.0 * 150 and 0.4 * 150 < spent["smc"] < 2.0 * 150

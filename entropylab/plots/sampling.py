@@ -24,6 +24,7 @@ __all__ = [
     "plot_exactness",
     "plot_sweep",
     "plot_toy",
+    "plot_frontier",
 ]
 
 
@@ -190,4 +191,22 @@ def plot_toy(alpha: float = 2.0, path: str | Path | None = None) -> plt.Figure:
     ax.set_ylabel("probability")
     ax.set_title("Power sampling looks ahead; low temperature is greedy per token")
     ax.legend(fontsize=7.5)
+    return _finish(fig, path)
+
+
+def plot_frontier(frontier: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Accuracy against tokens spent per answer (× plain sampling), one line per method over its budgets;
+    plain and low temperature as points (`entropylab.compare.frontier`)."""
+    apply_style()
+    methods = list(dict.fromkeys(frontier["method"]))
+    palette = _palette(methods)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for m in methods:
+        d = frontier[frontier["method"] == m].sort_values("cost_x")
+        style = dict(marker="o", ms=5, lw=1.6) if len(d) > 1 else dict(marker="s", ms=7, lw=0)
+        ax.plot(d["cost_x"], d["accuracy"], color=palette[m], label=m, **style)
+    ax.set_xscale("log")
+    ax.set(xlabel="tokens evaluated per answer (× plain sampling)", ylabel="single-shot accuracy",
+           title="Which sampler at which budget")
+    ax.legend(fontsize=8)
     return _finish(fig, path)

@@ -18,6 +18,14 @@ def _mh(model, tokenizer, prompts, *, n: int = 1, **options) -> PowerSamples:
     return power_sample_mh(model, tokenizer, prompts, n_chains=n, **options)
 
 
+def _mh_entropy(model, tokenizer, prompts, *, n: int = 1, **options) -> PowerSamples:
+    """`power_sample_mh` with entropy-placed cuts and the cut token proposed at temperature 1 (overridable)."""
+    options = {"cuts": "entropy", "cut_temperature": 1.0, **options}
+    out = power_sample_mh(model, tokenizer, prompts, n_chains=n, **options)
+    out.method = "mh_entropy"
+    return out
+
+
 #: name -> sampler; every sampler returns `n` responses per prompt (prompt-major) as `PowerSamples`.
 SAMPLERS: Registry[Sampler] = Registry("sampling method", plural="methods")
 SAMPLERS.register("plain", sample_plain, description="temperature 1")
@@ -25,6 +33,8 @@ SAMPLERS.register("temp", sample_low_temperature, description="low temperature 1
 SAMPLERS.register("best_of_n", sample_best_of_n, description="most likely of n_candidates samples at temperature 1")
 SAMPLERS.register("mh", _mh, description="power distribution p^alpha by block-wise Metropolis-Hastings")
 SAMPLERS.register("smc", power_sample_smc, description="power distribution p^alpha by sequential Monte Carlo")
+SAMPLERS.register("mh_entropy", _mh_entropy, description="power MH with entropy-placed cuts and the cut token at "
+                  "temperature 1 (exact; crosses forks the tempered proposal rarely offers)")
 
 #: name -> one-line description (a snapshot; `SAMPLERS.describe(name)` sees later registrations).
 DESCRIPTIONS: dict[str, str] = SAMPLERS.descriptions()
