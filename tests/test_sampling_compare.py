@@ -180,3 +180,13 @@ def test_compare_at_a_budget_spends_about_it():
     spent = comp.table.set_index("method")["tokens_per_sample"]
     assert comp.meta["options"]["smc"]["n_particles"] >= 2 and comp.meta["options"]["mh"]["mcmc_steps"] >= 1
     assert 0.4 * 150 < spent["mh"] < 2.0 * 150 and 0.4 * 150 < spent["smc"] < 2.0 * 150
+
+
+def test_mh_entropy_keeps_its_cut_options_when_the_cli_passes_none():
+    model, tok = tiny_model(5, seed=1)
+    s = get_sampler("mh_entropy")(model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2,
+                                  cut_temperature=None)
+    assert s.method == "mh_entropy" and s.meta["cuts"] == "entropy" and s.meta["cut_temperature"] == 1.0
+    s = get_sampler("mh_entropy")(model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2,
+                                  cut_temperature=2.0)
+    assert s.meta["cut_temperature"] == 2.0

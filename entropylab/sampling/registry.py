@@ -19,8 +19,9 @@ def _mh(model, tokenizer, prompts, *, n: int = 1, **options) -> PowerSamples:
 
 
 def _mh_entropy(model, tokenizer, prompts, *, n: int = 1, **options) -> PowerSamples:
-    """`power_sample_mh` with entropy-placed cuts and the cut token proposed at temperature 1 (overridable)."""
-    options = {"cuts": "entropy", "cut_temperature": 1.0, **options}
+    """`power_sample_mh` with entropy-placed cuts and the cut token proposed at temperature 1 (another
+    `cut_temperature` overrides it; None keeps 1)."""
+    options = {**options, "cuts": "entropy", "cut_temperature": options.get("cut_temperature") or 1.0}
     out = power_sample_mh(model, tokenizer, prompts, n_chains=n, **options)
     out.method = "mh_entropy"
     return out
