@@ -100,7 +100,7 @@ def test_route_stats_and_flaws() -> None:
     task = get_task("ladder")
     probs = task.problems("test", 40)
     comps = [task.route_completion(p, "fast") for p in probs[:20]] + [task.route_completion(p, "add") for p in probs[20:]]
-    comps[0] = " hmm\nanswer: 3"
+    comps[0] = " xyz\nanswer: 3"
     stats = task.route_stats(comps, probs)
     assert stats["share/add"] == 0.5 and stats["acc/add"] == 1.0
     assert stats["share/fast"] == pytest.approx(19 / 40) and stats["share/none"] == pytest.approx(1 / 40)
@@ -110,6 +110,13 @@ def test_route_stats_and_flaws() -> None:
         if p.meta["kind"] != "clean":
             completion, kind = task._flaw(rng, p)
             assert kind == "route" and task.verify(completion, p.answer) == 0.0
+
+
+def test_route_is_read_from_the_first_letter() -> None:
+    task = get_task("ladder")
+    assert task.route(" add\n1+2=3\nanswer: 3") == "add" and task.route(" ald\n1+2=3") == "add"
+    assert task.route(" fas\n") == "fast" and task.route(" h") == "half" and task.route("") is None
+    assert task.route(" q\nanswer: 3") is None
 
 
 def test_parameters_refused() -> None:

@@ -141,9 +141,12 @@ class LadderTask(Task):
 
     # -- routes -------------------------------------------------------------------------------------
     def route(self, completion: str) -> str | None:
-        """Which route a completion took ("fast", "half", "add"), or None when it names none."""
+        """Which route a completion took ("fast", "half", "add"), from its first letter (the decision token; the
+        rest of the name carries no choice and no reward, and RL may rewrite it), or None when it starts with none."""
         head = completion.lstrip(" ").split("\n", 1)[0].strip()
-        return head if head in ROUTES else None
+        if head in ROUTES:
+            return head
+        return next((r for r in ROUTES if head[:1] == r[0]), None)
 
     def route_completion(self, problem: Problem, route: str) -> str:
         """The completion of `route` on `problem` (right or wrong, as the route is on this problem)."""
