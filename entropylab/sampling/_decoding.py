@@ -45,6 +45,15 @@ class Decoder:
         """Rows become rows `idx` of the old batch (cache included): drops, reorders or copies rows."""
         self.impl.select(idx)
 
+    def fork(self, idx: Tensor) -> Decoder:
+        """A new decoder whose rows are copies of rows `idx` of this one, caches included; this one is left
+        as it is (branches, such as rollouts from a prefix, continue without re-encoding it)."""
+        impl = copy.copy(self.impl)
+        if hasattr(impl, "cache"):  # the transformers path reorders its DynamicCache in place
+            impl.cache = copy.deepcopy(impl.cache)
+        impl.select(idx)  # the fast path's select builds new tensors, so the original's stay untouched
+        return Decoder(impl)
+
 
 class DecoderFactory:
     """Decoders for one model; the fast path's weight preparation (fusing, packing) happens once, not per decoder."""
