@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=100)
     ap.add_argument("--n", type=int, default=2, help="answers per problem")
     ap.add_argument("--budgets", type=float, nargs="+", default=[100, 200, 400, 800])
-    ap.add_argument("--methods", nargs="+", default=["best_of_n", "smc", "mh", "mh_entropy"])
+    ap.add_argument("--methods", nargs="+", default=["best_of_n", "smc", "mh", "mh_entropy", "sps"])
     ap.add_argument("--out", default="runs/frontier")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -190,7 +190,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run_sample_cli(args.model, args.task, method=args.method, alpha=args.alpha, n_problems=args.problems, n=args.n,
                    split=args.split, max_new_tokens=args.max_new_tokens, mcmc_steps=args.mcmc_steps,
                    block_size=args.block_size, cuts=args.cuts, cut_temperature=args.cut_temperature,
-                   n_particles=args.particles, top_k=args.top_k, top_p=args.top_p, budget=args.budget,
+                   n_particles=args.particles, n_candidates=args.candidates, n_rollouts=args.rollouts,
+                   rollout_len=args.rollout_len, entropy_threshold=args.entropy_threshold,
+                   top_k=args.top_k, top_p=args.top_p, budget=args.budget,
                    seed=args.seed, device=args.device, out=args.out, progress=not args.quiet)
     return 0
 
@@ -385,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut-temperature", type=float, metavar="T",
                    help="MH: temperature of the proposal of a move's first token (default: 1/alpha, as the rest)")
     p.add_argument("--particles", type=int, default=16, help="SMC particles")
+    p.add_argument("--candidates", type=int, help="best_of_n: samples to pick from (16); sps: top-K candidates (4)")
+    p.add_argument("--rollouts", type=int, help="sps: rollouts per candidate (2)")
+    p.add_argument("--rollout-len", type=int, help="sps: tokens per rollout (32)")
+    p.add_argument("--entropy-threshold", type=float, metavar="NATS",
+                   help="sps: estimate only where the next-token entropy exceeds this (0.3; 0: every token)")
     p.add_argument("--budget", type=float, metavar="TOKENS",
                    help="tokens per answer: sets the method's knob (MH steps, SMC particles, best-of-n candidates)")
     p.add_argument("--top-k", type=int, default=0)

@@ -51,6 +51,7 @@ __all__ = [
 DEFAULT_OPTIONS: dict[str, dict] = {
     "mh": {"mcmc_steps": 10, "block_size": 192},
     "mh_entropy": {"mcmc_steps": 10, "block_size": 192},
+    "sps": {"n_candidates": 4, "n_rollouts": 2, "rollout_len": 32, "entropy_threshold": 0.3},
     "smc": {"n_particles": 16, "ess_threshold": 0.5},
     "best_of_n": {"n_candidates": 16},
 }
@@ -58,6 +59,7 @@ DEFAULT_OPTIONS: dict[str, dict] = {
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "mh": ("mcmc_steps", "block_size", "exact", "cuts", "cut_temperature"),
     "mh_entropy": ("mcmc_steps", "block_size", "cut_temperature"),
+    "sps": ("n_candidates", "n_rollouts", "rollout_len", "entropy_threshold"),
     "smc": ("n_particles", "ess_threshold", "alpha_ramp"),
     "best_of_n": ("n_candidates",),
     "plain": (),
@@ -227,16 +229,18 @@ def _load_checkpoint(ref):
 
 #: The knob each method turns to spend a token budget (`budget_options`).
 BUDGET_KNOBS: dict[str, str] = {"best_of_n": "n_candidates", "smc": "n_particles", "mh": "mcmc_steps",
-                                "mh_entropy": "mcmc_steps"}
+                                "mh_entropy": "mcmc_steps", "sps": "n_rollouts"}
+#: Knobs whose cost is measured by pilot runs at two values (and, for MH steps, again at the first estimate).
+PILOT_KNOBS: dict[str, tuple[int, int]] = {"mcmc_steps": (0, 8), "n_rollouts": (1, 2)}
 
 
 def budget_options(method: str, budget: float, plain_tokens: float, options: Mapping | None = None,
-                   mh_step_cost: float | None = None, mh_base_cost: float = 1.0) -> dict:
+                   unit_cost: float | None = None, base_cost: float = 1.0) -> dict:
     """The options that make `method` spend about `budget` tokens per answer (positions the model evaluates),
-    given plain sampling's `plain_tokens` per answer: n_candidates / n_particles = budget // plain_tokens,
-    mcmc_steps = (budget / plain_tokens - `mh_base_cost`) / `mh_step_cost` (MH's cost without moves and per
-    step, in plain answers, measured by pilot runs). A budget below what the method needs is refused, naming
-    the knob."""
+    given plain sampling's `plain_tokens` per answer: n_candidates / n_particles = budget // plain_tokens;
+    for a pilot-measured knob (MH steps, SPS rollouts) value = (budget / plain_tokens - `base_cost`) /
+    `unit_cost`, the method's cost at value 0 and per unit, in plain answers. A budget below what the method
+    needs is refused, naming the knob."""
     opts = dict(options or {})
     ratio = budget / plain_tokens
     if method in ("plain", "temp"):
@@ -246,10 +250,10 @@ def budget_options(method: str, budget: float, plain_tokens: float, options: Map
     knob = BUDGET_KNOBS.get(method)
     if knob is None:
         raise ConfigError(f"budget: method {method!r} has no budget knob (known: {', '.join(BUDGET_KNOBS)})")
-    if knob == "mcmc_steps":
-        if mh_step_cost is None or mh_step_cost <= 0:
-            raise ConfigError(f"budget: {method} needs the measured cost of one MH step (mh_step_cost > 0)")
-        value = int((ratio - mh_base_cost) // mh_step_cost)
+    if knob in PILOT_KNOBS:
+        if unit_cost is None or unit_cost <= 0:
+            raise ConfigError(f"budget: {method} needs the measured cost of one unit of {knob} (unit_cost > 0)")
+        value = int((ratio - base_cost) // unit_cost)
         least = 1
     else:
         value, least = int(ratio), 2 if method == "smc" else 1
@@ -334,46 +338,54 @@ def compare_methods(
     return Comparison(table, curves, pd.concat(frames, ignore_index=True), meta)
 
 
-def _pilot_cost(sampler, model, tokenizer, prompts, opts: dict, sampling: dict, plain_tokens: float,
-                steps: int) -> float:
-    """An MH sampler's tokens per answer with `steps` moves on the pilot prompts, in plain answers."""
-    s = sampler(model, tokenizer, prompts, n=1, **sampling, **{**opts, "mcmc_steps": steps})
+def _pilot_cost(sampler, model, tokenizer, prompts, opts: dict, sampling: dict, plain_tokens: float, knob: str,
+                value: int) -> float:
+    """A sampler's tokens per answer with `knob` = `value` on the pilot prompts, in plain answers."""
+    s = sampler(model, tokenizer, prompts, n=1, **sampling, **{**opts, knob: value})
     return s.tokens_evaluated / len(prompts) / plain_tokens
 
 
 def _budgeted(model, tokenizer, prompts, methods, options: dict, budget: float, **sampling) -> dict:
-    """Every method's options for a token budget per answer: plain sampling's cost measured on the prompts,
-    MH's cost without moves and per step from pilots of 0 and 8 steps on up to 8 of them (with the caller's
-    MH options; kept caches and replayed draws make a step far cheaper than a fresh answer)."""
+    """Every method's options for a token budget per answer: plain sampling's cost measured on the prompts;
+    MH's cost per step from pilots of 0 and 8 steps on up to 8 of them, then at the first estimate (kept
+    caches and replayed draws make early steps far cheaper than later ones), SPS's per rollout from 1 and 2."""
     plain_kw = {k: v for k, v in sampling.items() if k != "alpha"}
     plain = get_sampler("plain")(model, tokenizer, prompts, n=1, **plain_kw)
     plain_tokens = plain.tokens_evaluated / len(prompts)
     out = dict(options)
     for m in methods:
         opts = {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})}
-        step_cost, base_cost = None, 1.0
-        if BUDGET_KNOBS.get(m) == "mcmc_steps":
+        unit, base = None, 1.0
+        knob = BUDGET_KNOBS.get(m)
+        if knob in PILOT_KNOBS:
             cost = functools.partial(_pilot_cost, get_sampler(m), model, tokenizer, prompts[:8], opts, sampling,
-                                     plain_tokens)
-            base_cost = cost(0)
-            step_cost = max((cost(8) - base_cost) / 8, 1e-3)
-            guess = int((budget / plain_tokens - base_cost) // step_cost)
-            if guess > 8:  # a step costs more once chains have moved far from their start: measure at the guess
-                step_cost = max((cost(guess) - base_cost) / guess, 1e-3)
-        out[m] = budget_options(m, budget, plain_tokens, opts, mh_step_cost=step_cost, mh_base_cost=base_cost)
+                                     plain_tokens, knob)
+            lo, hi = PILOT_KNOBS[knob]
+            c_lo, c_hi = cost(lo), cost(hi)
+            unit = max((c_hi - c_lo) / (hi - lo), 1e-3)
+            base = c_lo - unit * lo
+            guess = int((budget / plain_tokens - base) // unit)
+            if knob == "mcmc_steps" and guess > hi:  # a step costs more once chains have left their start
+                unit = max((cost(guess) - base) / guess, 1e-3)
+        out[m] = budget_options(m, budget, plain_tokens, opts, unit_cost=unit, base_cost=base)
     return out
 
 
 def frontier(model, tokenizer, task, budgets: Sequence[float], methods: Sequence[str] = ("best_of_n", "smc", "mh"),
              **kw) -> pd.DataFrame:
     """Accuracy against tokens spent: `compare_methods` at each token budget per answer (plain and low
-    temperature once, at their own cost); one row per method and budget, with the budget and the knob set."""
+    temperature once, at their own cost); one row per method and budget, with the budget and the knob set.
+    A budget below what a method needs leaves that point out."""
     fixed = compare_methods(model, tokenizer, task, ["plain", "temp"], **kw).table.assign(budget=float("nan"))
     rows = [fixed]
     for b in budgets:
-        comp = compare_methods(model, tokenizer, task, list(methods), budget=b, **kw)
-        knobs = {m: f"{BUDGET_KNOBS[m]}={comp.meta['options'][m][BUDGET_KNOBS[m]]}" for m in methods}
-        rows.append(comp.table.assign(budget=b, knob=comp.table["method"].map(knobs)))
+        for m in methods:
+            try:
+                comp = compare_methods(model, tokenizer, task, [m], budget=b, **kw)
+            except ConfigError:  # too small a budget for this method
+                continue
+            knob = f"{BUDGET_KNOBS[m]}={comp.meta['options'][m][BUDGET_KNOBS[m]]}"
+            rows.append(comp.table.assign(budget=b, knob=knob))
     plain = float(fixed.loc[fixed["method"] == "plain", "tokens_per_sample"].iloc[0])
     out = pd.concat(rows, ignore_index=True)
     out["cost_x"] = out["tokens_per_sample"] / plain
@@ -493,7 +505,10 @@ def run_sample_cli(
     n_particles: int = 16,
     ess_threshold: float = 0.5,
     alpha_ramp: int | None = None,
-    n_candidates: int = 16,
+    n_candidates: int | None = None,
+    n_rollouts: int | None = None,
+    rollout_len: int | None = None,
+    entropy_threshold: float | None = None,
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int = 0,
@@ -507,7 +522,8 @@ def run_sample_cli(
 
     `model`: a shipped name, a checkpoint directory or a (model, tokenizer) pair. Writes
     OUT/samples.jsonl (one line per response) and OUT/summary.json when `out` is given; prints a one-row
-    table through `echo`. Returns the summary dict.
+    table through `echo`. Returns the summary dict. Options left None take the method's defaults
+    (`DEFAULT_OPTIONS`: best-of-16; SPS with 4 candidates, 2 rollouts of up to 32 tokens above 0.3 nats).
     """
     from entropylab.tasks import get_task
 
@@ -523,8 +539,10 @@ def run_sample_cli(
     task_obj = get_task(task) if isinstance(task, str) else task
     flags = dict(mcmc_steps=mcmc_steps, block_size=block_size, exact=exact, cuts=cuts,
                  cut_temperature=cut_temperature, n_particles=n_particles,
-                 ess_threshold=ess_threshold, alpha_ramp=alpha_ramp, n_candidates=n_candidates)
-    opts = {k: flags[k] for k in METHOD_OPTIONS.get(method, ())}
+                 ess_threshold=ess_threshold, alpha_ramp=alpha_ramp, n_candidates=n_candidates,
+                 n_rollouts=n_rollouts, rollout_len=rollout_len, entropy_threshold=entropy_threshold)
+    unset = ("n_candidates", "n_rollouts", "rollout_len", "entropy_threshold")  # None: the method's default
+    opts = {k: flags[k] for k in METHOD_OPTIONS.get(method, ()) if not (k in unset and flags[k] is None)}
     comp = compare_methods(lm, tok, task_obj, [method], n_problems=n_problems, k_max=n, alpha=alpha, seed=seed,
                            split=split, difficulty=difficulty, max_new_tokens=max_new_tokens,
                            options={method: opts}, top_k=top_k, top_p=top_p, progress=progress, budget=budget)

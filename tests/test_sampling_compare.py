@@ -47,8 +47,8 @@ def char_model():
 
 
 def test_registry():
-    assert list_samplers() == ["plain", "temp", "best_of_n", "mh", "smc", "mh_entropy"]
-    with pytest.raises(ConfigError, match="plain, temp, best_of_n, mh, smc, mh_entropy"):
+    assert list_samplers() == ["plain", "temp", "best_of_n", "mh", "smc", "sps", "mh_entropy"]
+    with pytest.raises(ConfigError, match="plain, temp, best_of_n, mh, smc, sps, mh_entropy"):
         get_sampler("beam")
     model, tok = tiny_model(5, seed=1)
     for name in list_samplers():
@@ -160,12 +160,13 @@ def test_budget_sets_each_methods_knob_and_refuses_too_little():
 
     assert budget_options("best_of_n", 400, 50)["n_candidates"] == 8
     assert budget_options("smc", 400, 50)["n_particles"] == 8
-    assert budget_options("mh", 400, 50, {"block_size": 16}, mh_step_cost=0.5) == {"block_size": 16, "mcmc_steps": 14}
+    assert budget_options("mh", 400, 50, {"block_size": 16}, unit_cost=0.5) == {"block_size": 16, "mcmc_steps": 14}
+    assert budget_options("sps", 400, 50, unit_cost=2.0, base_cost=0.5)["n_rollouts"] == 3
     assert budget_options("plain", 60, 50) == {}
     with pytest.raises(ConfigError, match="n_particles would be 1"):
         budget_options("smc", 60, 50)
     with pytest.raises(ConfigError, match="mcmc_steps would be 0"):
-        budget_options("mh", 60, 50, mh_step_cost=0.5)
+        budget_options("mh", 60, 50, unit_cost=0.5)
     with pytest.raises(ConfigError, match="budget = 10 tokens per answer: temp needs about 50"):
         budget_options("temp", 10, 50)
 
