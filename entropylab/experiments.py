@@ -22,20 +22,20 @@ from entropylab.errors import EntropylabError
 SCALES: dict[str, dict] = {
     "quick": dict(steps=4, prompts_per_step=4, group_size=4, max_new_tokens=48, val_every=2, val_problems=16,
                   dump_every=2, checkpoint_every=4, lr=1e-4, threads=1),
-    "demo": dict(steps=40, prompts_per_step=12, group_size=8, max_new_tokens=64, val_every=4, val_problems=64,
-                 dump_every=4, checkpoint_every=20, lr=5e-5, threads=1),
+    "demo": dict(steps=40, prompts_per_step=12, group_size=8, max_new_tokens=64, val_every=4, val_problems=200,
+                 dump_every=4, checkpoint_every=20, lr=1e-4, threads=1),
 }
-#: full (`make figures`): the demo's rollout and optimiser settings, trained 2.5x longer and validated every 5 steps
-#: on 128 problems at temperature 1 (no greedy pass); about 5 minutes a run on one core, two runs at a time.
+#: full (`make figures`, on arith): the demo's rollout settings at lr 5e-5, trained 2.5x longer and validated every 5
+#: steps on 128 problems at temperature 1 (no greedy pass); about 5 minutes a run on one core, two runs at a time.
 SCALES["full"] = {**SCALES["demo"], "steps": 100, "val_every": 5, "val_problems": 128, "val_greedy": False,
-                  "dump_every": 5, "checkpoint_every": 25}
+                  "dump_every": 5, "checkpoint_every": 25, "lr": 5e-5}
 #: study (`benchmarks/bench_world.py`, issue 15's targets): long enough for the collapse to finish within its first
 #: 15% of steps (the law's forecast window), validated on
 #: 500 problems (standard error at most 0.022) every 5 steps, every 5th step dumped for the theory check.
 SCALES["study"] = dict(steps=120, prompts_per_step=16, group_size=8, max_new_tokens=64, val_every=5, val_problems=500,
                        val_greedy=False, dump_every=5, checkpoint_every=60, lr=1e-4, threads=1)
 #: The task (and shipped model of the same name) that the demo, the figures and the study train on by default.
-DEFAULT_TASK = "arith"
+DEFAULT_TASK = "ladder"
 #: Power-sampling comparison sizes per scale.
 COMPARE_SCALES: dict[str, dict] = {
     "quick": dict(n_problems=4, k_max=2, methods=("plain", "temp", "mh"), options={"mh": {"mcmc_steps": 2, "block_size": 16}}),
