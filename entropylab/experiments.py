@@ -34,7 +34,7 @@ SCALES["full"] = {**SCALES["demo"], "steps": 100, "val_every": 5, "val_problems"
 #: 500 problems (standard error at most 0.022) every 5 steps, every 5th step dumped for the theory check.
 SCALES["study"] = dict(steps=120, prompts_per_step=16, group_size=8, max_new_tokens=64, val_every=5, val_problems=500,
                        val_greedy=False, dump_every=5, checkpoint_every=60, lr=1e-4, threads=1)
-#: The task (and shipped model of the same name) that the demo, the figures and the study train on by default.
+#: The task (and shipped model of the same name) that the demo and `benchmarks/bench_world.py` train on by default.
 DEFAULT_TASK = "ladder"
 #: Power-sampling comparison sizes per scale.
 COMPARE_SCALES: dict[str, dict] = {
