@@ -9,8 +9,8 @@ gradient-accumulation step). Afterwards both final models are scored by the same
 to the starting model. The baseline is TRL at the same learning rate; each row prints the accuracy with its
 standard error, and the difference to TRL with a 95% interval (unpaired: different samples).
 
-Usage: python benchmarks/bench_learning_vs_trl.py [--task arith] [--model arith] [--steps 30]
-       [--prompts 16] [--group-size 8] [--lrs 1e-4 3e-4] [--val-problems 500] [--threads 1]
+Usage: python benchmarks/bench_learning_vs_trl.py [--task ladder] [--model ladder] [--steps 30]
+       [--prompts 16] [--group-size 8] [--lrs 1e-4 3e-4] [--val-problems 500] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def train_entropylab(model: str, a: argparse.Namespace, lr: float, work: Path) -
     from entropylab.rl.trainer import latest_checkpoint, train
 
     rows = a.prompts * a.group_size
-    cfg = TrainConfig(model=model, task=a.task, seed=0, device="cpu", threads=a.threads, steps=a.steps,
+    cfg = TrainConfig(model=model, task=a.task, seed=a.seed, device="cpu", threads=a.threads, steps=a.steps,
                       prompts_per_step=a.prompts, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
                       temperature=1.0, ppo_epochs=1, mini_batches=1, micro_batch_size=rows, val_every=0,
                       dump_every=0, checkpoint_every=a.steps, keep_checkpoints=1, lr=lr, weight_decay=0.0)
@@ -61,10 +61,10 @@ def train_trl(model: str, a: argparse.Namespace, lr: float, work: Path) -> str:
     from entropylab.tasks import get_task
 
     task = get_task(a.task)
-    problems = step_prompts(0, a.steps, a.prompts, task.problems("train", seed=0))
+    problems = step_prompts(a.seed, a.steps, a.prompts, task.problems("train", seed=a.seed))
     rows = a.prompts * a.group_size
     out = work / f"trl-{lr:g}"
-    args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, seed=0, max_steps=a.steps,
+    args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, seed=a.seed, max_steps=a.steps,
                       per_device_train_batch_size=rows, num_generations=a.group_size, gradient_accumulation_steps=1,
                       num_iterations=1, max_completion_length=a.max_new_tokens, temperature=1.0, beta=0.0,
                       learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
@@ -86,7 +86,7 @@ def train_trl(model: str, a: argparse.Namespace, lr: float, work: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", default="arith")
+    p.add_argument("--task", default="ladder", help="task (default: the trainer's default world)")
     p.add_argument("--model", default=None, help="checkpoint directory or shipped name (default: the task's)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--prompts", type=int, default=16)
@@ -95,6 +95,7 @@ def main() -> None:
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4])
     p.add_argument("--val-problems", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="training seed of both trainers (the same prompts)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     import transformers
