@@ -94,6 +94,11 @@ def next_token_logprobs(logits: Tensor, alpha: float, top_k: int = 0, top_p: flo
     return logp, torch.log_softmax(_truncate(logits * alpha, top_k, top_p), dim=-1)
 
 
+def row_entropy(logp: Tensor) -> Tensor:
+    """Entropy [B] of each row of log-probabilities [B, V] (-inf entries contribute 0)."""
+    return -(logp.exp() * logp.masked_fill(torch.isneginf(logp), 0.0)).sum(-1)
+
+
 def draw(logq: Tensor, generator: torch.Generator | None) -> Tensor:
     """One token per row from softmax(logq) by Gumbel-max (exact; -inf entries are never drawn)."""
     u = torch.rand(logq.shape, generator=generator, device=logq.device)
@@ -149,7 +154,7 @@ def decode_suffixes(
         tokens[rows, t] = tok
         logp_out[rows, t] = torch.where(alive, logp.gather(1, tok[:, None])[:, 0], 0.0)
         logq_out[rows, t] = torch.where(alive, logq.gather(1, tok[:, None])[:, 0], 0.0)
-        ent = -(logp.exp() * logp.masked_fill(torch.isneginf(logp), 0.0)).sum(-1)
+        ent = row_entropy(logp)
         ent_out[rows, t] = torch.where(alive, ent, 0.0)
         n[rows] += alive
         hit = alive & torch.isin(tok, eos_t)

@@ -236,15 +236,13 @@ class KeptChains:
             (log q_cut of the drawn token, of the `old` token) come back too."""
             logits = dec.logits(h)
             logp, logq = next_token_logprobs(logits, alpha, top_k, top_p)
-            if first is None:
-                tok = draw(logq, generator)
-                lp, lq = logp.gather(1, tok[:, None])[:, 0], logq.gather(1, tok[:, None])[:, 0]
-                return tok, lp, lq, torch.special.entr(logp.exp()).sum(-1)
-            logc = torch.log_softmax(logits.float() / cut_temperature, dim=-1)
-            tok = draw(torch.where(first[:, None], logc, logq), generator)
+            ent = torch.special.entr(logp.exp()).sum(-1)
+            logc = None if first is None else torch.log_softmax(logits.float() / cut_temperature, dim=-1)
+            tok = draw(logq if logc is None else torch.where(first[:, None], logc, logq), generator)
             lp, lq = logp.gather(1, tok[:, None])[:, 0], logq.gather(1, tok[:, None])[:, 0]
-            lc, lc_old = logc.gather(1, tok[:, None])[:, 0], logc.gather(1, old[:, None])[:, 0]
-            return tok, lp, lq, torch.special.entr(logp.exp()).sum(-1), lc, lc_old
+            if logc is None:
+                return tok, lp, lq, ent
+            return tok, lp, lq, ent, logc.gather(1, tok[:, None])[:, 0], logc.gather(1, old[:, None])[:, 0]
 
         def record(bs: Tensor, t: Tensor, tok: Tensor, lp: Tensor, lq: Tensor, ent: Tensor, h: Tensor) -> None:
             w["tok"][bs, t], w["lp"][bs, t], w["lq"][bs, t], w["ent"][bs, t], w["h"][bs, t] = tok, lp, lq, ent, h

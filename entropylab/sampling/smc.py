@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, draw, next_token_logprobs
+from entropylab.sampling._decoding import DecoderFactory, draw, next_token_logprobs, row_entropy
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
@@ -151,7 +151,7 @@ def power_sample_smc(
             tok = draw(logq, generator).masked_fill_(~live, pad)
             lp = logp.gather(1, tok[:, None])[:, 0]
             lq = logq.gather(1, tok[:, None])[:, 0]
-            ent = -(logp.exp() * logp.masked_fill(torch.isneginf(logp), 0.0)).sum(-1)
+            ent = row_entropy(logp)
             r = batch_rows[live]
             tokens[r, t], logp_tok[r, t], logq_tok[r, t], ent_tok[r, t] = tok[live], lp[live], lq[live], ent[live]
             inc = (a_t - a_prev) * loglik.double()  # the ramp re-weights every prefix, finished ones included

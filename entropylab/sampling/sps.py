@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, decode_suffixes, draw
+from entropylab.sampling._decoding import DecoderFactory, decode_suffixes, draw, row_entropy
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
@@ -45,12 +45,10 @@ def candidate_distribution(alpha: float, logp_cand: Tensor, future: Tensor, jack
     (alpha - 1) * log p(future) [R, K, M]; jackknife-corrected (M > 1), clipped at 0, rows summing to 1."""
     m = future.shape[-1]
 
-    def normalised(log_f: Tensor) -> Tensor:
-        return torch.softmax(alpha * logp_cand.unsqueeze(-1) + log_f, dim=-2) if log_f.dim() == 3 else \
-            torch.softmax(alpha * logp_cand + log_f, dim=-1)
+    def normalised(log_f: Tensor) -> Tensor:  # softmax over the candidates of p^alpha * F, F [R, K, any]
+        return torch.softmax(alpha * logp_cand.unsqueeze(-1) + log_f, dim=-2)
 
-    log_mean = torch.logsumexp(future, -1) - math.log(m)
-    full = normalised(log_mean)
+    full = normalised((torch.logsumexp(future, -1) - math.log(m)).unsqueeze(-1))[..., 0]
     if not jackknife or m == 1:
         return full
     # leave-one-out means: log((sum - exp(f_j)) / (M - 1)), computed stably against the row maximum
@@ -122,7 +120,7 @@ def power_sample_sps(
             steps = tqdm(steps, desc="power SPS", unit="token")
         for t in steps:
             logp = torch.log_softmax(logits.float(), -1)
-            ent = -(logp.exp() * logp.masked_fill(torch.isneginf(logp), 0.0)).sum(-1)
+            ent = row_entropy(logp)
             log_s = torch.log_softmax(alpha * logp, -1)  # the token-level tempered distribution p^alpha
             apply = alive & (ent > entropy_threshold)
             horizon = t_max - t - 1 if rollout_len is None else min(rollout_len, t_max - t - 1)
