@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from entropylab.errors import ModelError
+from entropylab.tokens.stats import entropy_stats
 
 PASS_KS = (1, 2, 4, 8, 16)
 
@@ -74,15 +75,16 @@ def paired_bootstrap(per_problem_a, per_problem_b, *, reps: int = 2000, seed: in
     return {"difference": float(d.mean()), "low": float(lo), "high": float(hi), "p_value": p}
 
 
-def entropy_stats(entropy, mask) -> dict[str, float]:
-    """Percentiles p50/p80/p95, mean and share below 0.01 of the token entropies where `mask` is set."""
+def _entropy_metrics(entropy, mask) -> dict[str, float]:
+    """The token-entropy summary (:func:`entropylab.tokens.stats.entropy_stats`) where `mask` is set, as the
+    evaluation's keys: entropy_p50 / _p80 / _p95, entropy_mean and entropy_frac_below_0.01 (NaN when empty)."""
     e = np.asarray(entropy, dtype=np.float64)[np.asarray(mask, dtype=bool)]
+    keys = {"p50": "entropy_p50", "p80": "entropy_p80", "p95": "entropy_p95", "mean": "entropy_mean",
+            "frac_below": "entropy_frac_below_0.01"}
     if e.size == 0:
-        return {"entropy_p50": float("nan"), "entropy_p80": float("nan"), "entropy_p95": float("nan"),
-                "entropy_mean": float("nan"), "entropy_frac_below_0.01": float("nan")}
-    p50, p80, p95 = np.percentile(e, [50, 80, 95])
-    return {"entropy_p50": float(p50), "entropy_p80": float(p80), "entropy_p95": float(p95),
-            "entropy_mean": float(e.mean()), "entropy_frac_below_0.01": float(np.mean(e < 0.01))}
+        return dict.fromkeys(keys.values(), float("nan"))
+    stats = entropy_stats(e, low=0.01)
+    return {name: stats[k] for k, name in keys.items()}
 
 
 def evaluate_task(
@@ -131,7 +133,7 @@ def evaluate_task(
     mask = s.response_mask.cpu().numpy()
     out["mean_length"] = float(s.n_tokens.float().mean())
     out["frac_finished"] = float(s.finished.float().mean())
-    out.update(entropy_stats(s.entropy.cpu().numpy(), mask))
+    out.update(_entropy_metrics(s.entropy.cpu().numpy(), mask))
     if hasattr(task, "route_stats"):  # tasks whose completions choose a route: how often each, how often right
         stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
         for key, v in stats.items():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from entropylab.evaluate import accuracy, entropy_stats, evaluate_task, mean_at_k, pass_at_k
+from entropylab.evaluate import _entropy_metrics, accuracy, evaluate_task, mean_at_k, pass_at_k
 from entropylab.models import build_tokenizer, load_model, shipped_models, tiny_config
 
 
@@ -54,8 +54,10 @@ def test_accuracy_and_entropy_stats():
     assert accuracy([1, 0, 1, 1]) == 0.75
     e = np.array([[0.0, 0.001, 2.0], [0.5, 9.0, 9.0]])
     m = np.array([[True, True, True], [True, False, False]])
-    st = entropy_stats(e, m)
+    st = _entropy_metrics(e, m)
     assert st["entropy_frac_below_0.01"] == 0.5 and st["entropy_p50"] == pytest.approx(0.2505)
+    assert st["entropy_mean"] == pytest.approx(2.501 / 4)
+    assert all(np.isnan(v) for v in _entropy_metrics(e, np.zeros_like(m)).values())
 
 
 def test_evaluate_task_on_random_model():

@@ -48,7 +48,9 @@ def test_entropy_stats_matches_numpy():
     finite = h[np.isfinite(h)]
     assert s["n"] == 1000
     assert s["p50"] == pytest.approx(np.quantile(finite, 0.5))
-    assert s["p80"] == pytest.approx(np.quantile(finite, 0.8)) == pytest.approx(s["cutoff"])
+    assert s["p80"] == pytest.approx(np.quantile(finite, 0.8))
+    # the cutoff is the 200th largest of 1000 values, so exactly 200 tokens lie at or above it
+    assert s["cutoff"] == np.sort(finite)[-200] and (finite >= s["cutoff"]).sum() == 200
     assert s["p95"] == pytest.approx(np.quantile(finite, 0.95))
     assert s["mean"] == pytest.approx(finite.mean())
     assert s["frac_below"] == pytest.approx((finite < 0.01).mean()) and s["frac_below"] >= 0.6
@@ -259,3 +261,23 @@ def test_sampler_hook_is_used_when_the_sampler_takes_a_logits_processor(monkeypa
     texts, frac = sample_split_temperature(None, None, ["p", "q"], entropy_cutoff=0.5, t_high=1.5, t_low=0.7)
     assert texts == [["a"], ["b"]] and frac == 0.5
     assert isinstance(calls["proc"], EntropySplitTemperature) and calls["temperature"] == 1.0
+
+
+def test_one_top_rho_cutoff_for_numpy_torch_and_the_trainer_mask():
+    import torch
+
+    from entropylab.cutoff import n_top, quantile_cutoff, top_cutoff
+    from entropylab.rl.losses import entropy_mask, entropy_threshold
+
+    rng = np.random.default_rng(3)
+    h = rng.exponential(1.0, 37)
+    k = n_top(h.size, 0.2)
+    assert k == 8 and n_top(10, 0.7) == 7 and n_top(0, 0.5) == 0 and n_top(3, 0.01) == 1
+    assert top_cutoff(h, 0.2) == np.sort(h)[-k] == entropy_cutoff(h, 0.2)
+    t = torch.tensor(h, dtype=torch.float32)
+    assert top_cutoff(t, 0.2) == pytest.approx(np.sort(h)[-k], rel=1e-6)
+    assert entropy_threshold(t.view(1, -1), None, 0.2) == top_cutoff(t, 0.2)
+    assert int(entropy_mask(t.view(1, -1), torch.ones(1, 37), 0.2).sum()) == k
+    assert quantile_cutoff(h, 0.2) == pytest.approx(np.quantile(h, 0.8))
+    assert quantile_cutoff(t, 0.2) == pytest.approx(float(torch.quantile(t, 0.8)), rel=1e-6)
+    assert top_cutoff(np.zeros(0), 0.2) == quantile_cutoff(np.zeros(0), 0.2) == float("inf")

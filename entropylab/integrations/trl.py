@@ -78,6 +78,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         f"entropylab.integrations.trl needs TRL ({err}); install it with: pip install 'entropylab[trl]'"
     ) from err
 
+from entropylab.cutoff import quantile_cutoff
 from entropylab.integrations.law_callback import LawForecastCallback
 from entropylab.rl.losses import (
     LossOptions,
@@ -87,6 +88,7 @@ from entropylab.rl.losses import (
     entropy_threshold,
     token_covariance,
 )
+from entropylab.seeding import derive_seed
 
 __all__ = [
     "SUPPORTED_TRL",
@@ -314,7 +316,7 @@ def batch_entropy_cutoff(accelerator: Any, entropy: Tensor, mask: Tensor, rho: f
     if values.numel() == 0:
         return math.inf
     if method == "quantile":
-        return float(torch.quantile(values, 1.0 - rho))
+        return quantile_cutoff(values, rho)
     if method != "topk":
         raise ConfigError(f"entropy cutoff method {method!r}: must be one of {', '.join(CUTOFFS)}")
     return entropy_threshold(values, None, rho)
@@ -505,10 +507,6 @@ class TrainerStateWriter(TrainerCallback):
 # --------------------------------------------------------------------------------------------------
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint32)[0])
-
-
 class EntropyGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose loss is entropylab's ``compute_policy_loss`` (Clip-Cov, KL-Cov, entropy masks).
 
@@ -591,7 +589,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
         seed_parts = [self.args.seed, self.state.global_step, self._step]
         if not (opts.cov_scope == "batch" and n_proc > 1):
             seed_parts.append(self.accelerator.process_index)  # independent draws per process
-        generator = torch.Generator(device=logps.device).manual_seed(_seed(*seed_parts))
+        generator = torch.Generator(device=logps.device).manual_seed(derive_seed(*seed_parts))
         result = entropylab_loss(self.accelerator, logps, old_logps, advantages, mask, opts, entropy=entropies,
                                  ref_logp=ref_logps, generator=generator, cutoff_method=self._entropylab_cutoff)
 

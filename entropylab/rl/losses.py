@@ -30,6 +30,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from entropylab.cutoff import n_top, top_cutoff
 from entropylab.errors import ConfigError
 from entropylab.registry import Registry
 
@@ -391,13 +392,6 @@ def kl_cov_policy_loss(
 # --------------------------------------------------------------------------------------------------
 
 
-def _n_top(n_valid: int, rho: float) -> int:
-    """``ceil(n_valid * rho)`` (at least 1 when there is a token), robust to float noise like 0.7*10."""
-    if n_valid == 0:
-        return 0
-    return min(n_valid, max(1, math.ceil(n_valid * rho - 1e-9)))
-
-
 def _check_rho(rho: float) -> None:
     if not 0.0 < rho <= 1.0:
         raise ConfigError(f"rho = {rho!r}: the entropy-mask fraction must lie in (0, 1]")
@@ -409,17 +403,14 @@ def entropy_threshold(entropy: Tensor, mask: Tensor | None = None, rho: float = 
     For the batch scope, call it on the entropies of the whole batch (gathered across processes; any
     shape, ``mask=None`` means all valid) and pass the result to :func:`entropy_mask` as ``threshold``.
     ``H >= cutoff`` then keeps exactly k tokens unless there are ties at the cutoff. (TRL instead uses
-    ``torch.quantile(H, 1 - rho)``, which interpolates; pass that as the threshold to mimic it.)
+    ``torch.quantile(H, 1 - rho)``, which interpolates: :func:`entropylab.cutoff.quantile_cutoff`.)
     Returns +inf when there is no valid token.
     """
     _check_rho(rho)
     values = entropy.detach().reshape(-1)
     if mask is not None:
         values = values[_valid(mask).reshape(-1)]
-    k = _n_top(values.numel(), rho)
-    if k == 0:
-        return math.inf
-    return float(torch.topk(values.float(), k).values[-1])
+    return top_cutoff(values, rho)
 
 
 def entropy_mask(
@@ -446,7 +437,7 @@ def entropy_mask(
         top = valid & (h >= threshold)
     else:
         valid_idx = valid.reshape(-1).nonzero().squeeze(1)
-        k = _n_top(valid_idx.numel(), rho)
+        k = n_top(valid_idx.numel(), rho)
         order = torch.sort(h.reshape(-1)[valid_idx].float(), descending=True, stable=True).indices[:k]
         top_flat = torch.zeros(valid.numel(), dtype=torch.bool, device=valid.device)
         top_flat[valid_idx[order]] = True

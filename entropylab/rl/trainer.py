@@ -29,13 +29,9 @@ from entropylab.rl import artifacts as art
 from entropylab.rl.advantages import broadcast_to_tokens, get_advantage_estimator
 from entropylab.rl.config import TrainConfig
 from entropylab.rl.losses import compute_policy_loss, covariance_center, entropy_threshold, token_covariance
+from entropylab.seeding import derive_seed
 
 COV_QUANTILES = (0.002, 0.02, 0.2)  # top fractions of tokens by covariance, logged every step (Table 1)
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integers, stable across runs and processes."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -80,7 +76,7 @@ def validate(model, tokenizer, task, problems, cfg: TrainConfig, step: int) -> d
     model.eval()
     out = {}
     s = sample(model, tokenizer, prompts, n=1, max_new_tokens=cfg.max_new_tokens, temperature=1.0,
-               seed=_seed(cfg.seed, step, 1))
+               seed=derive_seed(cfg.seed, step, 1))
     out["val/acc"] = float(np.mean(task.reward(s.texts, problems)))
     mask = s.response_mask
     out["val/entropy"] = float((s.entropy * mask).sum() / mask.sum().clamp(min=1))
@@ -155,7 +151,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    torch.manualderive_seed(cfg.seed)
 
     # -- model, reference model, task, optimizer
     start = checkpoints[-1] if resume and checkpoints else 0
@@ -195,8 +191,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             live_law.update(r["step"], r["entropy"], r["val/acc"])
     for step in bar:
         t_step = time.perf_counter()
-        rng = np.random.default_rng(_seed(cfg.seed, step))
-        gen = torch.Generator().manual_seed(_seed(cfg.seed, step, 2))
+        rng = np.random.default_rng(derive_seed(cfg.seed, step))
+        gen = torch.Generator().manualderive_seed(derive_seed(cfg.seed, step, 2))
 
         # 1. rollout: G samples for each of the step's prompts
         ids = rng.choice(len(pool), size=cfg.prompts_per_step, replace=False)
@@ -205,7 +201,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         with torch.no_grad():
             samples = sample(model, tokenizer, [p.prompt for p in problems], n=cfg.group_size,
                              max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                             seed=_seed(cfg.seed, step, 0))
+                             seed=derive_seed(cfg.seed, step, 0))
         t_rollout = time.perf_counter() - t_step
 
         # 2. reward by the verifier, 3. group-relative advantage

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from entropylab.cutoff import top_cutoff
 from entropylab.tokens.errors import TokensError
 
 __all__ = [
@@ -42,13 +43,13 @@ def as_entropy(data, column: str = "entropy") -> np.ndarray:
 
 
 def entropy_cutoff(entropy, rho: float = 0.2) -> float:
-    """The entropy at the (1 - rho) quantile: tokens >= it are the top `rho` share (the forking tokens)."""
+    """The top-`rho` cutoff (:func:`entropylab.cutoff.top_cutoff`): tokens >= it are the forking tokens."""
     if not 0.0 < rho < 1.0:
         raise TokensError(f"rho must be in (0, 1), got {rho}")
     arr = as_entropy(entropy)
     if arr.size == 0:
         raise TokensError("no finite entropy values")
-    return float(np.quantile(arr, 1.0 - rho))
+    return top_cutoff(arr, rho)
 
 
 def high_entropy_mask(entropy, rho: float = 0.2, cutoff: float | None = None) -> np.ndarray:
@@ -63,7 +64,7 @@ def entropy_stats(entropy, *, rho: float = 0.2, low: float = 0.01) -> dict[str, 
     """Summary of a token-entropy distribution (nats).
 
     Keys: n, mean, std, p50, p80, p95, max, frac_below (share of tokens with entropy < `low`), low (the
-    threshold), cutoff (the (1 - rho) quantile, the forking-token threshold: p80 at rho = 0.2), rho.
+    threshold), cutoff (the top-`rho` cutoff, the forking-token threshold), rho.
     """
     arr = as_entropy(entropy)
     if arr.size == 0:
@@ -150,7 +151,7 @@ def forking_tokens(
     normalize: bool = False,
     top: int | None = None,
 ) -> pd.DataFrame:
-    """High-entropy tokens (entropy >= `cutoff`, default the top-`rho` quantile) aggregated by token string.
+    """High-entropy tokens (entropy >= `cutoff`, default the top-`rho` cutoff) aggregated by token string.
 
     Columns: token, visible (whitespace shown), count (high-entropy occurrences), occurrences (all), share_high
     (count / occurrences), mean_entropy (over the high-entropy occurrences), mean_entropy_all. Tokens with
