@@ -339,7 +339,8 @@ def test_hf_argument_parser_reads_the_options(tmp_path):
 
 def test_dump_is_readable_and_the_run_loads(runs, tmp_path):
     from entropylab import logs
-    from entropylab.diagnostics import DUMP_COLUMNS, diagnose, read_dumps
+    from entropylab.diagnostics import diagnose
+    from entropylab.rundir import DUMP_COLUMNS, read_dumps
 
     run = Path(runs["clip_cov"].args.output_dir)
     dump = read_dumps(run)
