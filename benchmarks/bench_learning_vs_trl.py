@@ -41,7 +41,8 @@ def accuracy(model_path: str, task: str, n: int, max_new_tokens: int) -> tuple[f
 
 def train_entropylab(model: str, a: argparse.Namespace, lr: float, work: Path) -> str:
     from entropylab.rl.config import TrainConfig
-    from entropylab.rl.trainer import latest_checkpoint, train
+    from entropylab.rl.trainer import train
+    from entropylab.rundir import latest_checkpoint
 
     rows = a.prompts * a.group_size
     cfg = TrainConfig(model=model, task=a.task, seed=a.seed, device="cpu", threads=a.threads, steps=a.steps,

@@ -58,6 +58,7 @@ def step_prompts(seed: int, steps: int, per_step: int, pool: list) -> list:
 
 
 def bench_entropylab(model: str, a: argparse.Namespace, work: Path) -> dict:
+    from entropylab import rundir
     from entropylab.rl.config import TrainConfig
     from entropylab.rl.trainer import train
 
@@ -67,7 +68,7 @@ def bench_entropylab(model: str, a: argparse.Namespace, work: Path) -> dict:
                       temperature=1.0, ppo_epochs=1, mini_batches=1, micro_batch_size=rows, val_every=0,
                       dump_every=0, checkpoint_every=10**6, keep_checkpoints=1, lr=5e-5)
     run = train(cfg, work / "entropylab", progress=False)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]  # skip warm-up
+    records = rundir.read_metrics(run)[1:]  # skip warm-up
     seconds = [r["step_s"] for r in records]
     tokens = [r["response_length"] * rows for r in records]
     return {"tokens": sum(tokens), "seconds": sum(seconds), "step_s": seconds}

@@ -30,15 +30,14 @@ import numpy as np
 import pandas as pd
 
 from entropylab import experiments as ex
+from entropylab import rundir
 
 
 def run_summary(run: Path) -> dict:
     """Entropy, accuracy, route shares and the theory check of one run directory."""
-    from entropylab.diagnostics import read_dumps
     from entropylab.diagnostics.theory import entropy_change_check
 
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    m = pd.DataFrame(rows)
+    m = pd.DataFrame(rundir.read_metrics(run))
     tr = m[m.step > 0].dropna(subset=["entropy"]).sort_values("step")
     k = max(1, round(0.1 * len(tr)))
     val = m.dropna(subset=["val/acc"]).sort_values("step")
@@ -49,8 +48,8 @@ def run_summary(run: Path) -> dict:
     out["gain"] = out["acc_final"] - out["acc_0"]
     for key in [c for c in val.columns if c.startswith("route/val_share_")]:
         out[key.replace("route/val_share_", "end_share_")] = val[key].iloc[-1]
-    if (run / "rollouts").is_dir():
-        chk = entropy_change_check(read_dumps(run), m)
+    if (run / rundir.ROLLOUTS).is_dir():
+        chk = entropy_change_check(rundir.read_dumps(run), m)
         out["theory_spearman"] = float(chk.correlations.loc["npg", "spearman"])
         out["theory_sign"] = float(chk.correlations.loc["npg", "sign_agreement"])
     return out

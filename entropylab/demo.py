@@ -184,7 +184,7 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
     def compute(d: Path) -> dict:
         from entropylab.plots.sampling import plot_accuracy, plot_pass_at_k
         from entropylab.plots.style import save_figure
-        from entropylab.rl.trainer import latest_checkpoint
+        from entropylab.rundir import latest_checkpoint
 
         task = ex.DEFAULT_TASK
         run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick), task=task)
@@ -210,7 +210,7 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
 def _grpo_and_comparison(out: Path, scale: str) -> Path:
     """The plain GRPO run, then the sampler comparison that uses its last checkpoint (one job: it needs the run)."""
     from entropylab import experiments as ex
-    from entropylab.rl.trainer import latest_checkpoint
+    from entropylab.rundir import latest_checkpoint
 
     task = ex.DEFAULT_TASK
     run = ex.figure_run("grpo", out / "runs", scale=scale, task=task, progress=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from entropylab import rundir
 from entropylab.errors import EntropylabError
 
 #: Trainer settings per scale: overrides on top of the preset (see entropylab.rl.config.TrainConfig).
@@ -65,7 +66,6 @@ def run_name(preset: str, task: str, seed: int) -> str:
 def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str = "arith", model: str | None = None,
                seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> Path:
     """A finished training run of `preset` under ROOT (trained, resumed or reused); returns its directory."""
-    from entropylab.rl import artifacts as art
     from entropylab.rl.trainer import train
 
     cfg = _run_config(preset, scale, task, model, seed, overrides)
@@ -75,10 +75,10 @@ def ensure_run(preset: str, root: str | Path, *, scale: str = "demo", task: str 
         warnings.warn(f"{run_dir} was trained with other settings ({', '.join(changed)}): training it again",
                       stacklevel=2)
         shutil.rmtree(run_dir)
-    done = [r for r in art.read_metrics(run_dir / art.METRICS) if r.get("step") == cfg.steps]
-    if done and art.list_checkpoints(run_dir):
+    done = [r for r in rundir.read_metrics(run_dir) if r.get("step") == cfg.steps]
+    if done and rundir.list_checkpoints(run_dir):
         return run_dir
-    if art.list_checkpoints(run_dir):
+    if rundir.list_checkpoints(run_dir):
         return train(cfg, run_dir, resume=True, progress=progress)
     shutil.rmtree(run_dir, ignore_errors=True)  # started but never checkpointed: start again
     run_dir.mkdir(parents=True)
@@ -97,10 +97,9 @@ def _run_config(preset: str, scale: str, task: str, model: str | None, seed: int
 def _changed_settings(run_dir: Path, cfg) -> list[str]:
     """Config fields whose saved value in RUN_DIR differs from `cfg` (empty when none is saved), and
     "base model weights" when the run was trained from other weights than `cfg.model`'s now (re-shipped)."""
-    from entropylab.rl import artifacts as art
     from entropylab.rl.config import resolve_config
 
-    saved_path = run_dir / art.CONFIG
+    saved_path = run_dir / rundir.CONFIG
     if not saved_path.exists():
         return []
     saved, wanted = resolve_config("grpo", saved_path).to_dict(), cfg.to_dict()
@@ -345,14 +344,13 @@ def keep_checkpoints_overrides(scale: str) -> tuple[str, ...]:
 def run_done(preset: str, root: str | Path, *, scale: str = "demo", task: str = "arith", model: str | None = None,
              seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> bool:
     """Whether `ensure_run` with these arguments would reuse a finished run (as it decides it)."""
-    from entropylab.rl import artifacts as art
 
     cfg = _run_config(preset, scale, task, model, seed, overrides)
     run_dir = Path(root) / run_name(preset, task, seed)
     if _changed_settings(run_dir, cfg):
         return False
-    done = [r for r in art.read_metrics(run_dir / art.METRICS) if r.get("step") == cfg.steps]
-    return bool(done and art.list_checkpoints(run_dir))
+    done = [r for r in rundir.read_metrics(run_dir) if r.get("step") == cfg.steps]
+    return bool(done and rundir.list_checkpoints(run_dir))
 
 
 def figure_run(preset: str, root: str | Path, **kw) -> Path:
@@ -452,13 +450,12 @@ def ensure_size_runs(root: str | Path, *, scale: str = "demo", task: str = "arit
 def law_by_size(runs: dict[str, Path], score: str = "val/acc") -> dict:
     """The law fitted on each size's run, and a table of a, b and the ceiling against parameter count."""
     from entropylab.models import load_model, n_params
-    from entropylab.rl.trainer import latest_checkpoint
 
     res = law_of_runs(runs, score=score)
     rows = []
     for size, run in runs.items():
         fit = res["fits"].get(size)
-        rows.append({"size": size, "n_params": n_params(load_model(latest_checkpoint(run))[0]),
+        rows.append({"size": size, "n_params": n_params(load_model(rundir.latest_checkpoint(run))[0]),
                      "a": fit.a if fit else float("nan"), "b": fit.b if fit else float("nan"),
                      "ceiling": fit.ceiling if fit else float("nan"), "r2": fit.r2 if fit else float("nan"),
                      "ok": bool(fit.ok) if fit else False})
@@ -516,12 +513,11 @@ def overlap_over_training(run_dir: str | Path, *, n: int = 64, rho: float = 0.2,
 
     from entropylab.generation import sample
     from entropylab.models import load_model
-    from entropylab.rl import artifacts as art
     from entropylab.tasks import get_task
     from entropylab.tokens import entropy_profile, top_position_overlap
 
     run_dir = Path(run_dir)
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
     base, tok = load_model(cfg["model"])
     problems = get_task(cfg["task"]).problems("test", n, seed=seed)
     prompts = [p.prompt for p in problems]
@@ -533,8 +529,8 @@ def overlap_over_training(run_dir: str | Path, *, n: int = 64, rho: float = 0.2,
 
     ref = profile(base, tok)
     rows = [{"step": 0, "overlap": 1.0, "mean_entropy": float(ref["entropy"].mean()), "n_tokens": len(ref)}]
-    for step in art.list_checkpoints(run_dir):
-        m, t = load_model(art.checkpoint_dir(run_dir, step))
+    for step in rundir.list_checkpoints(run_dir):
+        m, t = load_model(rundir.checkpoint_dir(run_dir, step))
         prof = profile(m, t)
         rows.append({"step": step, "overlap": top_position_overlap(ref, prof, rho),
                      "mean_entropy": float(prof["entropy"].mean()), "n_tokens": len(prof)})
@@ -546,13 +542,12 @@ def overlap_over_training(run_dir: str | Path, *, n: int = 64, rho: float = 0.2,
 def ensure_overlap(run_dir: str | Path, root: str | Path, *, n: int = 64, rho: float = 0.2, seed: int = 0,
                    max_new_tokens: int = 64) -> pd.DataFrame:
     """`overlap_over_training` cached as CSV under ROOT/overlap (recomputed when the run's checkpoints change)."""
-    from entropylab.rl import artifacts as art
 
     run_dir = Path(run_dir)
     path = Path(root) / "overlap" / f"{run_dir.name}-n{n}-r{rho:g}-s{seed}.csv"
     if path.exists():
         cached = pd.read_csv(path)
-        if cached["step"].tolist()[1:] == art.list_checkpoints(run_dir):
+        if cached["step"].tolist()[1:] == rundir.list_checkpoints(run_dir):
             return cached
     _may_compute()
     out = overlap_over_training(run_dir, n=n, rho=rho, seed=seed, max_new_tokens=max_new_tokens)

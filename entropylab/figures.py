@@ -379,7 +379,7 @@ def grpo_chain(root: str | Path, *, scale: str = "demo", model: str = "arith", t
     """The GRPO run of the figures, then the sampler comparison with its last checkpoint and the overlap of
     high-entropy positions over its checkpoints: (run directory, Comparison, overlap frame)."""
     from entropylab import experiments as ex
-    from entropylab.rl.trainer import latest_checkpoint
+    from entropylab.rundir import latest_checkpoint
 
     run = ex.ensure_figure_runs(["grpo"], root, scale=scale, model=model, task=task, progress=progress)["grpo"]
     comparison = ex.figure_comparison(root, model=model, task=task, scale=scale,

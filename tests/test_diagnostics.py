@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from entropylab.diagnostics import (
-    DumpError,
     agreement,
     covariance_table,
     entropy_change_check,
@@ -18,6 +17,7 @@ from entropylab.diagnostics import (
     top_k_count,
 )
 from entropylab.diagnostics.synthetic import softmax_entropy
+from entropylab.rundir import DumpError
 
 QS = (0.0002, 0.002, 0.02, 0.2)
 

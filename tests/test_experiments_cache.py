@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from entropylab import experiments as ex
+from entropylab import rundir
 from entropylab.models import data_dir
-from entropylab.rl import artifacts as art
 from entropylab.rl.config import resolve_config
 
 
@@ -19,10 +19,10 @@ def _fake_train(calls):
     def train(cfg, out, *, resume=False, progress=True):
         calls.append((cfg.steps, resume))
         out.mkdir(parents=True, exist_ok=True)
-        (out / art.CONFIG).write_text(cfg.to_yaml())
-        (out / art.METRICS).write_text("".join(f'{{"step": {s}}}\n' for s in range(1, cfg.steps + 1)))
-        art.checkpoint_dir(out, cfg.steps).mkdir(parents=True)
-        (art.checkpoint_dir(out, cfg.steps) / "trainer_state.pt").write_bytes(b"")
+        (out / rundir.CONFIG).write_text(cfg.to_yaml())
+        (out / rundir.METRICS).write_text("".join(f'{{"step": {s}}}\n' for s in range(1, cfg.steps + 1)))
+        rundir.checkpoint_dir(out, cfg.steps).mkdir(parents=True)
+        (rundir.checkpoint_dir(out, cfg.steps) / rundir.TRAINER_STATE).write_bytes(b"")
         return out
 
     return train
@@ -39,13 +39,13 @@ def test_a_run_with_other_settings_is_trained_again_not_reused(tmp_path, monkeyp
     with pytest.warns(UserWarning, match="other settings .*steps"):
         ex.ensure_run("grpo", tmp_path, scale="quick", overrides=["steps=6"], progress=False)
     assert calls == [(4, False), (6, False)]
-    cfg = resolve_config("grpo", tmp_path / ex.run_name("grpo", "arith", 0) / art.CONFIG)
+    cfg = resolve_config("grpo", tmp_path / ex.run_name("grpo", "arith", 0) / rundir.CONFIG)
     assert cfg.steps == 6
 
 
 def test_changed_settings_names_the_fields(tmp_path):
     cfg = resolve_config("grpo", overrides=["steps=4", "lr=1e-4"])
-    (tmp_path / art.CONFIG).write_text(cfg.to_yaml())
+    (tmp_path / rundir.CONFIG).write_text(cfg.to_yaml())
     assert ex._changed_settings(tmp_path, cfg) == ["base model weights"]  # no record of the weights
     (tmp_path / ex.BASE_WEIGHTS).write_text(ex._weights_key(cfg.model))
     assert ex._changed_settings(tmp_path, cfg) == []

@@ -21,6 +21,7 @@ import torch
 
 pytest.importorskip("trl", reason="TRL is not installed (pip install 'entropylab[trl]'): the TRL integration is optional")
 
+from entropylab import rundir  # noqa: E402
 from entropylab.errors import ConfigError  # noqa: E402
 from entropylab.integrations import trl as etrl  # noqa: E402
 from entropylab.integrations.trl import (  # noqa: E402
@@ -249,7 +250,7 @@ def test_two_process_trainer_step(two_processes):
     step1 = state["log_history"][0]
     assert step1["step"] == 1 and 0 < step1["entropylab/clip_cov_frac"] <= 0.1
     assert 0.2 - 1e-6 <= step1["entropylab/mask_selected_frac"] < 0.3
-    dump = pd.read_parquet(run / "rollouts" / "step_000001.parquet")
+    dump = pd.read_parquet(rundir.dump_path(run, 1))
     assert sorted(dump["prompt_id"].unique()) == [0, 1]  # one prompt's group on each process
     assert set(dump["sample_id"]) == {0, 1, 2, 3}
 
@@ -339,11 +340,11 @@ def test_hf_argument_parser_reads_the_options(tmp_path):
 
 def test_dump_is_readable_and_the_run_loads(runs, tmp_path):
     from entropylab import logs
-    from entropylab.diagnostics import DUMP_COLUMNS, diagnose, read_dumps
+    from entropylab.diagnostics import diagnose
 
     run = Path(runs["clip_cov"].args.output_dir)
-    dump = read_dumps(run)
-    assert set(DUMP_COLUMNS) <= set(dump.columns) and "micro_batch" in dump.columns
+    dump = rundir.read_dumps(run)
+    assert set(rundir.DUMP_COLUMNS) <= set(dump.columns) and "micro_batch" in dump.columns
     assert sorted(dump["step"].unique()) == [1, 2]
     assert (dump["sample_id"] < 4).all() and dump["prompt_id"].nunique() == 2
     assert dump["reward"].between(0, 1).all() and (dump["entropy"] > 0).all()
@@ -357,7 +358,7 @@ def test_dump_is_readable_and_the_run_loads(runs, tmp_path):
     assert list(df["step"]) == [1, 2]
     assert df["entropy"].notna().all() and df["reward"].notna().all()
     assert "entropylab/clip_cov_frac" in df.columns
-    assert not (Path(runs["top20"].args.output_dir) / "rollouts").exists()  # no dumps unless asked
+    assert not (Path(runs["top20"].args.output_dir) / rundir.ROLLOUTS).exists()  # no dumps unless asked
 
 
 def test_dump_callback_needs_the_entropylab_trainer():
@@ -378,4 +379,4 @@ def test_example_runs_on_cpu(model_dir, tmp_path):
                          "--threads", "1"]) == 0
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("entropylab/clip_cov_frac" in h for h in state["log_history"])
-    assert (out / "rollouts" / "step_000002.parquet").is_file() and (out / "config.json").is_file()
+    assert rundir.dump_path(out, 2).is_file() and (out / "config.json").is_file()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from entropylab import law, logs
-from entropylab.rl import artifacts as art
+from entropylab import law, logs, rundir
 from entropylab.rl.config import resolve_config
 from entropylab.rl.trainer import train
 
@@ -16,7 +15,7 @@ def test_trainer_logs_the_law_at_each_validation(tiny_checkpoint, tmp_path):
                                               max_new_tokens=12, val_every=1, val_problems=4, dump_every=0,
                                               checkpoint_every=4, threads=1, lr=1e-2).items()]
     run = train(resolve_config("grpo", overrides=overrides), tmp_path / "run", progress=False)
-    records = art.read_metrics(run / art.METRICS)
+    records = rundir.read_metrics(run)
     with_law = [r for r in records if "law/ceiling" in r]
     assert [r["step"] for r in with_law] == [3, 4]  # from the third validation point with an entropy on
     points = [(r["step"], r["entropy"], r["val/acc"]) for r in records if r["step"] and "val/acc" in r]

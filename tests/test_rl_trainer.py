@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
+from entropylab import rundir
 from entropylab.errors import ConfigError, EntropylabError
-from entropylab.rl import artifacts as art
 from entropylab.rl.config import resolve_config
 from entropylab.rl.trainer import train
 
@@ -35,12 +35,11 @@ def small(model: Path, **extra) -> list[str]:
 
 
 def metrics(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in art.read_metrics(run / art.METRICS)]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rundir.read_metrics(run)]
 
 
 def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     from entropylab import logs
-    from entropylab.diagnostics import read_dumps, validate_dump
 
     run = train(resolve_config("grpo", overrides=small(tiny_checkpoint)), tmp_path / "run", progress=False)
     rows = metrics(run)
@@ -51,10 +50,10 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
         assert key in rows[1], key
     assert rows[1]["updates"] == 2  # two mini-batches, one epoch
     assert "val/acc_greedy" in rows[2] and "val/acc" not in rows[1]
-    cfg = resolve_config("grpo", run / "config.yaml")
+    cfg = resolve_config("grpo", run / rundir.CONFIG)
     assert cfg.steps == 5 and cfg.loss.entropy_coef == 0.05
-    dumps = read_dumps(run)
-    validate_dump(dumps)
+    dumps = rundir.read_dumps(run)
+    rundir.validate_dump(dumps)
     assert sorted(dumps["step"].unique()) == [1, 2, 4]
     # dump steps also log the entropy of their own tokens before and after the update (the theory check's
     # measurement); with every reward 0 only the entropy bonus acts, so the update raises it
@@ -63,7 +62,7 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     for r in (rows[1], rows[2], rows[4]):
         assert r["entropy/before_update"] == pytest.approx(r["entropy_token_mean"], rel=1e-4)
         assert r["entropy/after_update"] > r["entropy/before_update"]
-    assert art.list_checkpoints(run) == [4, 5]  # keep_checkpoints=2
+    assert rundir.list_checkpoints(run) == [4, 5]  # keep_checkpoints=2
     df = logs.load(run)
     assert list(df["step"]) == [0, 1, 2, 3, 4, 5] and df["entropy"].iloc[1:].notna().all()
 
@@ -90,14 +89,14 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tiny_checkpoint, tmp_
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:  # kill as soon as step 3 is logged: after checkpoint 2, before checkpoint 4
-        if any(r.get("step") == 3 for r in art.read_metrics(run / art.METRICS)):
+        if any(r.get("step") == 3 for r in rundir.read_metrics(run)):
             break
         if proc.poll() is not None:
             pytest.fail("training subprocess exited before it could be killed")
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert art.list_checkpoints(run)[-1] < 6
+    assert rundir.list_checkpoints(run)[-1] < 6
     train(resolve_config("grpo"), run, resume=True, progress=False)  # the saved config.yaml is used
     got, want = metrics(run), metrics(ref)
     assert [r["step"] for r in got] == [0, 1, 2, 3, 4, 5, 6]
@@ -118,7 +117,7 @@ def test_nan_loss_skips_the_update_and_is_logged(tiny_checkpoint, tmp_path, monk
     from safetensors.torch import load_file
 
     before = load_file(tiny_checkpoint / "model.safetensors")
-    after = load_file(art.checkpoint_dir(run, 1) / "model.safetensors")
+    after = load_file(rundir.checkpoint_dir(run, 1) / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
@@ -172,18 +171,6 @@ def test_cov_presets_scale_the_papers_ratios_to_our_response_length():
     assert (paper_kl.policy_loss, paper_kl.kl_cov_ratio) == ("kl_cov", 2e-3)
 
 
-def test_torn_metrics_line_is_skipped(tmp_path):
-    path = tmp_path / art.METRICS
-    w = art.MetricsWriter(path)
-    w.write({"step": 1, "entropy": 1.0, "x": float("nan")})
-    w.close()
-    with open(path, "a") as fh:
-        fh.write('{"step": 2, "entr')  # a crash or a full disk mid-write
-    rows = art.read_metrics(path)
-    assert rows == [{"step": 1, "entropy": 1.0, "x": None}]
-    assert art.truncate_metrics(path, 1) == 1 and json.loads(path.read_text()) == rows[0]
-
-
 def test_cli_train_and_diagnose(tiny_checkpoint, tmp_path):
     from entropylab.cli import main
 
@@ -205,7 +192,7 @@ def test_update_precision_is_applied_and_recorded(tiny_checkpoint, tmp_path, pre
     precision.json; bf16 autocast trains to the same numbers up to rounding."""
     run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, precision=precision)),
                 tmp_path / precision, progress=False)
-    record = json.loads((run / art.PRECISION).read_text())
+    record = json.loads((run / rundir.PRECISION).read_text())
     assert record["requested"] == precision and record["precision"] in ("float32", "bfloat16")
     assert (record["precision"] == precision) if precision != "auto" else set(record["seconds"]) == {
         "float32", "bfloat16"}

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from entropylab import rundir
 from entropylab.errors import EntropylabError
 from entropylab.tokens import (
     TokensError,
@@ -133,17 +134,16 @@ def dump_frame(steps=(0, 5)) -> pd.DataFrame:
 
 def test_read_rollouts_and_sequences(tmp_path):
     df = dump_frame()
-    (tmp_path / "rollouts").mkdir()
     for step, g in df.groupby("step"):
-        g.sample(frac=1.0, random_state=1).to_parquet(tmp_path / "rollouts" / f"step_{step:06d}.parquet")
+        rundir.write_dump(tmp_path, step, g.sample(frac=1.0, random_state=1))
     back = read_rollouts(tmp_path)
     assert len(back) == len(df) and back["position"].iloc[:6].tolist() == list(range(6))
     assert read_rollouts(tmp_path, steps=[5])["step"].unique().tolist() == [5]
-    assert len(read_rollouts(tmp_path / "rollouts" / "step_000000.parquet")) == len(df) // 2
+    assert len(read_rollouts(rundir.dump_path(tmp_path, 0))) == len(df) // 2
     with pytest.raises(EntropylabError, match="dumped steps"):
         read_rollouts(tmp_path, steps=[99])
     with pytest.raises(EntropylabError, match="no rollout dumps"):
-        read_rollouts(tmp_path / "rollouts" / "missing")
+        read_rollouts(tmp_path / rundir.ROLLOUTS / "missing")
     seqs = sequences(back, "advantage")
     assert len(seqs) == 8 and seqs[0].key == (0, 0, 0) and seqs[0].tokens == list("ab c\nd")
     assert seqs[1].values.tolist() == [-1.0] * 6

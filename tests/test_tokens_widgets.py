@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from entropylab import rundir
 from entropylab.tokens import TokensError
 from entropylab.tokens.toy import tiny_random_model
 from entropylab.tokens.widgets import TokenExplorer
@@ -43,9 +44,8 @@ def n_spans(html: str) -> int:
 def test_dump_explorer_selection_and_values(toy, tmp_path):
     model, tok = toy
     df = synthetic_dump(tok)
-    (tmp_path / "rollouts").mkdir()
     for step, g in df.groupby("step"):
-        g.to_parquet(tmp_path / "rollouts" / f"step_{step:06d}.parquet")
+        rundir.write_dump(tmp_path, step, g)
     ex = TokenExplorer(tmp_path, model, tok)  # a run directory
     assert ex.kind == "dump" and ex.key() == {"step": 0, "prompt_id": 0, "sample_id": 0}
     assert ex.values[:4] == ["entropy", "logprob", "advantage", "covariance"]

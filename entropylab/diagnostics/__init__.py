@@ -1,7 +1,8 @@
 """Per-token covariance diagnostics over rollout dumps: Table 1, and does Cov(log pi, A) predict dH?
 
 Works on a run directory (metrics.jsonl + rollouts/step_*.parquet) without the trainer: numpy, pandas and
-pyarrow only (matplotlib only when figures are written). The dump schema is `DUMP_COLUMNS`.
+pyarrow only (matplotlib only when figures are written). The run directory and the dump schema
+(`DUMP_COLUMNS`, `read_dumps`, `metrics_frame`) are `entropylab.rundir`'s.
 """
 
 from entropylab.diagnostics.covariance import (
@@ -12,18 +13,6 @@ from entropylab.diagnostics.covariance import (
     top_k_count,
 )
 from entropylab.diagnostics.diagnose import Diagnosis, diagnose
-from entropylab.diagnostics.dumps import (
-    DUMP_COLUMNS,
-    OPTIONAL_COLUMNS,
-    DumpError,
-    coerce_dump,
-    dump_columns,
-    dump_files,
-    dump_path,
-    read_dumps,
-    read_metrics,
-    validate_dump,
-)
 from entropylab.diagnostics.theory import (
     FORMS,
     TheoryCheck,
@@ -33,8 +22,6 @@ from entropylab.diagnostics.theory import (
 )
 
 __all__ = [
-    "DEFAULT_QUANTILES", "DUMP_COLUMNS", "FORMS", "OPTIONAL_COLUMNS", "Diagnosis", "DumpError", "TheoryCheck",
-    "agreement", "coerce_dump", "covariance_table", "diagnose", "dump_columns", "dump_covariance_agreement",
-    "dump_files", "dump_path", "entropy_change_check", "read_dumps", "read_metrics", "step_covariances",
-    "token_covariance", "top_k_count", "validate_dump",
+    "DEFAULT_QUANTILES", "FORMS", "Diagnosis", "TheoryCheck", "agreement", "covariance_table", "diagnose",
+    "dump_covariance_agreement", "entropy_change_check", "step_covariances", "token_covariance", "top_k_count",
 ]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from entropylab.diagnostics.dumps import DumpError
+from entropylab.rundir import DumpError
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0002, 0.002, 0.02, 0.2)
 SCOPES = ("batch", "micro")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from entropylab.diagnostics.covariance import DEFAULT_QUANTILES, covariance_table, dump_covariance_agreement
-from entropylab.diagnostics.dumps import DumpError, dump_columns, read_dumps, read_metrics
 from entropylab.diagnostics.theory import FORMS, entropy_change_check
+from entropylab.rundir import ROLLOUTS, DumpError, dump_columns, metrics_frame, read_dumps
 
 _MEASURED = {
     "update": "entropy of the step's own tokens after its update minus before (entropylab runs log both)",
@@ -117,8 +117,8 @@ def diagnose(run_dir: str | Path, out_dir: str | Path | None = None, *, scope: s
     optional = [c for c in ("entropy", "covariance", "micro_batch") if c in present]
     dump = read_dumps(run_dir, steps=steps, columns=["logprob", "advantage", *optional])
     if dump.empty:
-        raise DumpError(f"rollout dumps in {run_dir / 'rollouts'} hold no tokens")
-    metrics = read_metrics(run_dir)
+        raise DumpError(f"rollout dumps in {run_dir / ROLLOUTS} hold no tokens")
+    metrics = metrics_frame(run_dir)
     table = covariance_table(dump, quantiles, scope)
     check = entropy_change_check(dump, metrics if len(metrics) else None, lr=lr, scope=scope)
     diag = Diagnosis(run_dir=run_dir, scope=scope, table=table, theory=check.frame,

@@ -1,7 +1,7 @@
 """Synthetic run directories for tests, benchmarks and demos: a softmax bandit trained by natural PG.
 
 `simulate_bandit_run` writes what entropylab's trainer writes (metrics.jsonl and per-token Parquet dumps in
-the `DUMP_COLUMNS` schema) for a policy whose entropy change is known exactly, so `diagnose` has a ground
+the `entropylab.rundir.DUMP_COLUMNS` schema) for a policy whose entropy change is known exactly, so `diagnose` has a ground
 truth: the tokens are independent draws from one softmax state, the advantage is GRPO's group-normalised
 response reward, and the update is the sample natural-PG step ``z[a] += lr * mean advantage of a``.
 `random_dump` makes a large dump of only the columns Table 1 needs, quickly, for benchmarks.
@@ -9,14 +9,13 @@ response reward, and the update is the sample natural-PG step ``z[a] += lr * mea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from entropylab.diagnostics.covariance import token_covariance
-from entropylab.diagnostics.dumps import METRICS_FILE, coerce_dump, dump_path
+from entropylab.rundir import coerce_dump, write_dump, write_metrics
 
 
 def softmax_entropy(z: np.ndarray) -> float:
@@ -77,14 +76,11 @@ def simulate_bandit_run(run_dir: str | Path, *, steps: int = 30, vocab: int = 64
                 "entropy": entropy, "advantage": tok_adv, "reward": np.repeat(reward, length),
                 "covariance": token_covariance(tok_logp, tok_adv), "micro_batch": micro,
             })
-            path = dump_path(run_dir, step)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            coerce_dump(df, path).to_parquet(path, index=False)
+            write_dump(run_dir, step, coerce_dump(df))
         counts = np.bincount(tok, minlength=vocab)
         mean_adv = np.bincount(tok, weights=tok_adv, minlength=vocab) / np.maximum(counts, 1)
         z = z + lr * mean_adv
-    with open(run_dir / METRICS_FILE, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(rec) + "\n" for rec in records)
+    write_metrics(run_dir, records)
     return run_dir
 
 

@@ -43,7 +43,7 @@ otherwise by ``1 / gradient_accumulation_steps``.
 
 Rollout dumps: a ``transformers.TrainerCallback`` never sees the loss tensors, so the trainer records the
 rows and :class:`EntropyDumpCallback` gathers them across processes and writes
-``OUTPUT_DIR/rollouts/step_000010.parquet`` (``entropylab.diagnostics.DUMP_COLUMNS``) at the end of the
+``OUTPUT_DIR/rollouts/step_000010.parquet`` (``entropylab.rundir.DUMP_COLUMNS``) at the end of the
 step: the rollouts that update N trains on, with ``logprob`` and ``entropy`` from the policy before update N (at
 TRL's ``temperature``: exact temperature-1 values for the usual temperature 1), rows recorded at the first pass
 over a rollout batch only (later ``num_iterations`` passes reuse it and are not dumped again); ``prompt_id`` and
@@ -457,8 +457,7 @@ class EntropyDumpCallback(TrainerCallback):
     def _flush(self, upto: int | None) -> None:
         import pandas as pd
 
-        from entropylab.diagnostics import coerce_dump
-        from entropylab.rl.artifacts import write_dump
+        from entropylab.rundir import coerce_dump, write_dump
 
         accelerator = self._trainer.accelerator
         for step in sorted(s for s in self._pending if upto is None or s <= upto):

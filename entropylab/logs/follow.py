@@ -173,14 +173,18 @@ class Follower:
                 self._parser = tabular.JsonLinesParser(path, nested=fmt.nested, step_keys=fmt.step_keys,
                                                        drop=fmt.drop, step_key=self.step_key, run_key=self.run_key)
                 self._lines = 0
-            items = []
-            for line in data.split(b"\n")[:-1]:
-                self._lines += 1
-                if line.strip():
-                    try:
-                        items.append((self._lines, json.loads(line)))
-                    except ValueError:
-                        items.append((self._lines, None))
+            if fmt.parse_lines is not None:  # complete lines only: the format's rule sees no torn end
+                items, _ = fmt.parse_lines(data.decode("utf-8", "replace"), path, first_line=self._lines + 1)
+                self._lines += data.count(b"\n")
+            else:
+                items = []
+                for line in data.split(b"\n")[:-1]:
+                    self._lines += 1
+                    if line.strip():
+                        try:
+                            items.append((self._lines, json.loads(line)))
+                        except ValueError:
+                            items.append((self._lines, None))
             self._parser.feed(items)
             self.rows = self._parser.records
         return True

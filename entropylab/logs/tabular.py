@@ -20,7 +20,7 @@ from entropylab.logs._table import Raw, Table
 if TYPE_CHECKING:
     import pandas as pd
 
-    from entropylab.logs.formats import LogFormat
+    from entropylab.logs.formats import LineParser, LogFormat
 
 #: Runs of one file: name (None: the default name) -> rows.
 Runs = dict[str | None, Raw]
@@ -161,13 +161,20 @@ class JsonLinesParser:
 
 
 def read_json_lines(path: Path, *, nested: str | None = None, step_keys: tuple[str, ...] = aliases.STEP_KEYS,
-                    drop: tuple[str, ...] = (), step_key: str | None = None, run_key: str | None = None) -> Runs:
-    """JSON lines of metrics with a step field, or one JSON list of such records (see `JsonLinesParser`)."""
+                    drop: tuple[str, ...] = (), step_key: str | None = None, run_key: str | None = None,
+                    parse_lines: LineParser | None = None) -> Runs:
+    """JSON lines of metrics with a step field, or one JSON list of such records (see `JsonLinesParser`);
+    `parse_lines` parses the lines instead (a format's own rule, `LogFormat.parse_lines`)."""
     from entropylab.logs.verl import read_bytes
 
     parser = JsonLinesParser(path, nested=nested, step_keys=step_keys, drop=drop, step_key=step_key, run_key=run_key)
-    text, notes = _torn_tail(read_bytes(path).decode("utf-8", "replace"), path)
-    parser.feed(json_records(text))
+    text = read_bytes(path).decode("utf-8", "replace")
+    if parse_lines is not None:
+        items, notes = parse_lines(text, path)
+    else:
+        text, notes = _torn_tail(text, path)
+        items = json_records(text)
+    parser.feed(items)
     runs = parser.runs()
     for raw in runs.values():
         raw.notes[:0] = notes
@@ -189,7 +196,7 @@ def read_table(path: Path, fmt: LogFormat, *, container: str | None = None, step
         return read_parquet(path, **keys)
     if kind == "csv":
         return read_csv(path, **keys)
-    return read_json_lines(path, nested=fmt.nested, **keys)
+    return read_json_lines(path, nested=fmt.nested, parse_lines=fmt.parse_lines, **keys)
 
 
 def _torn_tail(text: str, path: Path) -> tuple[str, list[str]]:

@@ -2,7 +2,7 @@
 
 The losses, interventions and advantage estimators are pure functions looked up by name
 (`entropylab.rl.losses`, `entropylab.rl.advantages`); this file only composes them and writes the run
-directory described in `entropylab.rl.artifacts`. Every random choice is seeded from (seed, step), so a
+directory described in `entropylab.rundir`. Every random choice is seeded from (seed, step), so a
 run resumed from a checkpoint continues exactly as the uninterrupted run would have.
 """
 
@@ -12,20 +12,20 @@ import json
 import math
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from entropylab.diagnostics import coerce_dump
+from entropylab import rundir
 from entropylab.diagnostics.covariance import top_means
 from entropylab.errors import ConfigError, EntropylabError
 from entropylab.generation import logprobs_of, sample
 from entropylab.law import LiveLaw
 from entropylab.precision import autocast, workload_key
 from entropylab.precision import resolve as resolve_precision
-from entropylab.rl import artifacts as art
 from entropylab.rl.advantages import broadcast_to_tokens, get_advantage_estimator
 from entropylab.rl.config import TrainConfig
 from entropylab.rl.losses import compute_policy_loss, covariance_center, entropy_threshold, token_covariance
@@ -101,7 +101,7 @@ def route_shares(task, texts, problems, prefix: str = "route/") -> dict[str, flo
 
 
 def rollout_dump(step: int, samples, tokenizer, problem_ids, old_logp, adv_tok, rewards, cov, micro) -> dict:
-    """Per-token rows of one step (the schema of `entropylab.diagnostics.DUMP_COLUMNS`) as column arrays."""
+    """Per-token rows of one step (the schema of `entropylab.rundir.DUMP_COLUMNS`) as column arrays."""
     mask = samples.response_mask.cpu().numpy()
     rows, cols = np.nonzero(mask)
     ids = samples.response_ids.cpu().numpy()[rows, cols]
@@ -131,22 +131,22 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     """Run GRPO as configured and write the run directory `out`; returns it."""
     from tqdm.auto import tqdm
 
-    from entropylab.models import load_model
+    from entropylab.models import load_model, quiet_progress
     from entropylab.tasks import get_task
 
     run_dir = Path(out)
-    checkpoints = art.list_checkpoints(run_dir)
+    checkpoints = rundir.list_checkpoints(run_dir)
     if resume:
-        saved = run_dir / art.CONFIG
+        saved = run_dir / rundir.CONFIG
         if not saved.exists():
-            raise EntropylabError(f"{run_dir}: nothing to resume (no {art.CONFIG})")
+            raise EntropylabError(f"{run_dir}: nothing to resume (no {rundir.CONFIG})")
         from entropylab.rl.config import resolve_config
 
         cfg = resolve_config("grpo", saved)
-    elif (run_dir / art.METRICS).exists() and art.read_metrics(run_dir / art.METRICS):
+    elif rundir.read_metrics(run_dir):
         raise EntropylabError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / art.CONFIG).write_text(cfg.to_yaml())
+    (run_dir / rundir.CONFIG).write_text(cfg.to_yaml())
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
 
     # -- model, reference model, task, optimizer
     start = checkpoints[-1] if resume and checkpoints else 0
-    source = art.checkpoint_dir(run_dir, start) if start else cfg.model
+    source = rundir.checkpoint_dir(run_dir, start) if start else cfg.model
     model, tokenizer = load_model(str(source), device=device)
     ref_model = None
     if cfg.loss.kl_coef > 0:
@@ -172,11 +172,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     adv_kwargs = {"norm_std": cfg.norm_std} if cfg.advantage == "grpo" else {}
 
     if start:
-        state = torch.load(art.checkpoint_dir(run_dir, start) / "trainer_state.pt", weights_only=False)
+        state = torch.load(rundir.checkpoint_dir(run_dir, start) / rundir.TRAINER_STATE, weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    art.prune_after(run_dir, start)  # forget metric lines and dumps written after the checkpoint
-    writer = art.MetricsWriter(run_dir / art.METRICS)
+    rundir.prune_after(run_dir, start)  # forget metric lines and dumps written after the checkpoint
+    writer = rundir.MetricsWriter(run_dir)
     t0 = time.perf_counter()
     if start == 0 and cfg.val_every:
         writer.write({"step": 0, **validate(model, tokenizer, task, val_problems, cfg, 0)})
@@ -186,7 +186,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                initial=start, total=cfg.steps)
     last_val: dict[str, float] = {}
     live_law = LiveLaw(val_size=cfg.val_problems)  # the law/* keys at each validation (torch-free entropylab.law)
-    for r in art.read_metrics(run_dir / art.METRICS) if start else []:  # resumed: the points written so far
+    for r in rundir.read_metrics(run_dir) if start else []:  # resumed: the points written so far
         if r.get("step") and r.get("entropy") is not None and r.get("val/acc") is not None:
             live_law.update(r["step"], r["entropy"], r["val/acc"])
     for step in bar:
@@ -314,11 +314,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             writer.write(record)
             if dump_step:
                 dump = rollout_dump(step, samples, tokenizer, ids, old_logp, adv_tok, rewards, cov, micro_of)
-                art.write_dump(run_dir, step, coerce_dump(pd.DataFrame(dump)))
+                rundir.write_dump(run_dir, step, rundir.coerce_dump(pd.DataFrame(dump)))
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                art.save_checkpoint(run_dir, step, model, tokenizer,
-                                    {"step": step, "optimizer": optimizer.state_dict(),
-                                     "scheduler": scheduler.state_dict()}, keep=cfg.keep_checkpoints)
+                kept = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+                with quiet_progress():
+                    rundir.save_checkpoint(run_dir, step, model, tokenizer, partial(torch.save, kept),
+                                           keep=cfg.keep_checkpoints)
         except OSError as err:
             writer.close()
             raise EntropylabError(f"{run_dir}: cannot write step {step} ({err.strerror or err}); "
@@ -342,14 +343,5 @@ def _update_precision(cfg: TrainConfig, run_dir: Path, model, input_ids, attn, m
 
     key = ("trainer", *workload_key(model, input_ids[rows]), tuple(mask[rows].shape))
     record = resolve_precision(cfg.precision, step, key)
-    (run_dir / art.PRECISION).write_text(json.dumps(record, indent=2) + "\n")
+    (run_dir / rundir.PRECISION).write_text(json.dumps(record, indent=2) + "\n")
     return record["precision"]
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest complete checkpoint of a run (a directory `load_model` accepts)."""
-    steps = art.list_checkpoints(Path(run_dir))
-    if not steps:
-        raise EntropylabError(f"{run_dir}: no checkpoint found")
-    return art.checkpoint_dir(Path(run_dir), steps[-1])
-

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from entropylab import rundir
 from entropylab.tokens.errors import TokensError
 
 __all__ = ["TokenSeq", "frame_kind", "read_rollouts", "sequence_keys", "sequences"]
@@ -16,17 +17,15 @@ __all__ = ["TokenSeq", "frame_kind", "read_rollouts", "sequence_keys", "sequence
 def read_rollouts(path: str | Path, steps: Iterable[int] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Rollout dump rows from a run directory, its `rollouts/` folder or one `step_*.parquet` file.
 
-    Reading and schema checks are `entropylab.diagnostics.read_dumps`'s; rows come sorted by step,
+    Reading and schema checks are `entropylab.rundir.read_dumps`'s; rows come sorted by step,
     prompt_id, sample_id, position, which is the order the renderer needs.
     """
-    from entropylab.diagnostics import read_dumps, validate_dump
-
     p = Path(path)
     if p.is_file():
         df = pd.read_parquet(p, columns=columns)
-        validate_dump(df, p, columns=columns)
+        rundir.validate_dump(df, p, columns=columns)
     else:
-        df = read_dumps(p.parent if p.name == "rollouts" else p, steps=steps, columns=columns)
+        df = rundir.read_dumps(p.parent if p.name == rundir.ROLLOUTS else p, steps=steps, columns=columns)
     keys = [c for c in ("step", "prompt_id", "sample_id", "position") if c in df.columns]
     return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
 

@@ -123,6 +123,7 @@ def _json_start(data: bytes) -> tuple[dict | None, bool] | None:
 
 
 Reader = Callable[..., "Runs"]
+LineParser = Callable[..., "tuple[list[tuple[int, dict]], list[str]]"]
 
 
 def _never(_: object) -> bool:
@@ -165,6 +166,8 @@ class LogFormat:
       format cannot be followed.
     - Keys: `step_keys` (step fields in priority order), `drop` (bookkeeping columns), `nested` (the sub-dict
       holding the metrics of a JSON record), `entropy_key` (the format's own entropy key, tried first).
+    - `parse_lines(text, path, first_line=1)`: the (line number, record) pairs and notes of the format's JSON
+      lines, raising on a line it refuses (default: every JSON line read, the others skipped with a warning).
     """
 
     name: str
@@ -184,6 +187,7 @@ class LogFormat:
     drop: tuple[str, ...] = ()
     nested: str | None = None
     entropy_key: str | None = None
+    parse_lines: LineParser | None = None
 
 
 #: Every log format by name.

@@ -1,4 +1,4 @@
-"""entropylab's own run directories (`metrics.jsonl`, written by `entropylab train` and the TRL callback)."""
+"""entropylab's own run directories (`metrics.jsonl`, written by `entropylab train`; see `entropylab.rundir`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 from entropylab.logs.formats import LogFormat, Source, follow_lines, register_format
 from entropylab.logs.tabular import Runs, read_table
-
-METRICS = "metrics.jsonl"
+from entropylab.rundir import METRICS, parse_metrics
 
 
 def read(path: Path, fmt: LogFormat, *, step_key: str | None = None, run_key: str | None = None) -> Runs:
@@ -23,10 +22,11 @@ def find_runs(directory: Path, name: str) -> list[Source]:
 
 # Its own entropy key comes first: entropylab's trainer logs the paper's H (per-response mean) as `entropy` and the
 # loss's token-mean entropy under the updating policy as `actor/entropy`. Its run directories are looked for first
-# in a directory: the TRL callback writes metrics.jsonl beside TRL's own state.
+# in a directory. Its lines follow the run directory's rule (`entropylab.rundir.parse_metrics`): a torn last line
+# is a note, any other line that is not a JSON object an error naming file:line.
 FORMAT = register_format(LogFormat(
     name="entropylab", description="entropylab run directory (metrics.jsonl)", rank=100, read=read,
     match_name=lambda path: path.name == METRICS, find_runs=find_runs,
     holds_run=lambda directory: (directory / METRICS).is_file(), dir_rank=10, marker=METRICS,
     missing=f"no {METRICS} in this directory (an entropylab run directory has one)", follow=follow_lines,
-    entropy_key="entropy"))
+    entropy_key="entropy", parse_lines=parse_metrics))
