@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 
 from entropylab.tokens import TokensError
-from entropylab.tokens.toy import tiny_random_model
 from entropylab.tokens.widgets import TokenExplorer
 
 
 @pytest.fixture(scope="module")
-def toy():
-    return tiny_random_model()
+def toy(sharp_model, tiny_tokenizer):
+    return sharp_model, tiny_tokenizer
 
 
 def synthetic_dump(tok, steps=(0, 10), prompts=3, samples=2, covariance=True) -> pd.DataFrame:
