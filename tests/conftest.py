@@ -1,8 +1,9 @@
-"""Test-wide settings and the tiny test models. One torch thread: the models here are tiny, so per-op overhead
-dominates, and two threads on a 2-core CI machine that is also running the test process spin against each other.
+"""Test-wide settings and the tiny test models. One torch thread: the models here are tiny, so per-op
+overhead dominates, and two threads on a 2-core CI machine that is also running the test process spin
+against each other.
 
-The tiny models are `entropylab.models.tiny_model` over `build_tokenizer()` (seeded, so every run builds the same
-weights); tests that need a vocabulary small enough to enumerate use `entropylab.models.enumerable_model`.
+The tiny models are `entropylab.models.tiny_model` over `build_tokenizer()`, seeded, so every run builds the
+same weights; tests that need a vocabulary small enough to enumerate use `entropylab.models.enumerable_model`.
 """
 
 import os
@@ -13,9 +14,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-#: `tiny_model` and `tiny_checkpoint`: hidden 32, one layer, 2 heads / 1 KV head, tied embeddings, 256-token context.
+#: `tiny_model` and `tiny_checkpoint`: hidden 32, one layer, 2 heads / 1 KV head, tied, 256-token context.
 TINY = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
-#: `sharp_model`: hidden 64, two layers, untied, the head scaled by 40 so entropies spread out; 64-token context.
+#: `sharp_model`: hidden 64, two layers, untied, the head scaled by 40 (entropies spread out), 64-token context.
 SHARP = dict(hidden_size=64, num_layers=2, intermediate_size=128, tie_word_embeddings=False, head_scale=40.0,
              max_position_embeddings=64)
 
@@ -28,7 +29,7 @@ def shared_runs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    """entropylab's character tokenizer (`build_tokenizer()`, the shipped checkpoints' one); shared, do not modify."""
+    """entropylab's character tokenizer (`build_tokenizer()`, the shipped checkpoints'); shared: do not modify."""
     from entropylab.models import build_tokenizer
 
     return build_tokenizer()
@@ -44,7 +45,7 @@ def tiny_model(tiny_tokenizer):
 
 @pytest.fixture(scope="module")
 def sharp_model(tiny_tokenizer):
-    """A seeded random Qwen2 (`SHARP`) for `tiny_tokenizer` whose next-token entropies range from near 0 to high."""
+    """A seeded random Qwen2 (`SHARP`) for `tiny_tokenizer`, next-token entropies from near 0 to high."""
     from entropylab.models import tiny_model
 
     return tiny_model(tiny_tokenizer, seed=0, **SHARP)

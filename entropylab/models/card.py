@@ -1,4 +1,4 @@
-"""Model cards and manifests of pretrained checkpoints: `model_card.md` (prose and tables) and `entropylab.json`."""
+"""The model card (`model_card.md`) and manifest (`entropylab.json`) of a pretrained checkpoint."""
 
 from __future__ import annotations
 

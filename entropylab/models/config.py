@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from entropylab.errors import ModelError
+from entropylab.models.tokenizer import build_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Qwen2Config
@@ -59,7 +60,8 @@ def tiny_model(
     head_scale: float = 1.0,
     **config: Any,
 ) -> PreTrainedModel:
-    """A random tiny Qwen2 for `tokenizer` (its size and special ids; `config`: `tiny_config`'s knobs), in eval mode.
+    """A random tiny Qwen2 for `tokenizer` (its size and special ids), in eval mode; `config`: `tiny_config`'s
+    sizes, `tie_word_embeddings` and `init_scale`.
 
     `seed`: `torch.manual_seed` before the initialisation (None: draw from the current random state);
     `vocab_size` overrides the tokenizer's size; `head_scale` multiplies the output head (untied embeddings
@@ -88,13 +90,11 @@ def enumerable_model(
     num_layers: int = 1,
     max_position_embeddings: int = 64,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """(model, tokenizer): `tiny_model` (hidden 32, 2 heads) over `vocab` tokens, the characters `a`, `b`, ...
-    then the end token `$` (`build_tokenizer(minimal=True)`): every short sequence can be enumerated.
+    """(model, tokenizer): `tiny_model` (hidden 32, 2 heads, untied) over `vocab` tokens, the characters `a`,
+    `b`, ... then the end token `$` (`build_tokenizer(minimal=True)`), so every short sequence can be enumerated.
 
     `init_scale` spreads the random logits, so the next-token distributions are far from uniform.
     """
-    from entropylab.models.tokenizer import build_tokenizer
-
     if not 2 <= vocab <= len(ENUMERABLE_CHARS) + 1:
         raise ModelError(f"enumerable_model: vocab must be 2..{len(ENUMERABLE_CHARS) + 1}, got {vocab}")
     tokenizer = build_tokenizer(ENUMERABLE_CHARS[: vocab - 1], minimal=True, eos="$")

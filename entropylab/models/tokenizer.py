@@ -24,13 +24,15 @@ def _byte_char(ch: str) -> str:
     return chr(256 + sum(1 for x in range(b) if x not in keep))
 
 
-def build_tokenizer(alphabet: str | None = None, *, minimal: bool = False, eos: str = EOS) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    alphabet: str | None = None, *, minimal: bool = False, eos: str = EOS
+) -> PreTrainedTokenizerFast:
     """A character-level `PreTrainedTokenizerFast`: one token per character, `<bos>` prepended, exact decode.
 
-    Ids: `<pad> <bos> <eos> <unk>` (`<eos>` spelt `eos`), then the characters of `alphabet` (default: the tasks' `ALPHABET`) in
-    order; a character outside it encodes as `<unk>`. Tokens are GPT-2 byte-level symbols with no merges,
-    so `AutoTokenizer.from_pretrained` gives the same ids whether it builds this pipeline or, for a Qwen2
-    checkpoint, transformers' own `Qwen2Tokenizer`.
+    Ids: `<pad> <bos> <eos> <unk>` (the end token spelt `eos`), then the characters of `alphabet` (default:
+    the tasks' `ALPHABET`) in order; a character outside it encodes as `<unk>`. Tokens are GPT-2 byte-level
+    symbols with no merges, so `AutoTokenizer.from_pretrained` gives the same ids whether it builds this
+    pipeline or, for a Qwen2 checkpoint, transformers' own `Qwen2Tokenizer`.
     `minimal=True`: the characters then `eos` alone (the last id, also the padding), no `<bos>`, `<pad>` or
     `<unk>`: a vocabulary small enough to enumerate every short sequence (`entropylab.sampling.exact`).
     """
@@ -56,5 +58,5 @@ def build_tokenizer(alphabet: str | None = None, *, minimal: bool = False, eos: 
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=eos, pad_token=PAD, unk_token=UNK,
-                                   add_bos_token=True, **common)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=eos, pad_token=PAD,
+                                   unk_token=UNK, add_bos_token=True, **common)
