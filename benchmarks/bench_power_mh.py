@@ -39,16 +39,13 @@ from entropylab.tasks import get_task  # noqa: E402
 
 def load(name: str):
     """The shipped checkpoint (or a checkpoint directory); "random", or a missing checkpoint: a random Qwen2 of the shipped shape."""
-    from entropylab.models import build_tokenizer, data_dir, load_model, tiny_config
+    from entropylab.models import build_tokenizer, data_dir, load_model, tiny_model
 
     if name != "random" and ((data_dir() / name / "config.json").is_file() or (Path(name) / "config.json").is_file()):
         model, tok = load_model(name)
         return model, tok, f"checkpoint {name!r}"
-    from transformers import Qwen2ForCausalLM
-
     tok = build_tokenizer()
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(tiny_config(len(tok))).eval()
+    model = tiny_model(tok, seed=0)
     why = "" if name == "random" else f" (no data/models/{name} yet)"
     return model, tok, f"random model of the shipped shape{why}: high entropy, proposals rarely repeat the state"
 

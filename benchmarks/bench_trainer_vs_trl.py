@@ -32,16 +32,14 @@ import torch
 
 def tiny_model(out: Path) -> str:
     """The shipped arith checkpoint if present, else a random tiny Qwen2 (the shipped shape) saved to `out`."""
-    from entropylab.models import build_tokenizer, data_dir, tiny_config
+    from entropylab.models import build_tokenizer, data_dir
+    from entropylab.models import tiny_model as build_tiny_model
 
     shipped = data_dir() / "arith"
     if (shipped / "config.json").is_file():
         return str(shipped)
-    from transformers import AutoModelForCausalLM
-
     tok = build_tokenizer()
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(tiny_config(len(tok))).save_pretrained(out)
+    build_tiny_model(tok, seed=0).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
 

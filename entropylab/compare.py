@@ -447,11 +447,11 @@ def exactness_demo(
     "settings": ...} (texts show EOS as "$"): exact MH, MH without the index-choice correction, SMC, and
     low temperature. The defaults take a few seconds on a CPU.
     """
+    from entropylab.models import enumerable_model
     from entropylab.sampling import power_sample_mh, power_sample_smc, sample_low_temperature
     from entropylab.sampling.exact import empirical, power_of, sequence_logprobs, tv_distance
-    from entropylab.sampling.tiny import tiny_model
 
-    model, tok = tiny_model(vocab, init_scale=init_scale, seed=model_seed)
+    model, tok = enumerable_model(vocab, init_scale=init_scale, seed=model_seed)
     prompt = [[0]]
     exact = power_of(sequence_logprobs(model, prompt[0], max_len, vocab - 1), alpha)
 

@@ -7,11 +7,9 @@ from math import comb
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoModelForCausalLM
 
 from entropylab.evaluate import _entropy_metrics, accuracy, evaluate_task, mean_at_k, pass_at_k
-from entropylab.models import build_tokenizer, load_model, shipped_models, tiny_config
+from entropylab.models import load_model, shipped_models
 
 
 def test_pass_at_k_closed_form():
@@ -60,11 +58,8 @@ def test_accuracy_and_entropy_stats():
     assert all(np.isnan(v) for v in _entropy_metrics(e, np.zeros_like(m)).values())
 
 
-def test_evaluate_task_on_random_model():
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1)).eval()
-    out = evaluate_task(model, tok, "arith", n_problems=3, n_samples=4, max_new_tokens=12, seed=0)
+def test_evaluate_task_on_random_model(tiny_model, tiny_tokenizer):
+    out = evaluate_task(tiny_model, tiny_tokenizer, "arith", n_problems=3, n_samples=4, max_new_tokens=12, seed=0)
     for key in ("pass@1", "pass@2", "pass@4", "mean_length", "entropy_p50", "entropy_p80", "entropy_p95",
                 "entropy_frac_below_0.01"):
         assert key in out

@@ -8,16 +8,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen3Config
 
+from entropylab import models
 from entropylab.errors import ModelError
 from entropylab.generation import _truncate, continue_sampling, left_pad, logprobs_of, sample
-from entropylab.models import build_tokenizer, tiny_config
 
 PROMPTS = ["q: 12+7=?\na:", "q: 3+4-1=?\na:", "x", "q: 99-12+40-3=?\na: 99"]
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer()
+def tok(tiny_tokenizer):
+    return tiny_tokenizer
 
 
 def _model(config):
@@ -27,7 +27,7 @@ def _model(config):
 
 @pytest.fixture(scope="module")
 def model(tok):
-    return _model(tiny_config(len(tok), hidden_size=64, num_layers=2, max_position_embeddings=128))
+    return models.tiny_model(tok, seed=0, hidden_size=64, num_layers=2, max_position_embeddings=128)
 
 
 def _reference(model, s):

@@ -1,4 +1,5 @@
-"""Tokenizer, tiny config, load_model (shipped names, paths, errors) and a shortened pre-training run."""
+"""Tokenizer, tiny config and model, checkpoints (save, load, shipped names, paths, errors) and a shortened
+pre-training run."""
 
 from __future__ import annotations
 
@@ -12,19 +13,22 @@ from entropylab.errors import ModelError
 from entropylab.generation import sample
 from entropylab.models import (
     build_tokenizer,
+    enumerable_model,
     load_model,
     n_params,
     pretrain,
     read_manifest,
+    save_checkpoint,
     shipped_models,
     tiny_config,
+    tiny_model,
 )
 from entropylab.tasks import ALPHABET, get_task
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return build_tokenizer()
+def tok(tiny_tokenizer):
+    return tiny_tokenizer
 
 
 def test_tokenizer_round_trip(tok, tmp_path):
@@ -48,13 +52,41 @@ def test_tokenizer_round_trip(tok, tmp_path):
     assert len(tok) == 4 + len(set(ALPHABET))
 
 
-def test_tiny_config_size_and_save_load(tok, tmp_path):
+def test_minimal_tokenizer_is_the_alphabet_then_its_end_token():
+    tok = build_tokenizer("abc", minimal=True, eos="$")
+    assert len(tok) == 4 and tok.convert_ids_to_tokens([0, 1, 2, 3]) == ["a", "b", "c", "$"]
+    assert (tok.eos_token_id, tok.pad_token_id, tok.bos_token_id, tok.unk_token_id) == (3, 3, None, None)
+    assert tok("cab")["input_ids"] == [2, 0, 1]  # no <bos>
+    assert tok.decode([0, 1, 3]) == "ab$" and tok.decode([0, 1, 3], skip_special_tokens=True) == "ab"
+    with pytest.raises(ModelError, match="also a character"):
+        build_tokenizer("ab$", minimal=True, eos="$")
+    with pytest.raises(ModelError, match="one-byte"):
+        build_tokenizer("a€")
+
+
+def test_tiny_model_is_deterministic_for_a_seed(tok):
+    a, b, c = (tiny_model(tok, seed=s, hidden_size=16, num_layers=1) for s in (3, 3, 4))
+    assert not a.training and a.config.vocab_size == len(tok)
+    assert (a.config.pad_token_id, a.config.bos_token_id, a.config.eos_token_id) == (0, 1, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+    sharp = tiny_model(tok, seed=3, hidden_size=16, num_layers=1, tie_word_embeddings=False, head_scale=40.0)
+    plain = tiny_model(tok, seed=3, hidden_size=16, num_layers=1, tie_word_embeddings=False)
+    assert torch.equal(sharp.lm_head.weight, 40.0 * plain.lm_head.weight)
+    with pytest.raises(ModelError, match="untied"):
+        tiny_model(tok, head_scale=2.0)
+    (m1, t1), (m2, _) = enumerable_model(5, init_scale=0.3, seed=2), enumerable_model(5, init_scale=0.3, seed=2)
+    assert len(t1) == m1.config.vocab_size == 5 and m1.config.eos_token_id == t1.eos_token_id == 4
+    assert all(torch.equal(x, y) for x, y in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_tiny_config_size_and_save_load(tok, tiny_model, tmp_path):
     cfg = tiny_config(len(tok))
     assert cfg.tie_word_embeddings and cfg.max_position_embeddings == 256
     with torch.device("meta"):
         big = AutoModelForCausalLM.from_config(cfg)
     assert 1_000_000 <= n_params(big) <= 5_000_000
-    small = AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1))
+    small = tiny_model
     small.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
@@ -64,7 +96,30 @@ def test_tiny_config_size_and_save_load(tok, tmp_path):
         assert torch.equal(a, b)
 
 
-def test_load_model_errors(tok, tmp_path, monkeypatch):
+def test_save_checkpoint_then_load_model(tiny_model, tok, tmp_path):
+    task = get_task("arith")
+    metrics = {"n_problems": 2, "n_samples": 2, "pass@1": 0.25, "pass@2": 0.5, "mean_length": 9.5, "frac_finished": 1.0,
+               **{f"entropy_{k}": 0.1 for k in ("p50", "p80", "p95", "frac_below_0.01", "mean")}}
+    params = dict(task="arith", steps=3, batch_size=4, seq_len=32, lr=1e-3, seed=0, error_rate=0.5, clean_steps=2,
+                  easy_share=0.3, init="scratch", difficulty=None, hidden_size=32, num_layers=1, threads=1)
+    result = dict(params=params, metrics=metrics, n_params=n_params(tiny_model), train_seconds=1.5, final_loss=2.5,
+                  initial_loss=4.0, train_tokens=123, machine={})
+    out = save_checkpoint(tiny_model, tok, tmp_path / "ck", task, result)
+    model, tok2 = load_model(out)
+    assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), model.parameters()))
+    assert tok2.get_vocab() == tok.get_vocab() and tok2("12+3=")["input_ids"] == tok("12+3=")["input_ids"]
+    manifest = read_manifest(out)
+    assert manifest["task"] == "arith" and manifest["answer_marker"] == task.answer_marker
+    assert manifest["n_params"] == n_params(tiny_model) and manifest["metrics"] == metrics
+    assert manifest["params"] == params and manifest["final_loss"] == 2.5 and manifest["train_seconds"] == 1.5
+    assert manifest["command"].startswith(f"entropylab pretrain --task arith --out {out} --steps 3")
+    card = (out / "model_card.md").read_text()
+    assert card.startswith("# entropylab tiny model: `arith`") and "hidden 32, 1 layers" in card
+    assert "pass@1 0.250, pass@2 0.500" in card and manifest["command"] in card
+    assert "The first 2 steps show correct solutions only (30% of them" in card
+
+
+def test_load_model_errors(tok, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("ENTROPYLAB_DATA", str(tmp_path / "data"))
     with pytest.raises(ModelError, match="unknown model 'nope'"):
         load_model("nope")
@@ -81,14 +136,14 @@ def test_load_model_errors(tok, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="not a causal language model.*distilbert"):
         load_model(enc)
     notok = tmp_path / "notok"
-    AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1)).save_pretrained(notok)
+    tiny_model.save_pretrained(notok)
     with pytest.raises(ModelError, match="tokenizer"):
         load_model(notok)
 
 
-def test_env_var_names_shipped_models(tok, tmp_path, monkeypatch):
+def test_env_var_names_shipped_models(tok, tiny_model, tmp_path, monkeypatch):
     root = tmp_path / "data" / "models" / "mini"
-    AutoModelForCausalLM.from_config(tiny_config(len(tok), hidden_size=32, num_layers=1)).save_pretrained(root)
+    tiny_model.save_pretrained(root)
     tok.save_pretrained(root)
     monkeypatch.setenv("ENTROPYLAB_DATA", str(tmp_path / "data"))
     assert shipped_models() == ["mini"]
@@ -133,7 +188,7 @@ def test_short_pretraining_lowers_loss(tmp_path):
 def test_clean_steps_show_correct_solutions_first(tok):
     """The curriculum: the first `clean_steps` batches hold only correct solutions (a share of them warm-up
     problems), the rest fresh problems with mistakes at the error rate."""
-    from entropylab.models import _corpus, _encode_documents, _schedule
+    from entropylab.models.pretraining import _corpus, _encode_documents, _schedule
     from entropylab.tasks import get_task
 
     task, batch, steps, clean_steps = get_task("arith"), 8, 40, 25

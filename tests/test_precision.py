@@ -7,11 +7,10 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
 
 from entropylab import precision as prec
 from entropylab.errors import ConfigError
-from entropylab.models import pretrain, tiny_config
+from entropylab.models import pretrain
 
 
 class FakeClock:
@@ -58,9 +57,8 @@ def test_resolve_probes_once_per_workload_and_respects_a_fixed_choice(monkeypatc
             pass
 
 
-def test_model_step_leaves_the_weights_and_gradients_alone():
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(tiny_config(40, hidden_size=32, num_layers=1))
+def test_model_step_leaves_the_weights_and_gradients_alone(tiny_model):
+    model = tiny_model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     step = prec.model_step(model, torch.randint(4, 40, (4, 12)))
     for name in prec.PRECISIONS:

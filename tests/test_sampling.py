@@ -13,6 +13,7 @@ import torch
 
 from entropylab.errors import ConfigError, ModelError
 from entropylab.generation import logprobs_of
+from entropylab.models import enumerable_model
 from entropylab.sampling import (
     effective_sample_size,
     mh_accept,
@@ -29,7 +30,6 @@ from entropylab.sampling.exact import (
     token_logprobs,
     tv_distance,
 )
-from entropylab.sampling.tiny import tiny_model
 
 # The exactness case: a random Qwen2 over {a, b, c, EOS}, responses of at most 4 tokens (121 complete
 # sequences, 1 to 4 tokens long), alpha = 2. Its MH kernel mixes in ~30 moves; without the index-choice
@@ -49,7 +49,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def small():
-    model, tok = tiny_model(VOCAB, init_scale=SCALE, seed=MODEL_SEED)
+    model, tok = enumerable_model(VOCAB, init_scale=SCALE, seed=MODEL_SEED)
     per_token = token_logprobs(model, [0], MAX_LEN, VOCAB - 1, ALPHA)
     target = power_of({s: sum(v[0]) for s, v in per_token.items()}, ALPHA)
     return model, tok, per_token, target
@@ -225,7 +225,7 @@ def test_mh_log_ratio_rejects_impossible_moves_without_nan():
 
 
 def test_truncated_proposals_are_safe():
-    model, tok = tiny_model(6, init_scale=0.3, seed=1, layers=2)
+    model, tok = enumerable_model(6, init_scale=0.3, seed=1, num_layers=2)
     for kv in ("reuse", "recompute"):
         s = power_sample_mh(model, tok, ["ab", "c"], alpha=3.0, mcmc_steps=4, block_size=3, max_new_tokens=7,
                             n_chains=4, seed=0, top_k=2, top_p=0.8, kv=kv)
@@ -237,7 +237,7 @@ def test_truncated_proposals_are_safe():
 
 
 def test_cache_reuse_matches_recompute_and_fresh_forward():
-    model, tok = tiny_model(6, init_scale=0.1, seed=3, layers=2)
+    model, tok = enumerable_model(6, init_scale=0.1, seed=3, num_layers=2)
     prompts = ["a", "abcd", "bb", "cacbda"]  # different lengths: left padding
     out = {}
     for kv, backend in (("reuse", "auto"), ("recompute", "auto"), ("recompute", "hf")):
@@ -275,7 +275,7 @@ def test_kept_caches_and_lockstep_recompute_agree_in_law(small):
 
 
 def test_token_accounting():
-    model, tok = tiny_model(5, seed=0)
+    model, tok = enumerable_model(5, seed=0)
     prompts = [[0, 1, 2], [1, 2]]  # left-padded to width 3
     r, p, t = 2, 3, 6
     no_eos = dict(eos_token_id=[], max_new_tokens=t, block_size=t, mcmc_steps=0, seed=0)
@@ -289,7 +289,7 @@ def test_token_accounting():
 
 
 def test_determinism_by_seed():
-    model, tok = tiny_model(6, init_scale=0.3, seed=2)
+    model, tok = enumerable_model(6, init_scale=0.3, seed=2)
     kw = dict(alpha=2.0, mcmc_steps=3, block_size=3, max_new_tokens=8, n_chains=4)
     a = power_sample_mh(model, tok, ["ab"], seed=7, **kw)
     b = power_sample_mh(model, tok, ["ab"], seed=7, **kw)
@@ -320,7 +320,7 @@ def test_resampling_helpers():
 
 @pytest.mark.parametrize("backend", ["auto", "hf"])
 def test_smc_resampling_keeps_caches_consistent(backend):
-    model, tok = tiny_model(6, init_scale=0.3, seed=4, layers=2)
+    model, tok = enumerable_model(6, init_scale=0.3, seed=4, num_layers=2)
     s = power_sample_smc(model, tok, ["a", "bcab", "cc"], alpha=3.0, n_particles=6, n=2, max_new_tokens=10, seed=0,
                          ess_threshold=1.0, return_particles=True, backend=backend)  # resample after every token
     assert s.stats["resamples"] > 10
@@ -338,7 +338,7 @@ def test_smc_resampling_keeps_caches_consistent(backend):
 
 
 def test_bad_inputs_raise_clear_errors():
-    model, tok = tiny_model(4, context=16)
+    model, tok = enumerable_model(4, max_position_embeddings=16)
     with pytest.raises(ConfigError, match="alpha"):
         power_sample_mh(model, tok, ["a"], alpha=0)
     with pytest.raises(ConfigError, match="alpha"):
@@ -369,7 +369,7 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_model_without_kv_cache_is_refused():
-    model, tok = tiny_model(4)
+    model, tok = enumerable_model(4)
 
     class NoCache(type(model)):
         def forward(self, *args, **kwargs):

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 from entropylab.compare import compare_methods, exactness_demo, run_sample_cli, sweep  # noqa: E402
 from entropylab.errors import ConfigError  # noqa: E402
+from entropylab.models import enumerable_model  # noqa: E402
 from entropylab.sampling import (  # noqa: E402
     PowerSamples,
     get_sampler,
@@ -22,7 +23,6 @@ from entropylab.sampling import (  # noqa: E402
     sample_plain,
 )
 from entropylab.sampling.exact import empirical, sequence_logprobs, tv_distance  # noqa: E402
-from entropylab.sampling.tiny import tiny_model  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -34,23 +34,16 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def char_model():
+def char_model(tiny_model, tiny_tokenizer):
     """A random tiny Qwen2 over the task alphabet (the shipped tokenizer), small and fast."""
-    from transformers import Qwen2ForCausalLM
-
-    from entropylab.models import build_tokenizer, tiny_config
-
-    tok = build_tokenizer()
-    torch.manual_seed(0)
-    cfg = tiny_config(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, max_position_embeddings=96)
-    return Qwen2ForCausalLM(cfg).eval(), tok
+    return tiny_model, tiny_tokenizer
 
 
 def test_registry():
     assert list_samplers() == ["plain", "temp", "best_of_n", "mh", "smc", "sps", "mh_entropy"]
     with pytest.raises(ConfigError, match="plain, temp, best_of_n, mh, smc, sps, mh_entropy"):
         get_sampler("beam")
-    model, tok = tiny_model(5, seed=1)
+    model, tok = enumerable_model(5, seed=1)
     for name in list_samplers():
         s = get_sampler(name)(model, tok, ["ab", "c"], n=3, alpha=2.0, max_new_tokens=5, seed=0)
         assert isinstance(s, PowerSamples) and s.method == name
@@ -61,7 +54,7 @@ def test_registry():
 
 
 def test_low_temperature_is_tokenwise_tempering():
-    model, tok = tiny_model(4, init_scale=0.2, seed=3)
+    model, tok = enumerable_model(4, init_scale=0.2, seed=3)
     s = sample_low_temperature(model, tok, [[0]], alpha=2.0, n=16000, max_new_tokens=4, seed=0)
     exact = {k: math.exp(v) for k, v in sequence_logprobs(model, [0], 4, 3, temperature=0.5).items()}
     got = empirical(r[:k].tolist() for r, k in zip(s.response_ids, s.n_tokens))
@@ -69,7 +62,7 @@ def test_low_temperature_is_tokenwise_tempering():
 
 
 def test_best_of_n_keeps_the_most_likely_candidate():
-    model, tok = tiny_model(5, init_scale=0.3, seed=1)
+    model, tok = enumerable_model(5, init_scale=0.3, seed=1)
     pool = sample_plain(model, tok, ["ab", "c"], n=2 * 6, max_new_tokens=6, seed=3)
     best = sample_best_of_n(model, tok, ["ab", "c"], n=2, n_candidates=6, max_new_tokens=6, seed=3)
     assert torch.allclose(best.loglik, pool.loglik.view(4, 6).max(1).values)
@@ -184,7 +177,7 @@ def test_compare_at_a_budget_spends_about_it():
 
 
 def test_mh_entropy_keeps_its_cut_options_when_the_cli_passes_none():
-    model, tok = tiny_model(5, seed=1)
+    model, tok = enumerable_model(5, seed=1)
     s = get_sampler("mh_entropy")(model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2,
                                   cut_temperature=None)
     assert s.method == "mh_entropy" and s.meta["cuts"] == "entropy" and s.meta["cut_temperature"] == 1.0

@@ -150,18 +150,10 @@ def test_math_task_extraction() -> None:
         task.problems("test")
 
 
-def _tiny_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {c: i for i, c in enumerate(sorted(set("abcdefghijklmnopqrstuvwxyz0123456789 <>|:?\n")))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="?"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="?")
-
-
 def test_apply_chat_template() -> None:
-    tok = _tiny_tokenizer()
+    from entropylab.models import build_tokenizer
+
+    tok = build_tokenizer()  # a fresh one: the test sets its chat template
     assert apply_chat_template(tok, "what is 2") == "what is 2"
     tok.chat_template = (
         "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"

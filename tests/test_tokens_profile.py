@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from entropylab import models
 from entropylab.errors import ModelError
 from entropylab.tokens import TokensError
 from entropylab.tokens.profile import PROFILE_COLUMNS, auto_chunk_size, entropy_profile
-from entropylab.tokens.toy import tiny_random_model
 
 TEXTS = ["12+3=15\n", "what is 7*8? 56", "a", "x = (4 + 5) * 2\nso x = 18.", "##"]
 
 
 @pytest.fixture(scope="module")
-def qwen():
-    return tiny_random_model(context=64)
+def qwen(sharp_model, tiny_tokenizer):
+    return sharp_model, tiny_tokenizer
 
 
 def naive(model, ids: list[int], top_k: int = 5) -> dict[str, np.ndarray]:
@@ -129,7 +129,7 @@ def test_sliding_window_scores_every_token_with_enough_context(qwen):
 
 def test_lm_head_only_sees_chunks(qwen):
     """The full [positions, vocab] logits never exist: the head runs on <= chunk_size rows at a time."""
-    model, tok = tiny_random_model(vocab_size=20_000, hidden=32, layers=1, context=512)
+    model = models.tiny_model(qwen[1], vocab_size=20_000, hidden_size=32, num_layers=1, max_position_embeddings=512)
     seen = []
     handle = model.lm_head.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
     try:

@@ -163,11 +163,10 @@ def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, sharp_model, tiny_tokenizer):
     from entropylab.tokens.profile import entropy_profile
-    from entropylab.tokens.toy import tiny_random_model
 
-    model, tok = tiny_random_model()
+    model, tok = sharp_model, tiny_tokenizer
     prof = entropy_profile(model, tok, ["12+3=15\nso the answer is 15.", "what is (2*4)? 8\n", "a <b> & c"])
     view = show_frame(prof, title="profile")
     tmp = tmp_path_factory.mktemp("page")

@@ -174,11 +174,10 @@ def test_entropy_split_temperature_applies_per_position():
         entropy_split_temperature(logits, 0.5, -1.0, 1.0)
 
 
-def test_split_temperature_sampling_and_grid():
+def test_split_temperature_sampling_and_grid(sharp_model, tiny_tokenizer):
     from entropylab.tasks import get_task
-    from entropylab.tokens.toy import tiny_random_model
 
-    model, tok = tiny_random_model()
+    model, tok = sharp_model, tiny_tokenizer
     prompts = ["12+3=", "7*8="]
     greedy, frac = sample_split_temperature(model, tok, prompts, entropy_cutoff=0.3, t_high=0.0, t_low=0.0,
                                             max_new_tokens=6)

@@ -10,13 +10,12 @@ import pytest
 
 from entropylab import rundir
 from entropylab.tokens import TokensError
-from entropylab.tokens.toy import tiny_random_model
 from entropylab.tokens.widgets import TokenExplorer
 
 
 @pytest.fixture(scope="module")
-def toy():
-    return tiny_random_model()
+def toy(sharp_model, tiny_tokenizer):
+    return sharp_model, tiny_tokenizer
 
 
 def synthetic_dump(tok, steps=(0, 10), prompts=3, samples=2, covariance=True) -> pd.DataFrame:
