@@ -10,18 +10,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from entropylab.decoder import eos_ids, pad_id, returned_cache
 from entropylab.errors import ConfigError, ModelError
-from entropylab.generation import (
-    Samples,
-    _eos_ids,
-    _pad_id,
-    encode_prompts,
-    fit_to_context,
-    left_pad,
-    returned_cache,
-)
+from entropylab.generation import Samples, encode_prompts, fit_to_context, left_pad
 
-__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
+__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_int", "check_top_p", "check_kv_cache", "decode_texts",
+           "Stopwatch"]
 
 
 @dataclass
@@ -91,6 +85,13 @@ def check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def check_top_p(top_p: float) -> float:
+    """top_p as float; ConfigError unless it is in (0, 1]."""
+    if not 0.0 < float(top_p) <= 1.0:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    return float(top_p)
+
+
 def check_kv_cache(model) -> None:
     """ModelError unless the model keeps a KV cache: power sampling continues from cached prefixes."""
     cfg = getattr(model, "config", None)
@@ -140,8 +141,8 @@ def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None
     max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens, where="prompts: ", stacklevel=4)
     if check_cache:
         check_kv_cache(model)
-    eos = _eos_ids(model, tokenizer, eos_token_id)
-    return Setup(prompt_ids, eos, _pad_id(tokenizer, eos), next(model.parameters()).device, max_new_tokens)
+    eos = eos_ids(model, tokenizer, eos_token_id)
+    return Setup(prompt_ids, eos, pad_id(tokenizer, eos), next(model.parameters()).device, max_new_tokens)
 
 
 def decode_texts(tokenizer, ids: Tensor, mask: Tensor) -> list[str]:

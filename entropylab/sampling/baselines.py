@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from entropylab.errors import ConfigError
+from entropylab.decoder import Proposal
 from entropylab.sampling._decoding import DecoderFactory, sample_suffixes
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
     check_alpha,
     check_int,
+    check_top_p,
     decode_texts,
     masked_sum,
     prepare,
@@ -30,8 +31,7 @@ def _draw(
 ) -> PowerSamples:
     """n responses per prompt from the model at temperature 1/q_alpha, as `PowerSamples` (rows prompt-major)."""
     n = check_int("n", n, 1)
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    check_top_p(top_p)
     clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     ids, mask, prompt_index = setup.batch(n)
@@ -41,10 +41,8 @@ def _draw(
     model.eval()
     try:
         factory = DecoderFactory(model, setup.device, backend, batch_hint=ids.shape[0])
-        out = sample_suffixes(
-            factory, ids, mask, horizon, alpha=q_alpha, top_k=top_k, top_p=top_p, generator=generator,
-            eos=setup.eos, pad=setup.pad,
-        )
+        out = sample_suffixes(factory, ids, mask, horizon, Proposal(alpha=q_alpha, top_k=top_k, top_p=top_p),
+                              generator=generator, eos=setup.eos, pad=setup.pad)
     finally:
         model.train(was_training)
     width = max(int(out["n"].max()), 1)

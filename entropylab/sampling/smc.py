@@ -33,13 +33,15 @@ import math
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal, draw, token_stats
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, draw, next_token_logprobs, row_entropy
+from entropylab.sampling._decoding import DecoderFactory
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
     check_alpha,
     check_int,
+    check_top_p,
     decode_texts,
     masked_sum,
     prepare,
@@ -109,8 +111,7 @@ def power_sample_smc(
         alpha_ramp = check_int("alpha_ramp", alpha_ramp, 0)
     if not 0.0 <= float(ess_threshold) <= 1.0:
         raise ConfigError(f"ess_threshold must be in [0, 1], got {ess_threshold!r}")
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    check_top_p(top_p)
     clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max, device, pad = setup.max_new_tokens, setup.device, setup.pad
@@ -146,12 +147,13 @@ def power_sample_smc(
         for t in steps:
             # 1. extend the live particles by one token from q_t and weight them
             a_t = alpha_schedule(alpha, alpha_ramp, t)
-            logp, logq = next_token_logprobs(logits, a_t, top_k, top_p)
+            p = token_stats(logits)
+            logp, logq = p.logp, Proposal(alpha=a_t, top_k=top_k, top_p=top_p).logprobs(logits, p.logp)
             live = alive[batch_rows]
             tok = draw(logq, generator).masked_fill_(~live, pad)
             lp = logp.gather(1, tok[:, None])[:, 0]
             lq = logq.gather(1, tok[:, None])[:, 0]
-            ent = row_entropy(logp)
+            ent = p.entropy
             r = batch_rows[live]
             tokens[r, t], logp_tok[r, t], logq_tok[r, t], ent_tok[r, t] = tok[live], lp[live], lq[live], ent[live]
             inc = (a_t - a_prev) * loglik.double()  # the ramp re-weights every prefix, finished ones included

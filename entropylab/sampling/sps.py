@@ -24,8 +24,9 @@ import math
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal, decode, draw, token_stats
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, decode_suffixes, draw, row_entropy
+from entropylab.sampling._decoding import DecoderFactory
 from entropylab.sampling.base import (
     PowerSamples,
     Stopwatch,
@@ -119,18 +120,18 @@ def power_sample_sps(
 
             steps = tqdm(steps, desc="power SPS", unit="token")
         for t in steps:
-            logp = torch.log_softmax(logits.float(), -1)
-            ent = row_entropy(logp)
-            log_s = torch.log_softmax(alpha * logp, -1)  # the token-level tempered distribution p^alpha
+            p = token_stats(logits, top=k)
+            logp, ent = p.logp, p.entropy
+            log_s = token_stats(logp, alpha=alpha, entropy=False).logp  # the token-level tempered distribution p^alpha
             apply = alive & (ent > entropy_threshold)
             horizon = t_max - t - 1 if rollout_len is None else min(rollout_len, t_max - t - 1)
             if bool(apply.any()) and horizon > 0:
                 a = apply.nonzero()[:, 0]
-                cand_lp, cand = logp[a].topk(k, dim=-1)  # [A, K]
+                cand_lp, cand = p.top_logp[a], p.top_ids[a]  # [A, K]
                 branch = dec.fork(a.repeat_interleave(k * m))
                 first = cand.repeat_interleave(m, dim=1).flatten()  # [A*K*M]
-                roll = decode_suffixes(branch, branch.step(first), torch.full_like(first, horizon), alpha=1.0,
-                                       top_k=0, top_p=1.0, generator=generator, eos=setup.eos, pad=pad)
+                roll = decode(branch, branch.step(first), torch.full_like(first, horizon), Proposal(),
+                              generator=generator, eos=setup.eos, pad=pad)
                 future = masked_sum(roll["logp"], seq_columns(roll["logp"].shape[1], device) < roll["n"][:, None])
                 future = torch.where(torch.isin(first, eos), torch.zeros_like(future), future)  # EOS: no future
                 pi = candidate_distribution(alpha, cand_lp, (alpha - 1.0) * future.view(len(a), k, m), jackknife)
