@@ -60,11 +60,9 @@ from entropylab.errors import ConfigError, ModelError
 from entropylab.sampling._decoding import DecoderFactory, left_align_prefixes, sample_suffixes
 from entropylab.sampling.base import (
     PowerSamples,
-    Stopwatch,
     check_alpha,
     check_int,
     check_top_p,
-    decode_texts,
     masked_sum,
     prepare,
     seq_columns,
@@ -238,7 +236,6 @@ def power_sample_mh(
         raise ConfigError(f"cut_temperature must be a number > 0, got {cut_temperature!r}")
     if not exact and (cuts != "uniform" or cut_temperature is not None):
         raise ConfigError("exact=False (the reference approximation) only goes with uniform cuts and q throughout")
-    clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max = setup.max_new_tokens
     prompt, prompt_mask, prompt_index = setup.batch(n_chains)
@@ -288,38 +285,21 @@ def power_sample_mh(
     finally:
         model.train(was_training)
 
-    width = max(int(chains.length.max()), 1)
-    mask = seq_columns(width, device) < chains.length[:, None]
-    tokens = chains.tokens[:, :width]
     total = int(proposed.sum())
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids,
-        response_ids=tokens,
-        response_mask=mask,
-        logprobs=chains.logq[:, :width],
-        logprobs_t1=chains.logp[:, :width],
-        entropy=chains.entropy[:, :width],
-        texts=decode_texts(tokenizer, tokens, mask),
-        prompt_index=prompt_index,
-        n_tokens=chains.length.clone(),
-        finished=chains.eos.clone(),
-        n=n_chains,
-        pad_token_id=setup.pad,
+    return setup.collect(
+        tokenizer, tokens=chains.tokens, length=chains.length, logq=chains.logq, logp=chains.logp,
+        entropy=chains.entropy, finished=chains.eos, prompt_index=prompt_index, n=n_chains, method="mh",
         meta=dict(
-            method="mh", alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
+            alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
             seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if kept else "recompute",
             freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor, cut_temperature=cut_temperature,
         ),
-        loglik=masked_sum(chains.logp[:, :width], mask),
-        method="mh",
-        tokens_evaluated=int(evaluated),
-        tokens_generated=int(generated),
-        wall_time=clock(),
+        evaluated=evaluated, generated=generated,
         acceptance_rate=(int(accepted.sum()) / total) if total else None,
         acceptance_per_block=per_block,
         acceptance_per_row=accepted.float() / proposed.clamp(min=1).float(),
         stats=dict(prefill_positions=int(prefilled), proposals=total, replayed_tokens=int(replayed)),
-    ).ordinary()
+    )
 
 
 def _run_lockstep(

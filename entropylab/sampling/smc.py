@@ -36,17 +36,7 @@ from torch import Tensor
 from entropylab.decoder import Proposal, draw, token_stats
 from entropylab.errors import ConfigError
 from entropylab.sampling._decoding import DecoderFactory
-from entropylab.sampling.base import (
-    PowerSamples,
-    Stopwatch,
-    check_alpha,
-    check_int,
-    check_top_p,
-    decode_texts,
-    masked_sum,
-    prepare,
-    seq_columns,
-)
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, check_top_p, prepare
 
 __all__ = ["power_sample_smc", "alpha_schedule", "effective_sample_size", "systematic_resample"]
 
@@ -112,7 +102,6 @@ def power_sample_smc(
     if not 0.0 <= float(ess_threshold) <= 1.0:
         raise ConfigError(f"ess_threshold must be in [0, 1], got {ess_threshold!r}")
     check_top_p(top_p)
-    clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max, device, pad = setup.max_new_tokens, setup.device, setup.pad
     prompt, prompt_mask, _ = setup.batch(n * n_particles)
@@ -209,36 +198,18 @@ def power_sample_smc(
         keep_rows = torch.arange(n_sys, device=device) * n_particles + pick
         out_weights = None
         per_prompt = n
-    width = max(int(length.max()), 1)
-    mask = seq_columns(width, device) < length[keep_rows][:, None]
-    out_tokens = tokens[keep_rows, :width]
-    out_logp = logp_tok[keep_rows, :width]
-    out_len = length[keep_rows]
-    last = tokens[keep_rows].gather(1, (out_len - 1).clamp(min=0)[:, None])[:, 0]
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids,
-        response_ids=out_tokens,
-        response_mask=mask,
-        logprobs=logq_tok[keep_rows, :width],
-        logprobs_t1=out_logp,
-        entropy=ent_tok[keep_rows, :width],
-        texts=decode_texts(tokenizer, out_tokens, mask),
+    return setup.collect(
+        tokenizer, tokens=tokens[keep_rows], length=length[keep_rows], logq=logq_tok[keep_rows],
+        logp=logp_tok[keep_rows], entropy=ent_tok[keep_rows], width=max(int(length.max()), 1),
         prompt_index=torch.arange(len(setup.prompt_ids), device=device).repeat_interleave(per_prompt),
-        n_tokens=out_len,
-        finished=(out_len > 0) & torch.isin(last, eos),
-        n=per_prompt,
-        pad_token_id=pad,
+        n=per_prompt, method="smc",
         meta=dict(
-            method="smc", alpha=alpha, n_particles=n_particles, ess_threshold=float(ess_threshold),
+            alpha=alpha, n_particles=n_particles, ess_threshold=float(ess_threshold),
             alpha_ramp=alpha_ramp, max_new_tokens=t_max, seed=seed, top_k=top_k, top_p=top_p,
             return_particles=return_particles,
         ),
-        loglik=masked_sum(out_logp, mask),
-        method="smc",
-        tokens_evaluated=int(dec.evaluated),
-        tokens_generated=int(generated),
-        wall_time=clock(),
+        evaluated=dec.evaluated, generated=generated,
         log_weights=out_weights,
         log_evidence=log_evidence,
         stats=dict(resamples=resamples, min_ess=min_ess, systems=n_sys),
-    ).ordinary()
+    )

@@ -27,16 +27,7 @@ from torch import Tensor
 from entropylab.decoder import Proposal, decode, draw, token_stats
 from entropylab.errors import ConfigError
 from entropylab.sampling._decoding import DecoderFactory
-from entropylab.sampling.base import (
-    PowerSamples,
-    Stopwatch,
-    check_alpha,
-    check_int,
-    decode_texts,
-    masked_sum,
-    prepare,
-    seq_columns,
-)
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, masked_sum, prepare, seq_columns
 
 __all__ = ["power_sample_sps", "candidate_distribution"]
 
@@ -90,7 +81,6 @@ def power_sample_sps(
     m = check_int("n_rollouts", n_rollouts, 1)
     if rollout_len is not None:
         rollout_len = check_int("rollout_len", rollout_len, 1)
-    clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     vocab = int(model.get_output_embeddings().weight.shape[0])
     if not (isinstance(entropy_threshold, int | float) and 0.0 <= entropy_threshold <= math.log(vocab)):
@@ -155,18 +145,11 @@ def power_sample_sps(
         evaluated += dec.evaluated
     finally:
         model.train(was_training)
-    width = max(int(length.max()), 1)
-    mask = seq_columns(width, device) < length[:, None]
-    out = tokens[:, :width]
-    last = out.gather(1, (length - 1).clamp(min=0)[:, None])[:, 0]
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids, response_ids=out, response_mask=mask, logprobs=logs_tok[:, :width],
-        logprobs_t1=logp_tok[:, :width], entropy=ent_tok[:, :width], texts=decode_texts(tokenizer, out, mask),
-        prompt_index=prompt_index, n_tokens=length.clone(), finished=(length > 0) & torch.isin(last, eos), n=n,
-        pad_token_id=pad,
-        meta=dict(method="sps", alpha=alpha, n_candidates=k, n_rollouts=m, rollout_len=rollout_len,
+    return setup.collect(
+        tokenizer, tokens=tokens, length=length, logq=logs_tok, logp=logp_tok, entropy=ent_tok,
+        prompt_index=prompt_index, n=n, method="sps",
+        meta=dict(alpha=alpha, n_candidates=k, n_rollouts=m, rollout_len=rollout_len,
                   entropy_threshold=float(entropy_threshold), jackknife=jackknife, max_new_tokens=t_max,
                   seed=seed),
-        loglik=masked_sum(logp_tok[:, :width], mask), method="sps", tokens_evaluated=int(evaluated),
-        tokens_generated=int(generated), wall_time=clock(), stats=dict(estimated_positions=estimated),
-    ).ordinary()
+        evaluated=evaluated, generated=generated, stats=dict(estimated_positions=estimated),
+    )
