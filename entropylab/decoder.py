@@ -20,6 +20,7 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ __all__ = [
     "FastDecoder",
     "HFDecoder",
     "Proposal",
+    "StepDecoder",
     "TokenStats",
     "cache_kwargs",
     "decode",
@@ -486,8 +488,16 @@ def new_decoder(model, batch: int, max_len: int, device: torch.device, backend: 
 # the decode loop
 
 
+class StepDecoder(Protocol):
+    """What `decode` needs of a decoder: `step` one token per row, `select` rows."""
+
+    def step(self, tokens: Tensor) -> Tensor: ...
+
+    def select(self, idx: Tensor) -> None: ...
+
+
 def decode(
-    dec,
+    dec: StepDecoder,
     logits: Tensor,
     horizon: int | Tensor,
     q: Proposal,
