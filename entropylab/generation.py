@@ -188,7 +188,8 @@ def continue_sampling(
     compact: float = 0.75,
     logits_processor: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Sample continuations of left-padded `input_ids` [B, P]; no tokenizer, no context checks.
+    """Sample continuations of left-padded `input_ids` [B, P] with the core's `decode`; no tokenizer, no context
+    checks.
 
     Returns a dict of tensors: response_ids, response_mask, logprobs, logprobs_t1, entropy [B, T]
     and n_tokens, finished [B]; T <= max_new_tokens (stops early once every row has hit EOS).
