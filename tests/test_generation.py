@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen3Config
 
-from entropylab.errors import ModelError
 from entropylab.decoder import truncate
+from entropylab.errors import ModelError
 from entropylab.generation import continue_sampling, left_pad, logprobs_of, sample
 from entropylab.models import build_tokenizer, tiny_config
 
