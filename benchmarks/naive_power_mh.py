@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from entropylab.generation import cache_kwargs
+from entropylab.decoder import cache_kwargs
 
 
 class Counter:

@@ -1,15 +1,16 @@
-"""The shared batched, KV-cached sampler and a forward-pass log-prob helper.
+"""Batched sampling of prompts for RL and the training log-probs, on the decoding core (`entropylab.decoder`).
 
 `sample` draws `n` continuations of each prompt in one batch (prompts left-padded) and records, per
 generated token, its log-prob under the sampling distribution (after temperature / top-k / top-p), its
 log-prob under the model at temperature 1, and the entropy of the model's full temperature-1 next-token
-distribution. Rows are prompt-major: prompt 0 samples 0..n-1, then prompt 1, ...
+distribution. Rows are prompt-major: prompt 0 samples 0..n-1, then prompt 1, ... `continue_sampling` does
+the same from left-padded token ids; `logprobs_of` scores given responses (with gradients).
 
-Two decoding back-ends give the same numbers (to float rounding): a lean plain-torch re-implementation of
-Llama/Qwen2/Qwen3 decoders with a preallocated static KV cache and prepacked oneDNN matrices on CPU for
-steps of 4 rows or more (used automatically for those architectures; about 1.5-1.8x the tokens/s of
-`model.generate` at batch 64 on two CPU cores, see benchmarks/bench_sampler.py), and the generic
-`transformers` forward with a `DynamicCache` for any other causal LM (`backend="hf"`). Finished rows are
+The decoders are the core's: a lean plain-torch re-implementation of Llama/Qwen2/Qwen3 decoders with a
+preallocated static KV cache and prepacked oneDNN matrices on CPU for steps of 4 rows or more (used
+automatically for those architectures; about 1.5-1.8x the tokens/s of `model.generate` at batch 64 on two
+CPU cores, see benchmarks/bench_sampler.py), and the generic `transformers` forward with a `DynamicCache`
+for any other causal LM (`backend="hf"`); both give the same numbers to float rounding. Finished rows are
 dropped from the batch as they accumulate.
 
 Randomness: one `torch.Generator` seeded with `seed` drives Gumbel-max draws, so the same seed, prompts
@@ -21,9 +22,6 @@ Context: when the longest prompt plus `max_new_tokens` exceeds `config.max_posit
 
 from __future__ import annotations
 
-import functools
-import inspect
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from entropylab.decoder import (
+    Proposal,
+    cache_kwargs,
+    decode,
+    eos_ids,
+    new_decoder,
+    pad_id,
+    returned_cache,
+    token_stats,
+)
 from entropylab.errors import ModelError
 
 __all__ = ["Samples", "sample", "continue_sampling", "logprobs_of", "encode_prompts", "left_pad"]
@@ -134,25 +142,6 @@ def encode_prompts(tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]]) 
     return out
 
 
-def _eos_ids(model, tokenizer, eos_token_id) -> list[int]:
-    """The ids that end a row: explicit, else the tokenizer's and the generation config's EOS."""
-    if eos_token_id is not None:
-        return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-    ids: list[int] = []
-    for src in (getattr(tokenizer, "eos_token_id", None), getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
-        if src is None:
-            continue
-        ids += [src] if isinstance(src, int) else list(src)
-    return sorted(set(ids))
-
-
-def _pad_id(tokenizer, eos: list[int]) -> int:
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None:
-        pad = eos[0] if eos else 0
-    return int(pad)
-
-
 def _context_length(model) -> int | None:
     return getattr(model.config, "max_position_embeddings", None)
 
@@ -178,284 +167,7 @@ def fit_to_context(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: i
 
 
 # ------------------------------------------------------------------------------------------------
-# decoding back-ends: prefill(ids, mask) -> last logits; step(tokens) -> next logits
-
-
-def cache_kwargs(model, cache) -> dict:
-    """The keyword argument that hands a KV cache to `model`'s forward: `cache` where the model's forward
-    takes it (transformers 5.x renamed it), else the older `past_key_values`."""
-    return {_cache_keyword(type(model)): cache}
-
-
-@functools.cache
-def _cache_keyword(cls: type) -> str:
-    params = inspect.signature(cls.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def returned_cache(out):
-    """The KV cache a forward returned (None when it returned none), under either name."""
-    for name in ("cache", "past_key_values"):
-        value = out.get(name) if hasattr(out, "get") else getattr(out, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def fast_path_supported(model) -> bool:
-    """Whether `model` is a Llama/Qwen2/Qwen3-style decoder the plain-torch fast path reproduces exactly."""
-    cfg = model.config
-    if getattr(cfg, "model_type", None) not in ("qwen2", "llama", "qwen3"):
-        return False
-    rope = getattr(cfg, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default":
-        return False
-    if getattr(cfg, "hidden_act", "silu") != "silu":
-        return False
-    if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
-        return False
-    inner = getattr(model, "model", None)
-    return inner is not None and hasattr(inner, "layers") and hasattr(inner, "rotary_emb")
-
-
-def _interleave(w: Tensor | None, n_heads: int, head_dim: int) -> Tensor | None:
-    """Reorder each head's rows from rotate-half order [x_0..x_h-1, x_h..] to pairs (x_i, x_i+h)."""
-    if w is None:
-        return None
-    h = head_dim // 2
-    return w.reshape(n_heads, 2, h, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
-
-
-# below this many rows the plain F.linear beats the prepacked oneDNN call (one AMD EPYC core, the shipped
-# 192-wide model: 1 row 2x faster unpacked; from 4 rows on the packed call wins in a whole decode step)
-_PACK_MIN_ROWS = 4
-_LINEARS = ("wqkv", "wo", "wgu", "wd")
-
-
-def _packed_linear(layers: list[dict], batch: int) -> bool:
-    """On CPU, prepack the matrices for oneDNN (faster GEMMs from a few dozen rows on); False if unavailable.
-
-    The packed copies are stored beside the plain ones as `p_wqkv`, ...; `_FastDecoder._lin` picks one by
-    the number of rows.
-    """
-    try:
-        pack, run = torch.ops.mkldnn._reorder_linear_weight, torch.ops.mkldnn._linear_pointwise
-        rows = max(batch, _PACK_MIN_ROWS)
-        packed = [{"p_" + k: pack(w[k], rows) for k in _LINEARS} for w in layers]
-        x = torch.randn(2, layers[0]["wqkv"].shape[1])
-        if not torch.allclose(run(x, packed[0]["p_wqkv"], None, "none", [], ""), F.linear(x, layers[0]["wqkv"]), atol=1e-4):
-            return False
-    except (AttributeError, RuntimeError):
-        return False
-    for w, p in zip(layers, packed):
-        w.update(p)
-    return True
-
-
-class _FastDecoder:
-    """Llama/Qwen2/Qwen3 decoder in plain torch with a static KV cache [L, B, kv_heads, S, head_dim].
-
-    Equal to the `transformers` forward up to float rounding. Per-call weight preparation: q/k/v and
-    gate/up projections fused, RMSNorm gains folded into the next matrix, q/k head dims reordered into
-    (real, imaginary) pairs so RoPE is one complex multiply (q.k is unchanged by a shared reordering).
-    """
-
-    def __init__(self, model, batch: int, max_len: int, device: torch.device):
-        cfg, inner = model.config, model.model
-        nq = self.n_heads = cfg.num_attention_heads
-        nkv = self.n_kv = cfg.num_key_value_heads or nq
-        d = self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // nq
-        self.eps = cfg.rms_norm_eps
-        self.embed = inner.embed_tokens.weight
-        self.lm_head = model.get_output_embeddings().weight * inner.norm.weight
-        self.layers = []
-        for layer in inner.layers:
-            a, m = layer.self_attn, layer.mlp
-            g1, g2 = layer.input_layernorm.weight, layer.post_attention_layernorm.weight
-            wq, wk = _interleave(a.q_proj.weight, nq, d), _interleave(a.k_proj.weight, nkv, d)
-            bias = None
-            if a.q_proj.bias is not None:
-                bq, bk = _interleave(a.q_proj.bias, nq, d), _interleave(a.k_proj.bias, nkv, d)
-                bias = torch.cat([bq, bk, a.v_proj.bias])
-            qn = getattr(a, "q_norm", None)
-            kn = getattr(a, "k_norm", None)
-            self.layers.append(
-                dict(
-                    wqkv=torch.cat([wq, wk, a.v_proj.weight]) * g1,
-                    bqkv=bias,
-                    wo=a.o_proj.weight,
-                    bo=a.o_proj.bias,
-                    qn=None if qn is None else _interleave(qn.weight, 1, d),
-                    kn=None if kn is None else _interleave(kn.weight, 1, d),
-                    wgu=torch.cat([m.gate_proj.weight, m.up_proj.weight]) * g2,
-                    bgu=None if m.gate_proj.bias is None else torch.cat([m.gate_proj.bias, m.up_proj.bias]),
-                    wd=m.down_proj.weight,
-                    bd=m.down_proj.bias,
-                    scaling=getattr(a, "scaling", d**-0.5),
-                )
-            )
-        self.inter = inner.layers[0].mlp.gate_proj.weight.shape[0]
-        fp32_cpu = device.type == "cpu" and self.embed.dtype == torch.float32
-        # packing costs ~0.25 ms a matrix: only worth it when decode steps will run enough rows to use it
-        self.packed = _packed_linear(self.layers, batch) if fp32_cpu and batch >= _PACK_MIN_ROWS else False
-        dtype = self.embed.dtype
-        n_pos = max(max_len, cfg.max_position_embeddings or 0)
-        rot = inner.rotary_emb
-        freqs = torch.arange(n_pos, device=device, dtype=torch.float32)[:, None] * rot.inv_freq.to(device, torch.float32)
-        scale = getattr(rot, "attention_scaling", 1.0)
-        cos, sin = (freqs.cos() * scale).to(dtype), (freqs.sin() * scale).to(dtype)  # rounded as HF does
-        self.rope = torch.complex(cos.float(), sin.float())  # [n_pos, d/2]
-        shape = (len(self.layers), batch, nkv, max_len, d)
-        self.k = torch.empty(shape, dtype=dtype, device=device)
-        self.v = torch.empty(shape, dtype=dtype, device=device)
-        self.key_valid = torch.ones((batch, max_len), dtype=torch.bool, device=device)
-        self.cur = 0  # filled cache slots
-        self.pos: Tensor | None = None  # [B] position of the next token
-
-    def _norm(self, x: Tensor) -> Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-    def _lin(self, x: Tensor, w: dict, key: str) -> Tensor:
-        """x @ w[key].T + bias, through the prepacked oneDNN matrix when there are enough rows."""
-        bias = w["b" + key[1:]]
-        if self.packed and x.numel() >= _PACK_MIN_ROWS * x.shape[-1]:
-            return torch.ops.mkldnn._linear_pointwise(x, w["p_" + key], bias, "none", [], "")
-        return F.linear(x, w[key], bias)
-
-    def hidden(self, ids: Tensor, pos: Tensor, mask: Tensor | None, slots: Tensor | None = None, n_keys: int = 0) -> Tensor:
-        """Run `ids` [B, q]; returns the last position's final hidden state, normalised, [B, hidden].
-
-        `logits(h)` turns it into next-token logits. Without `slots` the tokens go to cache slots
-        cur..cur+q (and `cur` advances); with `slots` [B] (q = 1) row b's token goes to slot slots[b] and
-        attends to slots [0, n_keys) as `mask` [B, 1, 1, n_keys] allows (`cur` is left alone).
-        `pos` [B, q]: rotary positions; `mask`: boolean (True: attend), additive float, or None (a single
-        query per row that attends to every key slot).
-        """
-        bsz, q = ids.shape
-        s0, s1 = self.cur, self.cur + q
-        if slots is None:
-            n_keys = s1
-        elif bsz == 1:  # one row: a slice write is cheaper than an indexed one
-            s0 = int(slots[0])
-            s1 = s0 + 1
-        nq, nkv, d = self.n_heads, self.n_kv, self.head_dim
-        rope = self.rope[pos][:, :, None]  # [B, q, 1, d/2]
-        x = F.embedding(ids, self.embed)
-        if mask is not None and mask.dtype == torch.bool:  # one additive mask for all layers (SDPA converts per call)
-            mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, -math.inf)
-        batch_rows = torch.arange(bsz, device=ids.device) if slots is not None and bsz > 1 else None
-        for i, w in enumerate(self.layers):
-            qkv = self._lin(self._norm(x), w, "wqkv").view(bsz, q, nq + 2 * nkv, d)
-            qk = qkv[:, :, : nq + nkv]
-            if w["qn"] is not None:
-                qk = torch.cat([F.rms_norm(qk[:, :, :nq], (d,), w["qn"], self.eps), F.rms_norm(qk[:, :, nq:], (d,), w["kn"], self.eps)], 2)
-            qk_c = torch.view_as_complex(qk.float().unflatten(-1, (d // 2, 2)))  # no-op .float() in fp32
-            qk = torch.view_as_real(qk_c * rope).flatten(-2).to(x.dtype)
-            if batch_rows is None:
-                self.k[i, :, :, s0:s1] = qk[:, :, nq:].transpose(1, 2)
-                self.v[i, :, :, s0:s1] = qkv[:, :, nq + nkv :].transpose(1, 2)
-            else:
-                self.k[i][batch_rows, :, slots] = qk[:, 0, nq:]
-                self.v[i][batch_rows, :, slots] = qkv[:, 0, nq + nkv :]
-            att = F.scaled_dot_product_attention(
-                qk[:, :, :nq].transpose(1, 2), self.k[i, :, :, :n_keys], self.v[i, :, :, :n_keys], attn_mask=mask,
-                scale=w["scaling"], enable_gqa=nq != nkv,
-            )
-            x = x + self._lin(att.transpose(1, 2).reshape(bsz, q, nq * d), w, "wo")
-            gate, up = self._lin(self._norm(x), w, "wgu").split(self.inter, dim=-1)
-            x = x + self._lin(F.silu(gate) * up, w, "wd")
-        if slots is None:
-            self.cur = s1
-        return self._norm(x[:, -1])
-
-    def logits(self, h: Tensor) -> Tensor:
-        """Next-token logits [B, V] from final hidden states [B, hidden] (as `hidden` returns them)."""
-        return F.linear(h, self.lm_head)
-
-    def _forward(self, ids: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
-        """Run `ids` [B, q] at slots cur..cur+q with positions `pos` [B, q]; returns last-position logits."""
-        return self.logits(self.hidden(ids, pos, mask))
-
-    def prefill_hidden(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """Run the left-padded prompts [B, P] into slots 0..P; returns the last position's hidden state [B, hidden]."""
-        p = ids.shape[1]
-        self.key_valid[:, :p] = mask
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        causal = torch.ones(p, p, dtype=torch.bool, device=ids.device).tril()
-        eye = torch.eye(p, dtype=torch.bool, device=ids.device)
-        att_mask = (causal & mask[:, None, :]) | eye  # pad queries see themselves: no all-masked rows
-        self.pos = pos[:, -1] + 1
-        return self.hidden(ids, pos, att_mask[:, None])
-
-    def prefill(self, ids: Tensor, mask: Tensor) -> Tensor:
-        return self.logits(self.prefill_hidden(ids, mask))
-
-    def step(self, tokens: Tensor) -> Tensor:
-        mask = self.key_valid[:, None, None, : self.cur + 1]
-        logits = self._forward(tokens[:, None], self.pos[:, None], mask)
-        self.pos += 1
-        return logits
-
-    def select(self, idx: Tensor) -> None:
-        """Keep only batch rows `idx` (drop finished rows)."""
-        self.k, self.v = self.k[:, idx], self.v[:, idx]
-        self.key_valid, self.pos = self.key_valid[idx], self.pos[idx]
-
-
-class _HFDecoder:
-    """Any `transformers` causal LM through its own forward and a `DynamicCache`."""
-
-    def __init__(self, model, batch: int, max_len: int, device: torch.device):
-        from transformers import DynamicCache
-
-        self.model = model
-        self.cache = DynamicCache(config=model.config)
-        self.mask = torch.ones((batch, max_len), dtype=torch.long, device=device)
-        self.cur = 0
-        self.pos: Tensor | None = None
-
-    def prefill(self, ids: Tensor, mask: Tensor) -> Tensor:
-        p = ids.shape[1]
-        self.mask[:, :p] = mask.long()
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=ids, attention_mask=self.mask[:, :p], position_ids=pos, **cache_kwargs(self.model, self.cache),
-            use_cache=True, logits_to_keep=1,
-        )
-        self.cur, self.pos = p, pos[:, -1] + 1
-        return out.logits[:, -1]
-
-    def step(self, tokens: Tensor) -> Tensor:
-        self.cur += 1
-        out = self.model(
-            input_ids=tokens[:, None], attention_mask=self.mask[:, : self.cur], position_ids=self.pos[:, None],
-            **cache_kwargs(self.model, self.cache), use_cache=True,
-        )
-        self.pos = self.pos + 1
-        return out.logits[:, -1]
-
-    def select(self, idx: Tensor) -> None:
-        self.cache.reorder_cache(idx)
-        self.mask, self.pos = self.mask[idx], self.pos[idx]
-
-
-# ------------------------------------------------------------------------------------------------
 # sampling
-
-
-def _truncate(logits: Tensor, top_k: int, top_p: float) -> Tensor:
-    """Logits with tokens outside the top-k / the top-p nucleus set to -inf (HF semantics, ties kept)."""
-    if 0 < top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        before = probs.cumsum(-1) - probs  # mass of strictly more likely tokens
-        drop = before >= top_p
-        drop[:, 0] = False
-        logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
-    return logits
 
 
 @torch.inference_mode()
@@ -476,7 +188,8 @@ def continue_sampling(
     compact: float = 0.75,
     logits_processor: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Sample continuations of left-padded `input_ids` [B, P]; no tokenizer, no context checks.
+    """Sample continuations of left-padded `input_ids` [B, P] with the core's `decode`; no tokenizer, no context
+    checks.
 
     Returns a dict of tensors: response_ids, response_mask, logprobs, logprobs_t1, entropy [B, T]
     and n_tokens, finished [B]; T <= max_new_tokens (stops early once every row has hit EOS).
@@ -490,77 +203,25 @@ def continue_sampling(
         raise ModelError(f"temperature must be >= 0, got {temperature}")
     if not 0.0 < top_p <= 1.0:
         raise ModelError(f"top_p must be in (0, 1], got {top_p}")
-    if backend not in ("auto", "fast", "hf"):
-        raise ModelError(f"backend must be 'auto', 'fast' or 'hf', got {backend!r}")
-    if backend == "fast" and not fast_path_supported(model):
-        raise ModelError(f"the fast sampler does not support model type {model.config.model_type!r}; use backend='hf'")
-    use_fast = backend == "fast" or (backend == "auto" and fast_path_supported(model))
     device = input_ids.device
     bsz, p = input_ids.shape
     t_max = int(max_new_tokens)
-    dec = (_FastDecoder if use_fast else _HFDecoder)(model, bsz, p + t_max, device)
-    eos_list = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
-    eos = torch.as_tensor(eos_list, dtype=torch.long, device=device)
-    stop = stop_at_eos and bool(eos_list)
-
-    out_ids = torch.full((bsz, t_max), pad_token_id, dtype=torch.long, device=device)
-    out_lp = torch.zeros((bsz, t_max), dtype=torch.float32, device=device)
-    out_lp1 = torch.zeros_like(out_lp)
-    out_ent = torch.zeros_like(out_lp)
-    n_tokens = torch.zeros(bsz, dtype=torch.long, device=device)
-    rows = torch.arange(bsz, device=device)  # original index of each row still in the batch
-    alive = torch.ones(bsz, dtype=torch.bool, device=device)
-    greedy = temperature == 0
-    plain = temperature == 1.0 and top_k <= 0 and top_p >= 1.0 and logits_processor is None
-    sync_every = 1 if device.type == "cpu" else 8  # host syncs are cheap on CPU only
-
+    dec = new_decoder(model, bsz, p + t_max, device, backend)
+    eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+    q = Proposal(temperature=temperature, top_k=top_k, top_p=top_p, processor=logits_processor)
     logits = dec.prefill(input_ids, attention_mask.bool())
-    steps = 0
-    for t in range(t_max):
-        logp1 = torch.log_softmax(logits.float(), dim=-1)
-        ent = (logp1.exp() * logp1).sum(-1).neg_()
-        if greedy:
-            tok = logp1.argmax(-1)
-        else:
-            shaped = logits.float() if logits_processor is None else logits_processor(logits.float())
-            lq = logp1 if plain else torch.log_softmax(_truncate(shaped / temperature, top_k, top_p), dim=-1)
-            u = torch.rand(lq.shape, generator=generator, device=device)
-            tok = (lq - u.log_().neg_().log_()).argmax(-1)  # Gumbel-max: an exact draw from softmax(lq)
-        if stop:
-            tok.masked_fill_(~alive, pad_token_id)
-        out_ids[rows, t] = tok
-        out_lp1[rows, t] = logp1.gather(1, tok[:, None])[:, 0]
-        if not greedy:
-            out_lp[rows, t] = lq.gather(1, tok[:, None])[:, 0]
-        out_ent[rows, t] = ent
-        n_tokens[rows] += alive
-        steps = t + 1
-        if stop:
-            alive &= ~torch.isin(tok, eos)
-            if steps % sync_every == 0:
-                live = int(alive.sum())
-                if live == 0:
-                    break
-                if live <= compact * len(rows) and steps < t_max:
-                    keep = alive.nonzero()[:, 0]
-                    dec.select(keep)
-                    rows, alive, tok = rows[keep], alive[keep], tok[keep]
-        if steps < t_max:
-            logits = dec.step(tok)
-
-    mask = torch.arange(steps, device=device)[None, :] < n_tokens[:, None]
-    finished = torch.zeros(bsz, dtype=torch.bool, device=device)
-    if stop:
-        last = out_ids.gather(1, (n_tokens - 1).clamp(min=0)[:, None])[:, 0]
-        finished = torch.isin(last, eos) & (n_tokens > 0)
+    out = decode(dec, logits, t_max, q, generator=generator, eos=eos if stop_at_eos else [], pad=pad_token_id,
+                 compact=compact, sync_every=1 if device.type == "cpu" else 8)  # host syncs are cheap on CPU only
+    steps = out["steps"]
+    mask = torch.arange(steps, device=device)[None, :] < out["n"][:, None]
     return dict(
-        response_ids=out_ids[:, :steps],
+        response_ids=out["tokens"][:, :steps],
         response_mask=mask,
-        logprobs=out_lp[:, :steps].where(mask, 0.0),  # where, not *: a pad token may have log q = -inf
-        logprobs_t1=out_lp1[:, :steps].where(mask, 0.0),
-        entropy=out_ent[:, :steps].where(mask, 0.0),
-        n_tokens=n_tokens,
-        finished=finished,
+        logprobs=out["logq"][:, :steps],
+        logprobs_t1=out["logp"][:, :steps],
+        entropy=out["entropy"][:, :steps],
+        n_tokens=out["n"],
+        finished=out["eos"],
     )
 
 
@@ -594,8 +255,8 @@ def sample(
         raise ModelError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     prompt_ids = encode_prompts(tokenizer, prompts)
     max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens)
-    eos = _eos_ids(model, tokenizer, eos_token_id)
-    pad = _pad_id(tokenizer, eos)
+    eos = eos_ids(model, tokenizer, eos_token_id)
+    pad = pad_id(tokenizer, eos)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     rows = [i for i in range(len(prompt_ids)) for _ in range(n)]
@@ -708,8 +369,8 @@ def logprobs_of(
 
 def _score(logits: Tensor, targets: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     """(log-prob of `targets`, entropy) under softmax(logits / temperature)."""
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return logp.gather(-1, targets[..., None])[..., 0], -(logp.exp() * logp).sum(-1)
+    stats = token_stats(logits, temperature=temperature, targets=targets)
+    return stats.target_logp, stats.entropy
 
 
 def _shares_prompts(model) -> bool:

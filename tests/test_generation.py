@@ -9,8 +9,9 @@ import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen3Config
 
 from entropylab import models
+from entropylab.decoder import truncate
 from entropylab.errors import ModelError
-from entropylab.generation import _truncate, continue_sampling, left_pad, logprobs_of, sample
+from entropylab.generation import continue_sampling, left_pad, logprobs_of, sample
 
 PROMPTS = ["q: 12+7=?\na:", "q: 3+4-1=?\na:", "x", "q: 99-12+40-3=?\na: 99"]
 
@@ -103,7 +104,7 @@ def _sampling_logprobs(model, s, temperature, top_k, top_p):
             prompt = s.prompt_ids[int(s.prompt_index[r])]
             resp = s.response_ids[r][s.response_mask[r]].tolist()
             logits = model(torch.tensor([prompt + resp])).logits[0, len(prompt) - 1 : -1].float()
-            lq = torch.log_softmax(_truncate(logits / temperature, top_k, top_p), -1)
+            lq = torch.log_softmax(truncate(logits / temperature, top_k, top_p), -1)
             out[r, : len(resp)] = lq.gather(1, torch.tensor(resp)[:, None])[:, 0]
     return out
 
@@ -128,10 +129,10 @@ def test_top_k_never_samples_outside(model, tok):
 
 def test_truncate_helper():
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    assert torch.isinf(_truncate(logits, 2, 1.0)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(truncate(logits, 2, 1.0)).tolist() == [[False, False, True, True]]
     probs = logits.softmax(-1)[0]  # 0.64, 0.24, 0.09, 0.03
-    assert torch.isinf(_truncate(logits, 0, float(probs[0]) - 1e-3)).tolist() == [[False, True, True, True]]
-    assert torch.isinf(_truncate(logits, 0, 0.8)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(truncate(logits, 0, float(probs[0]) - 1e-3)).tolist() == [[False, True, True, True]]
+    assert torch.isinf(truncate(logits, 0, 0.8)).tolist() == [[False, False, True, True]]
 
 
 def test_greedy_is_argmax_and_rows_follow_prompts(model, tok):

@@ -241,7 +241,7 @@ def test_statistics_and_rendering_do_not_import_torch():
     assert res.returncode == 0, res.stderr[-1000:]
 
 
-def test_sampler_hook_is_used_when_the_sampler_takes_a_logits_processor(monkeypatch):
+def test_split_temperature_samples_through_the_sampler_with_its_processor(monkeypatch):
     import entropylab.generation as generation
 
     calls = {}

@@ -10,18 +10,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from entropylab.decoder import eos_ids, pad_id, returned_cache
 from entropylab.errors import ConfigError, ModelError
-from entropylab.generation import (
-    Samples,
-    _eos_ids,
-    _pad_id,
-    encode_prompts,
-    fit_to_context,
-    left_pad,
-    returned_cache,
-)
+from entropylab.generation import Samples, encode_prompts, fit_to_context, left_pad
 
-__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_kv_cache", "decode_texts", "Stopwatch"]
+__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_int", "check_top_p", "check_kv_cache", "decode_texts",
+           "Stopwatch"]
 
 
 @dataclass
@@ -91,6 +85,13 @@ def check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def check_top_p(top_p: float) -> float:
+    """top_p as float; ConfigError unless it is in (0, 1]."""
+    if not 0.0 < float(top_p) <= 1.0:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    return float(top_p)
+
+
 def check_kv_cache(model) -> None:
     """ModelError unless the model keeps a KV cache: power sampling continues from cached prefixes."""
     cfg = getattr(model, "config", None)
@@ -114,13 +115,14 @@ def check_kv_cache(model) -> None:
 
 @dataclass
 class Setup:
-    """Encoded prompts and the ids, device and length every sampler needs."""
+    """Encoded prompts and the ids, device and length every sampler needs; `clock` runs from `prepare`."""
 
     prompt_ids: list[list[int]]
     eos: list[int]
     pad: int
     device: torch.device
     max_new_tokens: int
+    clock: Stopwatch
 
     def batch(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """Left-padded prompts repeated n times, prompt-major: (ids [R, P], mask [R, P], prompt_index [R])."""
@@ -128,9 +130,32 @@ class Setup:
         ids, mask = left_pad([self.prompt_ids[i] for i in index.tolist()], self.pad, device=self.device)
         return ids, mask, index.to(self.device)
 
+    def collect(
+        self, tokenizer, *, tokens: Tensor, length: Tensor, logq: Tensor, logp: Tensor, entropy: Tensor,
+        prompt_index: Tensor, n: int, method: str, meta: dict, evaluated: int, generated: int,
+        finished: Tensor | None = None, width: int | None = None, **fields,
+    ) -> PowerSamples:
+        """A sampler's `PowerSamples` from per-row arrays [R, T] with `length` [R] tokens each, cut to `width`
+        columns (default: the longest row); `finished` defaults to rows that end with EOS. Made ordinary."""
+        width = max(int(length.max()), 1) if width is None else width
+        mask = seq_columns(width, tokens.device) < length[:, None]
+        ids, logp = tokens[:, :width], logp[:, :width]
+        if finished is None:
+            last = ids.gather(1, (length - 1).clamp(min=0)[:, None])[:, 0]
+            finished = (length > 0) & torch.isin(last, torch.as_tensor(self.eos, dtype=torch.long, device=ids.device))
+        return PowerSamples(
+            prompt_ids=self.prompt_ids, response_ids=ids, response_mask=mask, logprobs=logq[:, :width],
+            logprobs_t1=logp, entropy=entropy[:, :width], texts=decode_texts(tokenizer, ids, mask),
+            prompt_index=prompt_index, n_tokens=length, finished=finished, n=n, pad_token_id=self.pad,
+            meta=dict(method=method, **meta), loglik=masked_sum(logp, mask), method=method,
+            tokens_evaluated=int(evaluated), tokens_generated=int(generated), wall_time=self.clock(), **fields,
+        ).ordinary()
+
 
 def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None, check_cache: bool = True) -> Setup:
-    """Encode prompts, check them against the context (clamping `max_new_tokens` with a warning) and find EOS/pad."""
+    """Encode prompts, check them against the context (clamping `max_new_tokens` with a warning) and find EOS/pad;
+    the set-up's clock starts here."""
+    clock = Stopwatch()
     max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -140,8 +165,8 @@ def prepare(model, tokenizer, prompts, max_new_tokens: int, *, eos_token_id=None
     max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens, where="prompts: ", stacklevel=4)
     if check_cache:
         check_kv_cache(model)
-    eos = _eos_ids(model, tokenizer, eos_token_id)
-    return Setup(prompt_ids, eos, _pad_id(tokenizer, eos), next(model.parameters()).device, max_new_tokens)
+    eos = eos_ids(model, tokenizer, eos_token_id)
+    return Setup(prompt_ids, eos, pad_id(tokenizer, eos), next(model.parameters()).device, max_new_tokens, clock)
 
 
 def decode_texts(tokenizer, ids: Tensor, mask: Tensor) -> list[str]:

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from entropylab.errors import ConfigError
+from entropylab.decoder import Proposal
 from entropylab.sampling._decoding import DecoderFactory, sample_suffixes
-from entropylab.sampling.base import (
-    PowerSamples,
-    Stopwatch,
-    check_alpha,
-    check_int,
-    decode_texts,
-    masked_sum,
-    prepare,
-)
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, check_top_p, prepare
 
 __all__ = ["sample_plain", "sample_low_temperature", "sample_best_of_n"]
 
@@ -30,9 +22,7 @@ def _draw(
 ) -> PowerSamples:
     """n responses per prompt from the model at temperature 1/q_alpha, as `PowerSamples` (rows prompt-major)."""
     n = check_int("n", n, 1)
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
-    clock = Stopwatch()
+    check_top_p(top_p)
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     ids, mask, prompt_index = setup.batch(n)
     generator = torch.Generator(device=setup.device).manual_seed(int(seed))
@@ -41,36 +31,16 @@ def _draw(
     model.eval()
     try:
         factory = DecoderFactory(model, setup.device, backend, batch_hint=ids.shape[0])
-        out = sample_suffixes(
-            factory, ids, mask, horizon, alpha=q_alpha, top_k=top_k, top_p=top_p, generator=generator,
-            eos=setup.eos, pad=setup.pad,
-        )
+        out = sample_suffixes(factory, ids, mask, horizon, Proposal(alpha=q_alpha, top_k=top_k, top_p=top_p),
+                              generator=generator, eos=setup.eos, pad=setup.pad)
     finally:
         model.train(was_training)
-    width = max(int(out["n"].max()), 1)
-    resp_mask = torch.arange(width, device=setup.device)[None, :] < out["n"][:, None]
-    tokens = out["tokens"][:, :width]
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids,
-        response_ids=tokens,
-        response_mask=resp_mask,
-        logprobs=out["logq"][:, :width],
-        logprobs_t1=out["logp"][:, :width],
-        entropy=out["entropy"][:, :width],
-        texts=decode_texts(tokenizer, tokens, resp_mask),
-        prompt_index=prompt_index,
-        n_tokens=out["n"],
-        finished=out["eos"],
-        n=n,
-        pad_token_id=setup.pad,
-        meta=dict(method=method, temperature=1.0 / q_alpha, max_new_tokens=setup.max_new_tokens, seed=seed,
-                  top_k=top_k, top_p=top_p),
-        loglik=masked_sum(out["logp"][:, :width], resp_mask),
-        method=method,
-        tokens_evaluated=int(out["evaluated"]),
-        tokens_generated=int(out["n"].sum()),
-        wall_time=clock(),
-    ).ordinary()
+    return setup.collect(
+        tokenizer, tokens=out["tokens"], length=out["n"], logq=out["logq"], logp=out["logp"], entropy=out["entropy"],
+        finished=out["eos"], prompt_index=prompt_index, n=n, method=method,
+        meta=dict(temperature=1.0 / q_alpha, max_new_tokens=setup.max_new_tokens, seed=seed, top_k=top_k, top_p=top_p),
+        evaluated=out["evaluated"], generated=out["n"].sum(),
+    )
 
 
 def sample_plain(

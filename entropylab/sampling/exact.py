@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from entropylab.decoder import token_stats
+
 Seq = tuple[int, ...]
 
 
@@ -35,7 +37,7 @@ def sequence_logprobs(
         ids = torch.tensor([list(prompt) + list(s) for s, _ in frontier], dtype=torch.long)
         dev = next(model.parameters()).device
         logits = model(input_ids=ids.to(dev), use_cache=False).logits[:, -1].float().cpu()
-        logp = torch.log_softmax(logits / temperature, dim=-1)
+        logp = token_stats(logits, temperature=temperature, entropy=False).logp
         nxt: list[tuple[Seq, float]] = []
         for (s, lp), row in zip(frontier, logp.tolist()):
             for tok, lt in enumerate(row):
@@ -93,9 +95,9 @@ def token_logprobs(
         if prefix not in cache:
             ids = torch.tensor([list(prompt) + list(prefix)], dtype=torch.long, device=dev)
             logits = model(input_ids=ids, use_cache=False).logits[0, -1].float().cpu()
-            logp = torch.log_softmax(logits, -1)
-            cache[prefix] = (logp.tolist(), torch.log_softmax(logits * alpha, -1).tolist(),
-                             [float(-(logp.exp() * logp).sum())], torch.log_softmax(logits / t_cut, -1).tolist())
+            p = token_stats(logits)
+            cache[prefix] = (p.logp.tolist(), token_stats(logits, alpha=alpha, entropy=False).logp.tolist(),
+                             [float(p.entropy)], token_stats(logits, temperature=t_cut, entropy=False).logp.tolist())
         return cache[prefix]
 
     out = {}

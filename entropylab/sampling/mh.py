@@ -36,7 +36,7 @@ entropy of each token of a chain's state are stored when the token is drawn, so 
 re-scored: the current suffix's terms of R are sums over the stored arrays, and a proposal's come from
 its own draw.
 
-With `kv="reuse"` (default for Llama/Qwen2/Qwen3) the chains run in `_kvstore.KeptChains`: each chain's
+With `kv="reuse"` (default for Llama/Qwen2/Qwen3) the chains run in `kept_chains.KeptChains`: each chain's
 K/V and the final hidden state of every position of its state are kept, so nothing is re-encoded; a move
 cut at m draws its first token from the stored h_m, and while the proposal repeats the state's tokens
 (y_<j = x_<j) its distribution at j *is* the state's, so those tokens are drawn from the stored h_j
@@ -55,27 +55,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal
 from entropylab.errors import ConfigError, ModelError
 from entropylab.sampling._decoding import DecoderFactory, left_align_prefixes, sample_suffixes
-from entropylab.sampling._kvstore import KeptChains
 from entropylab.sampling.base import (
     PowerSamples,
-    Stopwatch,
     check_alpha,
     check_int,
-    decode_texts,
+    check_top_p,
     masked_sum,
     prepare,
     seq_columns,
 )
+from entropylab.sampling.cuts import CUTS, cut_weights, pick_cuts
+from entropylab.sampling.kept_chains import KeptChains
 
-__all__ = ["power_sample_mh", "mh_log_ratio", "mh_accept", "splice", "block_ends", "cut_weights", "pick_cuts",
-           "CUTS"]
-
-#: Where a move cuts: "uniform" over the generated positions, or "entropy", with probability rising with the
-#: next-token entropy H_m of p there (weight H_m + cut_floor).
-CUTS = ("uniform", "entropy")
-
+__all__ = ["power_sample_mh", "mh_log_ratio", "mh_accept", "splice", "block_ends"]
 
 # ------------------------------------------------------------------------------------------------ pure pieces
 
@@ -107,23 +102,6 @@ def mh_log_ratio(
         log_r = log_r + torch.log(len_old.to(log_r.dtype)) - torch.log(len_new.to(log_r.dtype))
     impossible = torch.isneginf(logq_old) | torch.isneginf(logq_new) | torch.isneginf(logp_new)
     return torch.where(impossible | torch.isnan(log_r), torch.full_like(log_r, -math.inf), log_r)
-
-
-def cut_weights(entropy: Tensor, length: Tensor, cuts: str, floor: float) -> Tensor:
-    """Index-choice weights [R, T] of the positions t < length: 1 ("uniform") or H_t + floor ("entropy");
-    0 past the length. A move cuts at m with probability w_m / sum(w), its normaliser Z = sum(w)."""
-    cols = seq_columns(entropy.shape[1], entropy.device)
-    w = torch.ones_like(entropy) if cuts == "uniform" else entropy.clamp(min=0.0) + floor
-    return torch.where(cols < length[:, None], w, torch.zeros_like(w))
-
-
-def pick_cuts(weights: Tensor, uniform: Tensor) -> tuple[Tensor, Tensor]:
-    """(m, Z): per row, the position whose cumulative weight first exceeds u * Z (u ~ U(0, 1)), and Z."""
-    cum = weights.cumsum(1)
-    z = cum[:, -1]
-    m = torch.searchsorted(cum, (uniform * z)[:, None], right=True)[:, 0]
-    last = (weights > 0).long().sum(1) - 1
-    return torch.minimum(m, last), z
 
 
 def mh_accept(log_r: Tensor, uniform: Tensor) -> Tensor:
@@ -184,7 +162,8 @@ class Chains:
 
 
 def propose(
-    factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, tokens: Tensor, m: Tensor, horizon: Tensor, **sampling
+    factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, tokens: Tensor, m: Tensor, horizon: Tensor,
+    q: Proposal, **sampling,
 ) -> dict:
     """Suffixes y ~ q(. | prompt, tokens[:, :m]) of at most `horizon` tokens per row, re-encoding the prefixes.
 
@@ -192,7 +171,7 @@ def propose(
     its m; see `_decoding.sample_suffixes` for the returned fields.
     """
     ids, mask = left_align_prefixes(prompt, prompt_mask, tokens, m)
-    return sample_suffixes(factory, ids, mask, horizon, **sampling)
+    return sample_suffixes(factory, ids, mask, horizon, q, **sampling)
 
 
 # ------------------------------------------------------------------------------------------------ the sampler
@@ -245,8 +224,7 @@ def power_sample_mh(
     mcmc_steps = check_int("mcmc_steps", mcmc_steps, 0)
     block_size = check_int("block_size", block_size, 1)
     n_chains = check_int("n_chains", n_chains, 1)
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+    check_top_p(top_p)
     if kv not in ("auto", "reuse", "recompute"):
         raise ConfigError(f"kv must be 'auto', 'reuse' or 'recompute', got {kv!r}")
     if cuts not in CUTS:
@@ -258,7 +236,6 @@ def power_sample_mh(
         raise ConfigError(f"cut_temperature must be a number > 0, got {cut_temperature!r}")
     if not exact and (cuts != "uniform" or cut_temperature is not None):
         raise ConfigError("exact=False (the reference approximation) only goes with uniform cuts and q throughout")
-    clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max = setup.max_new_tokens
     prompt, prompt_mask, prompt_index = setup.batch(n_chains)
@@ -270,7 +247,8 @@ def power_sample_mh(
     proposed = torch.zeros(n_rows, dtype=torch.long, device=device)
     per_block: list[float] = []
     prefilled = replayed = 0
-    sampling = dict(top_k=top_k, top_p=top_p, generator=generator, eos=setup.eos, pad=setup.pad)
+    q = Proposal(alpha=alpha, top_k=top_k, top_p=top_p)
+    sampling = dict(generator=generator, eos=setup.eos, pad=setup.pad)
     factory = DecoderFactory(model, device, backend, batch_hint=n_rows)
     if kv == "reuse" and not factory.fast:
         raise ModelError("kv='reuse' needs the fast decoder (a Llama/Qwen2/Qwen3 model, backend 'auto' or 'fast')")
@@ -290,7 +268,7 @@ def power_sample_mh(
                 chains, ends, mcmc_steps,
                 lambda lp_new, lp_old, lq_new, lq_old, n_new, n_old: mh_log_ratio(
                     alpha, lp_new, lp_old, lq_new, lq_old, n_new, n_old, exact=exact),
-                mh_accept, alpha=alpha, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
+                mh_accept, q, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
                 cut_temperature=cut_temperature, progress=bar, **sampling,
             )
             if bar is not None:
@@ -300,50 +278,33 @@ def power_sample_mh(
             evaluated, generated, replayed = runner.evaluated, runner.generated, runner.replayed
         else:
             evaluated, generated, prefilled = _run_lockstep(
-                factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block,
-                alpha=alpha, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
+                factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block, q,
+                exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
                 cut_temperature=cut_temperature, progress=progress, **sampling,
             )
     finally:
         model.train(was_training)
 
-    width = max(int(chains.length.max()), 1)
-    mask = seq_columns(width, device) < chains.length[:, None]
-    tokens = chains.tokens[:, :width]
     total = int(proposed.sum())
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids,
-        response_ids=tokens,
-        response_mask=mask,
-        logprobs=chains.logq[:, :width],
-        logprobs_t1=chains.logp[:, :width],
-        entropy=chains.entropy[:, :width],
-        texts=decode_texts(tokenizer, tokens, mask),
-        prompt_index=prompt_index,
-        n_tokens=chains.length.clone(),
-        finished=chains.eos.clone(),
-        n=n_chains,
-        pad_token_id=setup.pad,
+    return setup.collect(
+        tokenizer, tokens=chains.tokens, length=chains.length, logq=chains.logq, logp=chains.logp,
+        entropy=chains.entropy, finished=chains.eos, prompt_index=prompt_index, n=n_chains, method="mh",
         meta=dict(
-            method="mh", alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
+            alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
             seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if kept else "recompute",
             freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor, cut_temperature=cut_temperature,
         ),
-        loglik=masked_sum(chains.logp[:, :width], mask),
-        method="mh",
-        tokens_evaluated=int(evaluated),
-        tokens_generated=int(generated),
-        wall_time=clock(),
+        evaluated=evaluated, generated=generated,
         acceptance_rate=(int(accepted.sum()) / total) if total else None,
         acceptance_per_block=per_block,
         acceptance_per_row=accepted.float() / proposed.clamp(min=1).float(),
         stats=dict(prefill_positions=int(prefilled), proposals=total, replayed_tokens=int(replayed)),
-    ).ordinary()
+    )
 
 
 def _run_lockstep(
     factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, chains: Chains, ends: list[int], mcmc_steps: int,
-    t_max: int, accepted: Tensor, proposed: Tensor, per_block: list[float], *, alpha: float, exact: bool,
+    t_max: int, accepted: Tensor, proposed: Tensor, per_block: list[float], q: Proposal, *, exact: bool,
     freeze_finished: bool, progress: bool, cuts: str = "uniform", cut_floor: float = 0.05,
     cut_temperature: float | None = None, **sampling,
 ) -> tuple[int, int, int]:
@@ -354,7 +315,6 @@ def _run_lockstep(
     """
     device, pad = prompt.device, sampling["pad"]
     generator = sampling["generator"]
-    sampling = dict(sampling, alpha=alpha)
     n_rows = prompt.shape[0]
     done = torch.zeros(n_rows, dtype=torch.bool, device=device)
     evaluated = generated = prefilled = 0
@@ -370,7 +330,8 @@ def _run_lockstep(
         grow = rows[~chains.eos[rows] & (chains.length[rows] < end)]
         if grow.numel():
             start = chains.length[grow]
-            prop = propose(factory, prompt[grow], prompt_mask[grow], chains.tokens[grow], start, end - start, **sampling)
+            prop = propose(factory, prompt[grow], prompt_mask[grow], chains.tokens[grow], start, end - start, q,
+                           **sampling)
             chains.replace(grow, start, prop, pad)
             evaluated += prop["evaluated"]
             prefilled += prop["prefilled"]
@@ -383,7 +344,7 @@ def _run_lockstep(
             m, z_old = pick_cuts(weights, torch.rand(rows.numel(), generator=generator, device=device))
             first = dict(first_temperature=cut_temperature,
                          first_old=chains.tokens[rows].gather(1, m[:, None])[:, 0]) if cut_temperature else {}
-            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, **sampling,
+            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, q, **sampling,
                            **first)
             evaluated += prop["evaluated"]
             prefilled += prop["prefilled"]
@@ -403,7 +364,7 @@ def _run_lockstep(
                 prefix = (weights * (seq_columns(weights.shape[1], device) < m[:, None])).sum(1)
                 z_new = prefix + cut_weights(prop["entropy"], prop["n"], cuts, cut_floor).sum(1)
             log_r = mh_log_ratio(
-                alpha,
+                q.alpha,
                 masked_sum(prop["logp"], new_mask), masked_sum(chains.logp[rows], old_mask),
                 lq_new, lq_old, z_new, z_old, exact=exact,
             )

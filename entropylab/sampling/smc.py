@@ -33,18 +33,10 @@ import math
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal, draw, token_stats
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, draw, next_token_logprobs, row_entropy
-from entropylab.sampling.base import (
-    PowerSamples,
-    Stopwatch,
-    check_alpha,
-    check_int,
-    decode_texts,
-    masked_sum,
-    prepare,
-    seq_columns,
-)
+from entropylab.sampling._decoding import DecoderFactory
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, check_top_p, prepare
 
 __all__ = ["power_sample_smc", "alpha_schedule", "effective_sample_size", "systematic_resample"]
 
@@ -109,9 +101,7 @@ def power_sample_smc(
         alpha_ramp = check_int("alpha_ramp", alpha_ramp, 0)
     if not 0.0 <= float(ess_threshold) <= 1.0:
         raise ConfigError(f"ess_threshold must be in [0, 1], got {ess_threshold!r}")
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
-    clock = Stopwatch()
+    check_top_p(top_p)
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     t_max, device, pad = setup.max_new_tokens, setup.device, setup.pad
     prompt, prompt_mask, _ = setup.batch(n * n_particles)
@@ -146,12 +136,13 @@ def power_sample_smc(
         for t in steps:
             # 1. extend the live particles by one token from q_t and weight them
             a_t = alpha_schedule(alpha, alpha_ramp, t)
-            logp, logq = next_token_logprobs(logits, a_t, top_k, top_p)
+            p = token_stats(logits)
+            logp, logq = p.logp, Proposal(alpha=a_t, top_k=top_k, top_p=top_p).logprobs(logits, p.logp)
             live = alive[batch_rows]
             tok = draw(logq, generator).masked_fill_(~live, pad)
             lp = logp.gather(1, tok[:, None])[:, 0]
             lq = logq.gather(1, tok[:, None])[:, 0]
-            ent = row_entropy(logp)
+            ent = p.entropy
             r = batch_rows[live]
             tokens[r, t], logp_tok[r, t], logq_tok[r, t], ent_tok[r, t] = tok[live], lp[live], lq[live], ent[live]
             inc = (a_t - a_prev) * loglik.double()  # the ramp re-weights every prefix, finished ones included
@@ -207,36 +198,18 @@ def power_sample_smc(
         keep_rows = torch.arange(n_sys, device=device) * n_particles + pick
         out_weights = None
         per_prompt = n
-    width = max(int(length.max()), 1)
-    mask = seq_columns(width, device) < length[keep_rows][:, None]
-    out_tokens = tokens[keep_rows, :width]
-    out_logp = logp_tok[keep_rows, :width]
-    out_len = length[keep_rows]
-    last = tokens[keep_rows].gather(1, (out_len - 1).clamp(min=0)[:, None])[:, 0]
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids,
-        response_ids=out_tokens,
-        response_mask=mask,
-        logprobs=logq_tok[keep_rows, :width],
-        logprobs_t1=out_logp,
-        entropy=ent_tok[keep_rows, :width],
-        texts=decode_texts(tokenizer, out_tokens, mask),
+    return setup.collect(
+        tokenizer, tokens=tokens[keep_rows], length=length[keep_rows], logq=logq_tok[keep_rows],
+        logp=logp_tok[keep_rows], entropy=ent_tok[keep_rows], width=max(int(length.max()), 1),
         prompt_index=torch.arange(len(setup.prompt_ids), device=device).repeat_interleave(per_prompt),
-        n_tokens=out_len,
-        finished=(out_len > 0) & torch.isin(last, eos),
-        n=per_prompt,
-        pad_token_id=pad,
+        n=per_prompt, method="smc",
         meta=dict(
-            method="smc", alpha=alpha, n_particles=n_particles, ess_threshold=float(ess_threshold),
+            alpha=alpha, n_particles=n_particles, ess_threshold=float(ess_threshold),
             alpha_ramp=alpha_ramp, max_new_tokens=t_max, seed=seed, top_k=top_k, top_p=top_p,
             return_particles=return_particles,
         ),
-        loglik=masked_sum(out_logp, mask),
-        method="smc",
-        tokens_evaluated=int(dec.evaluated),
-        tokens_generated=int(generated),
-        wall_time=clock(),
+        evaluated=dec.evaluated, generated=generated,
         log_weights=out_weights,
         log_evidence=log_evidence,
         stats=dict(resamples=resamples, min_ess=min_ess, systems=n_sys),
-    ).ordinary()
+    )

@@ -24,18 +24,10 @@ import math
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal, decode, draw, token_stats
 from entropylab.errors import ConfigError
-from entropylab.sampling._decoding import DecoderFactory, decode_suffixes, draw, row_entropy
-from entropylab.sampling.base import (
-    PowerSamples,
-    Stopwatch,
-    check_alpha,
-    check_int,
-    decode_texts,
-    masked_sum,
-    prepare,
-    seq_columns,
-)
+from entropylab.sampling._decoding import DecoderFactory
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, masked_sum, prepare, seq_columns
 
 __all__ = ["power_sample_sps", "candidate_distribution"]
 
@@ -89,7 +81,6 @@ def power_sample_sps(
     m = check_int("n_rollouts", n_rollouts, 1)
     if rollout_len is not None:
         rollout_len = check_int("rollout_len", rollout_len, 1)
-    clock = Stopwatch()
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     vocab = int(model.get_output_embeddings().weight.shape[0])
     if not (isinstance(entropy_threshold, int | float) and 0.0 <= entropy_threshold <= math.log(vocab)):
@@ -119,18 +110,18 @@ def power_sample_sps(
 
             steps = tqdm(steps, desc="power SPS", unit="token")
         for t in steps:
-            logp = torch.log_softmax(logits.float(), -1)
-            ent = row_entropy(logp)
-            log_s = torch.log_softmax(alpha * logp, -1)  # the token-level tempered distribution p^alpha
+            p = token_stats(logits, top=k)
+            logp, ent = p.logp, p.entropy
+            log_s = token_stats(logp, alpha=alpha, entropy=False).logp  # the token-level tempered distribution p^alpha
             apply = alive & (ent > entropy_threshold)
             horizon = t_max - t - 1 if rollout_len is None else min(rollout_len, t_max - t - 1)
             if bool(apply.any()) and horizon > 0:
                 a = apply.nonzero()[:, 0]
-                cand_lp, cand = logp[a].topk(k, dim=-1)  # [A, K]
+                cand_lp, cand = p.top_logp[a], p.top_ids[a]  # [A, K]
                 branch = dec.fork(a.repeat_interleave(k * m))
                 first = cand.repeat_interleave(m, dim=1).flatten()  # [A*K*M]
-                roll = decode_suffixes(branch, branch.step(first), torch.full_like(first, horizon), alpha=1.0,
-                                       top_k=0, top_p=1.0, generator=generator, eos=setup.eos, pad=pad)
+                roll = decode(branch, branch.step(first), torch.full_like(first, horizon), Proposal(),
+                              generator=generator, eos=setup.eos, pad=pad)
                 future = masked_sum(roll["logp"], seq_columns(roll["logp"].shape[1], device) < roll["n"][:, None])
                 future = torch.where(torch.isin(first, eos), torch.zeros_like(future), future)  # EOS: no future
                 pi = candidate_distribution(alpha, cand_lp, (alpha - 1.0) * future.view(len(a), k, m), jackknife)
@@ -154,18 +145,11 @@ def power_sample_sps(
         evaluated += dec.evaluated
     finally:
         model.train(was_training)
-    width = max(int(length.max()), 1)
-    mask = seq_columns(width, device) < length[:, None]
-    out = tokens[:, :width]
-    last = out.gather(1, (length - 1).clamp(min=0)[:, None])[:, 0]
-    return PowerSamples(
-        prompt_ids=setup.prompt_ids, response_ids=out, response_mask=mask, logprobs=logs_tok[:, :width],
-        logprobs_t1=logp_tok[:, :width], entropy=ent_tok[:, :width], texts=decode_texts(tokenizer, out, mask),
-        prompt_index=prompt_index, n_tokens=length.clone(), finished=(length > 0) & torch.isin(last, eos), n=n,
-        pad_token_id=pad,
-        meta=dict(method="sps", alpha=alpha, n_candidates=k, n_rollouts=m, rollout_len=rollout_len,
+    return setup.collect(
+        tokenizer, tokens=tokens, length=length, logq=logs_tok, logp=logp_tok, entropy=ent_tok,
+        prompt_index=prompt_index, n=n, method="sps",
+        meta=dict(alpha=alpha, n_candidates=k, n_rollouts=m, rollout_len=rollout_len,
                   entropy_threshold=float(entropy_threshold), jackknife=jackknife, max_new_tokens=t_max,
                   seed=seed),
-        loglik=masked_sum(logp_tok[:, :width], mask), method="sps", tokens_evaluated=int(evaluated),
-        tokens_generated=int(generated), wall_time=clock(), stats=dict(estimated_positions=estimated),
-    ).ordinary()
+        evaluated=evaluated, generated=generated, stats=dict(estimated_positions=estimated),
+    )

@@ -9,7 +9,6 @@ hurts a lot, raising it moderately helps, and the low-entropy temperature matter
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +17,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from entropylab import generation
+from entropylab.decoder import token_stats
 from entropylab.tokens.errors import TokensError
 
 __all__ = [
@@ -27,11 +28,6 @@ __all__ = [
     "split_temperature_runner",
     "temperature_grid",
 ]
-
-
-def _entropy(logits: Tensor) -> Tensor:
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
 
 
 def entropy_split_temperature(
@@ -44,7 +40,7 @@ def entropy_split_temperature(
     if t_high < 0 or t_low < 0:
         raise TokensError(f"temperatures must be >= 0, got t_high={t_high}, t_low={t_low}")
     logits = logits.float()
-    h = _entropy(logits) if entropy is None else entropy.to(logits.device, torch.float32)
+    h = token_stats(logits).entropy if entropy is None else entropy.to(logits.device, torch.float32)
     high = h >= entropy_cutoff
     temp = torch.where(high, torch.tensor(float(t_high)), torch.tensor(float(t_low))).to(logits.device)
     greedy = temp == 0
@@ -77,7 +73,7 @@ class EntropySplitTemperature(_Base):
 
     def __call__(self, input_ids: Tensor, scores: Tensor | None = None) -> Tensor:
         logits = input_ids if scores is None else scores
-        h = _entropy(logits)
+        h = token_stats(logits).entropy
         self.n_high += int((h >= self.entropy_cutoff).sum())
         self.n_total += int(h.numel())
         return entropy_split_temperature(logits, self.entropy_cutoff, self.t_high, self.t_low, entropy=h)
@@ -86,15 +82,6 @@ class EntropySplitTemperature(_Base):
     def high_fraction(self) -> float:
         """Share of the positions processed so far that were at or above the cutoff."""
         return self.n_high / self.n_total if self.n_total else float("nan")
-
-
-def _sampler_hook() -> Callable | None:
-    """`entropylab.generation.sample` if it accepts a `logits_processor`, else None."""
-    try:
-        from entropylab.generation import sample
-    except ImportError:  # pragma: no cover
-        return None
-    return sample if "logits_processor" in inspect.signature(sample).parameters else None
 
 
 @torch.inference_mode()
@@ -112,35 +99,12 @@ def sample_split_temperature(
 ) -> tuple[list[list[str]], float]:
     """`n` completions per prompt with the split temperature; returns (texts grouped by prompt, high fraction).
 
-    Uses `entropylab.generation.sample` when it takes a `logits_processor`, else `model.generate`.
+    Draws with `entropylab.generation.sample`, the processor reshaping each next-token distribution.
     """
     proc = EntropySplitTemperature(entropy_cutoff, t_high, t_low)
-    hook = _sampler_hook()
-    if hook is not None:
-        out = hook(model, tokenizer, list(prompts), n=n, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed,
-                   logits_processor=proc)
-        return out.texts_by_prompt(), proc.high_fraction
-    from transformers import GenerationConfig
-
-    device = next(model.parameters()).device
-    enc = [tokenizer(p)["input_ids"] for p in prompts]
-    width = max(len(e) for e in enc)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    ids = torch.full((len(enc), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(enc), width), dtype=torch.long)
-    for i, e in enumerate(enc):  # left padding
-        ids[i, width - len(e) :] = torch.as_tensor(e)
-        mask[i, width - len(e) :] = 1
-    cfg = GenerationConfig(
-        do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, num_return_sequences=n,
-        pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    gen = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=cfg, logits_processor=[proc]
-    )
-    texts = tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
-    return [texts[i * n : (i + 1) * n] for i in range(len(prompts))], proc.high_fraction
+    out = generation.sample(model, tokenizer, list(prompts), n=n, max_new_tokens=max_new_tokens, temperature=1.0,
+                            seed=seed, logits_processor=proc)
+    return out.texts_by_prompt(), proc.high_fraction
 
 
 def split_temperature_runner(

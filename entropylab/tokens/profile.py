@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from entropylab.decoder import token_stats
 from entropylab.errors import ModelError
 from entropylab.tokens.errors import TokensError
 
@@ -229,15 +230,13 @@ def _score(head: Callable[[Tensor], Tensor], h: Tensor, targets: Tensor, top_k: 
     At most two [c, V] float32 buffers are alive at once: the logits are dropped once `log_softmax` has run,
     the reductions are batched dot products, and the varentropy term reuses `logp` in place.
     """
-    logits = head(h)
-    logp = torch.log_softmax(logits, dim=-1)
-    del logits
-    target_lp = logp.gather(1, targets[:, None])[:, 0]
+    stats = token_stats(head(h), entropy=False, targets=targets, top=top_k)
+    logp, target_lp = stats.logp, stats.target_logp
     rank = (logp > target_lp[:, None]).sum(-1) + 1
     out = dict(logprob=target_lp, rank=rank)
     if top_k > 0:
-        vals, idx = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1)
-        out.update(top_logp=vals, top_ids=idx)
+        out.update(top_logp=stats.top_logp, top_ids=stats.top_ids)
+    del stats
     p = logp.exp()
     entropy = -torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]
     logp.add_(entropy[:, None]).square_()  # (log p + H)^2, in place

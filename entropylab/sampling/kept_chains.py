@@ -15,7 +15,7 @@ Storage (P prompt slots, left-padded; response token t in slot P + t; T = max_ne
   prompt + x_0..x_{L-2} in `k_st` / `v_st` [layers, R, kv, P + T, head_dim] (all a proposal can condition
   on), and `h_st` [R, T, hidden]: h_t, whose logits give p(. | x_<t), for t < L;
 - working, per batch row b (running chain `chain[b]`): the same fields for the state being built, with the
-  K/V in the decoder's own cache, written at per-row slots (`_FastDecoder.hidden(..., slots=...)`).
+  K/V in the decoder's own cache, written at per-row slots (`FastDecoder.hidden(..., slots=...)`).
 
 A job cut at m keeps the working copy's x_<m, draws its first token from h_m (a move) or feeds x_{m-1}
 first (an extension at m = L > 0, whose h_L was never computed), and decodes until EOS or the block end.
@@ -34,8 +34,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from entropylab.decoder import Proposal, draw, token_stats
 from entropylab.errors import ModelError
-from entropylab.sampling._decoding import DecoderFactory, draw, next_token_logprobs
+from entropylab.sampling._decoding import DecoderFactory
+from entropylab.sampling.cuts import cut_weights, pick_cuts
 
 __all__ = ["KeptChains"]
 
@@ -73,10 +75,8 @@ class KeptChains:
         mcmc_steps: int,
         log_ratio: Callable[..., Tensor],
         accept: Callable[[Tensor, Tensor], Tensor],
+        q: Proposal,
         *,
-        alpha: float,
-        top_k: int,
-        top_p: float,
         generator: torch.Generator,
         eos: list[int],
         pad: int,
@@ -91,12 +91,10 @@ class KeptChains:
         """Run every chain through all blocks; fills `chains` (the `Chains` of `power_sample_mh`) in place.
 
         `log_ratio(logp_new, logp_old, logq_new, logq_old, norm_new, norm_old)` and `accept(log_r, u)` are
-        the MH rule; `cuts` / `cut_floor` choose where a move cuts (`mh.cut_weights`) and `cut_temperature`
-        the proposal of its first token (None: q, like the rest). Returns accepted [R] and proposed [R]
-        counts and per-block (accepted, proposed) pairs.
+        the MH rule; `q` the proposal; `cuts` / `cut_floor` choose where a move cuts (`cut_weights`) and
+        `cut_temperature` the proposal of its first token (None: q, like the rest). Returns accepted [R] and
+        proposed [R] counts and per-block (accepted, proposed) pairs.
         """
-        from entropylab.sampling.mh import cut_weights, pick_cuts
-
         dev, P, T, R = self.device, self.width, self.t_max, self.rows
         dec = self.dec
         eos_t = torch.as_tensor(eos, dtype=torch.long, device=dev)
@@ -235,9 +233,9 @@ class KeptChains:
             `first` (rows at a move's cut) and a cut temperature, those rows draw from q_cut instead, and
             (log q_cut of the drawn token, of the `old` token) come back too."""
             logits = dec.logits(h)
-            logp, logq = next_token_logprobs(logits, alpha, top_k, top_p)
-            ent = torch.special.entr(logp.exp()).sum(-1)
-            logc = None if first is None else torch.log_softmax(logits.float() / cut_temperature, dim=-1)
+            p = token_stats(logits)
+            logp, logq, ent = p.logp, q.logprobs(logits, p.logp), p.entropy
+            logc = None if first is None else token_stats(logits, temperature=cut_temperature, entropy=False).logp
             tok = draw(logq if logc is None else torch.where(first[:, None], logc, logq), generator)
             lp, lq = logp.gather(1, tok[:, None])[:, 0], logq.gather(1, tok[:, None])[:, 0]
             if logc is None:
