@@ -27,6 +27,17 @@ def shared_runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("shared_runs")
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: several threads on two shared cores thrash."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """entropylab's character tokenizer (`build_tokenizer()`, the shipped checkpoints'); shared: do not modify."""

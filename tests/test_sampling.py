@@ -38,13 +38,7 @@ VOCAB, MAX_LEN, ALPHA, MODEL_SEED, SCALE = 4, 4, 2.0, 3, 0.2
 CHAINS, STEPS = 4000, 30
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the machine is shared, and several threads on two cores thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from entropylab.sampling import (  # noqa: E402
 )
 from entropylab.sampling.exact import empirical, sequence_logprobs, tv_distance  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

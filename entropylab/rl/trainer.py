@@ -151,7 +151,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
-    torch.manualderive_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
 
     # -- model, reference model, task, optimizer
     start = checkpoints[-1] if resume and checkpoints else 0
@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
     for step in bar:
         t_step = time.perf_counter()
         rng = np.random.default_rng(derive_seed(cfg.seed, step))
-        gen = torch.Generator().manualderive_seed(derive_seed(cfg.seed, step, 2))
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, step, 2))
 
         # 1. rollout: G samples for each of the step's prompts
         ids = rng.choice(len(pool), size=cfg.prompts_per_step, replace=False)
