@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from entropylab import experiments as ex
 from entropylab.errors import EntropylabError
@@ -30,6 +32,10 @@ from entropylab.plots.style import (
     relabel_comparison,
     save_figure,
 )
+
+if TYPE_CHECKING:
+    from entropylab.compare import Comparison
+    from entropylab.diagnostics import Diagnosis
 
 #: Every figure `make_figures` writes (stem -> caption), by paper.
 FIGURES: dict[str, str] = {
@@ -101,29 +107,35 @@ class GalleryData:
         return {p: self.results[p] for p in ex.FIGURE_PRESETS if p in self.results}
 
     @cached_property
-    def metrics(self):
+    def metrics(self) -> pd.DataFrame:
+        """The runs' metrics (`experiments.run_metrics`)."""
         return ex.run_metrics(self.runs)
 
     @cached_property
     def law_runs(self) -> dict:
+        """The law fitted on each run (`experiments.law_of_runs`)."""
         return ex.law_of_runs(self.runs)
 
     @cached_property
     def law_sizes(self) -> dict:
+        """The law fitted on each model size's run (`experiments.law_by_size`)."""
         return ex.law_by_size(self.results["sizes"])
 
     @cached_property
-    def diagnosis(self):
+    def diagnosis(self) -> Diagnosis:
+        """Table 1 and the theory check of the GRPO run."""
         from entropylab.diagnostics import diagnose
 
         return diagnose(self.runs["grpo"])
 
     @cached_property
-    def comparison(self):
+    def comparison(self) -> Comparison:
+        """The sampler comparison with display names for the methods."""
         return relabel_comparison(self.results["comparison"])
 
     @cached_property
     def real_logs(self) -> tuple[dict, dict]:
+        """Fits and forecasts of the bundled real verl logs (`experiments.law_of_logs`)."""
         return ex.law_of_logs()
 
 
@@ -131,7 +143,7 @@ class GalleryData:
 BUILDERS: dict[str, Callable[[GalleryData], plt.Figure]] = {
     "entropy_accuracy_over_steps": lambda d: ip.entropy_accuracy_figure(d.metrics),
     "law_fit_runs": lambda d: lp.law_fit_runs_figure(d.law_runs, d.law_sizes),
-    "law_forecast": lambda d: lp.law_forecast_figure(ex.run_points({"grpo": d.runs["grpo"]})),
+    "law_forecast": lambda d: lp.law_forecast_figure(d.law_runs["points"]),
     "covariance_quantiles": lambda d: dp.covariance_figure(d.diagnosis.table),
     "table1": lambda d: dp.table1_figure(d.diagnosis.table1()),
     "entropy_change_theory": lambda d: dp.entropy_change_figure(d.diagnosis.theory, d.diagnosis.correlations),
@@ -231,8 +243,9 @@ def make_figures(out: str | Path = "figures", *, scale: str = "full", runs_dir: 
         data.law_sizes["table"].to_csv(out / "law_by_size.csv", index=False)
         written.append(out / "law_by_size.csv")
     elapsed = time.perf_counter() - start
-    say(f"wrote {len(written)} files ({len(names)} figures, PNG + SVG, and CSV) to {out}/ in "
-        f"{elapsed:.0f} s ({elapsed / 60:.1f} min)")
+    tables = [p.name for p in written if p.suffix == ".csv"]
+    say(f"wrote {len(written)} files ({len(names)} figures, PNG + SVG{', ' + ', '.join(tables) if tables else ''}) "
+        f"to {out}/ in {elapsed:.0f} s ({elapsed / 60:.1f} min)")
     for name in names:
         say(f"  {name}.png  {FIGURES[name]}")
     return written

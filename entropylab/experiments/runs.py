@@ -11,10 +11,14 @@ import inspect
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from entropylab.errors import EntropylabError
 from entropylab.experiments.cache import Cache, Job, as_cache, model_key, run_jobs
 from entropylab.experiments.scales import MODEL_SIZES, SCALES, SIZE_SCALES, check_scale
+
+if TYPE_CHECKING:
+    from entropylab.rl.config import TrainConfig
 
 
 def run_name(preset: str, task: str, seed: int) -> str:
@@ -22,7 +26,8 @@ def run_name(preset: str, task: str, seed: int) -> str:
     return f"{task}-{preset}-s{seed}"
 
 
-def run_config(preset: str, scale: str, task: str, model: str | None, seed: int, overrides: Sequence[str] = ()):
+def run_config(preset: str, scale: str, task: str, model: str | None, seed: int,
+               overrides: Sequence[str] = ()) -> TrainConfig:
     """The trainer config of an experiment run: the preset, then the scale's sizes, then `overrides`."""
     from entropylab.rl.config import resolve_config
 
@@ -31,7 +36,7 @@ def run_config(preset: str, scale: str, task: str, model: str | None, seed: int,
 
 
 def _run_entry(cache: Cache, preset: str, scale: str, task: str, model: str | None, seed: int,
-               overrides: Sequence[str], name: str | None) -> tuple:
+               overrides: Sequence[str], name: str | None) -> tuple[TrainConfig, dict, Path]:
     """(config, key parts, entry) of a run: the key is the whole config, its base model by name and weights."""
     cfg = run_config(preset, scale, task, model, seed, overrides)
     parts = {"config": {**cfg.to_dict(), "model": model_key(cfg.model)}}

@@ -4,6 +4,7 @@ exactness check on an enumerable model, and the accuracy-against-tokens frontier
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,10 +18,13 @@ from entropylab.experiments.scales import (
     check_scale,
 )
 
+if TYPE_CHECKING:
+    from entropylab.compare import Comparison
+
 
 def ensure_comparison(cache: str | Path | Cache, *, model: str | Path = "arith", task: str = "arith",
                       scale: str = "demo", alpha: float = 4.0, grpo_checkpoint: str | Path | None = None,
-                      seed: int = 0, progress: bool = True):
+                      seed: int = 0, progress: bool = True) -> Comparison:
     """Power sampling (MH, SMC) against plain and low-temperature sampling and a GRPO checkpoint
     (`compare.compare_methods` at `COMPARE_SCALES[scale]`); a `compare.Comparison`."""
     from entropylab.compare import Comparison

@@ -74,12 +74,13 @@ EXACTNESS_SCALES: dict[str, dict] = {
     "full": dict(n_chains=4000, mcmc_steps=30),
 }
 #: Sampler frontier per scale (`entropylab.compare.frontier`): problems, answers per problem, the budgets in
-#: tokens evaluated per answer (about 2, 4, 8 and 16 times what plain sampling spends on arith) and the methods.
+#: tokens evaluated per answer (2.5, 5, 10 and 20 times the 64 that plain sampling spends on arith: every method gets
+#: at least two candidates, particles or MH steps' worth) and the methods.
 FRONTIER_SCALES: dict[str, dict] = {
-    "quick": dict(n_problems=2, k_max=1, budgets=(128.0,), methods=("best_of_n", "smc"), max_new_tokens=32),
-    "demo": dict(n_problems=24, k_max=2, budgets=(128.0, 256.0, 512.0),
+    "quick": dict(n_problems=2, k_max=1, budgets=(160.0,), methods=("best_of_n", "smc"), max_new_tokens=32),
+    "demo": dict(n_problems=24, k_max=2, budgets=(160.0, 320.0, 640.0),
                  methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"), max_new_tokens=64),
-    "full": dict(n_problems=100, k_max=2, budgets=(128.0, 256.0, 512.0, 1024.0),
+    "full": dict(n_problems=100, k_max=2, budgets=(160.0, 320.0, 640.0, 1280.0),
                  methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"), max_new_tokens=64),
 }
 
