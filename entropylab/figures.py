@@ -61,9 +61,8 @@ FIGURES: dict[str, str] = {
     "alpha_sweep": "power sampling (MH) as alpha varies",
     "mcmc_steps_sweep": "power sampling (MH) as the number of MH steps per block varies",
     "mh_exactness": "MH and SMC against the exact p^alpha of a tiny enumerable model",
-    "sampling_frontier": "single-shot accuracy against tokens evaluated per answer (x plain sampling) for every "
-                         "sampler at equal token budgets: best of n, SMC, MH, MH with entropy cuts and SPS, with plain "
-                         "sampling and low temperature as points",
+    "sampling_frontier": "accuracy against tokens per answer (× plain sampling) of every sampler set to the same "
+                         "budgets: best of n, SMC, MH, MH with entropy cuts and SPS; plain and low temperature as points",
     # Real logs
     "law_real_logs": "the law on the bundled real verl runs: fits and the forecast from the first 15%",
 }
