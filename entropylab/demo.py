@@ -1,9 +1,10 @@
 """`make demo`: the main job on the embedded default, written as one self-contained report.
 
 Each piece computes what it shows and adds a section to the report. Its summary and figures are kept in the
-experiments' cache under OUT/<piece>/, keyed by what the piece is made from (the runs' configs and base
-weights, the scale's sizes, the model's weights): a later run reuses a piece made from the same, and computes
-it again otherwise (`--quick` then a full run in the same OUT recomputes); `fresh=True` recomputes every piece.
+experiments' cache (OUT/<piece>/NAME-FINGERPRINT/), keyed by what the piece is made from (the runs'
+configs and base weights, the scale's sizes, the model's weights): a later run reuses a piece made from the
+same and computes it again otherwise (`--quick` then a full run in the same OUT recomputes); `fresh=True`
+recomputes every piece. The runs and the comparison behind them are in the same cache (OUT/runs, OUT/compare).
 """
 
 from __future__ import annotations
