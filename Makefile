@@ -36,8 +36,10 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check entropylab tests benchmarks
 
+# Every figure of figures/; `make figures ONLY=sampling_frontier,pass_at_k` draws only those (and computes only
+# what they need).
 figures: $(STAMP)
-	$(VENV)/bin/entropylab figures --out figures
+	$(VENV)/bin/entropylab figures --out figures $(if $(ONLY),--only $(ONLY))
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done

@@ -94,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write every number to this file")
     args = p.parse_args(argv)
     task = args.task or ex.DEFAULT_TASK
-    jobs = [(ex.figure_run, (preset, args.root), dict(scale=args.scale, task=task, model=args.model, seed=seed,
+    jobs = [(ex.ensure_run, (args.root, preset), dict(scale=args.scale, task=task, model=args.model, seed=seed,
                                                        overrides=tuple(args.set), progress=False))
             for seed in args.seeds for preset in args.presets]
     dirs = ex.run_jobs(jobs, ex.default_workers(args.workers))
-    cfg = ex._run_config(args.presets[0], args.scale, task, args.model, args.seeds[0], tuple(args.set))
+    cfg = ex.run_config(args.presets[0], args.scale, task, args.model, args.seeds[0], tuple(args.set))
     rows = []
-    for (_, (preset, _root), kw), run in zip(jobs, dirs):
+    for (_, (_root, preset), kw), run in zip(jobs, dirs):
         rows.append({"preset": preset, "seed": kw["seed"], **run_summary(Path(run))})
     df = pd.DataFrame(rows)
     se = math.sqrt(0.25 / cfg.val_problems)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n1. collapse (grpo): entropy fall "
               + ", ".join(f"{v:.1%}" for v in g.H_fall) + "; accuracy gain " + ", ".join(f"{v:+.3f}" for v in g.gain))
         laws = {}
-        for (_, (preset, _root), kw), run in zip(jobs, dirs):
+        for (_, (_root, preset), kw), run in zip(jobs, dirs):
             if preset == "grpo":
                 laws[kw["seed"]] = law_check(Path(run), None)  # as `entropylab fit RUN_DIR` reads the run
         print("2. the law (grpo): " + "; ".join(

@@ -213,10 +213,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from entropylab.diagnostics import diagnose
+    from entropylab.plots.diagnostics import write_diagnostics_figures
 
     out = args.out or str(Path(args.run_dir) / "diagnostics")
     diagnosis = diagnose(args.run_dir, out, scope=args.scope)
-    print(diagnosis.report())
+    figures = write_diagnostics_figures(diagnosis.table, diagnosis.theory, diagnosis.correlations, out)
+    print(diagnosis.report(figures))
     print(f"\nfigures and tables: {out}/")
     return 0
 
@@ -234,7 +236,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     from entropylab.figures import make_figures
 
-    make_figures(args.out, scale=args.scale, runs_dir=args.runs_dir, progress=not args.quiet)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    make_figures(args.out, scale=args.scale, runs_dir=args.runs_dir, progress=not args.quiet, only=only)
     return 0
 
 
@@ -438,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--scale", default="full", choices=["quick", "demo", "full"], help="size of the runs behind them")
     p.add_argument("--runs-dir", default="runs/figures", help="where the runs are kept and reused")
+    p.add_argument("--only", metavar="NAME[,NAME]", help="draw only these figures, computing only what they need "
+                   "(default: every figure)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_figures)
     return parser

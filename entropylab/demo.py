@@ -1,46 +1,53 @@
 """`make demo`: the main job on the embedded default, written as one self-contained report.
 
-Each piece computes what it shows, stores it under OUT/<piece>/ and adds a section to the report.
-A piece whose `summary.json` exists is reused on the next run unless `fresh=True`.
+Each piece computes what it shows and adds a section to the report. Its summary and figures are kept in the
+experiments' cache (OUT/<piece>/NAME-FINGERPRINT/), keyed by what the piece is made from (the runs'
+configs and base weights, the scale's sizes, the model's weights): a later run reuses a piece made from the
+same and computes it again otherwise (`--quick` then a full run in the same OUT recomputes); `fresh=True`
+recomputes every piece. The runs and the comparison behind them are in the same cache (OUT/runs, OUT/compare).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from entropylab import experiments as ex
+from entropylab.experiments import Cache
 from entropylab.report import Report, format_table
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_LOGS = REPO / "data" / "real-logs"
+
+def _piece(cache: Cache, piece: str, name: str, parts: Mapping, fresh: bool,
+           compute: Callable[[Path], dict]) -> tuple[dict, Path]:
+    """The piece's summary (computed by `compute(folder)`, which also writes its figures there, or reused)
+    and the folder that holds it."""
+    summary = cache.json(piece, name, parts, compute, fresh=fresh)
+    return summary, cache.entry(piece, name, parts)
 
 
-def cached(piece_dir: Path, fresh: bool, compute: Callable[[Path], dict]) -> dict:
-    """Run `compute(piece_dir)` and store its JSON summary, or reuse the stored summary of an earlier run."""
-    done = piece_dir / "summary.json"
-    if done.exists() and not fresh:
-        return json.loads(done.read_text())
-    piece_dir.mkdir(parents=True, exist_ok=True)
-    summary = compute(piece_dir)
-    done.write_text(json.dumps(summary, indent=2, default=float))
-    return summary
+def _pngs(paths, d: Path) -> list[str]:
+    return [str(Path(p).relative_to(d)) for p in paths if str(p).endswith(".png")]
+
+
+def _run_parts(cache: Cache, presets, scale: str) -> dict:
+    """Key parts of a piece drawn from the demo's runs of `presets`: their cache entries (config and weights)."""
+    return {"runs": [ex.run_location(cache, p, scale=scale, task=ex.DEFAULT_TASK).name for p in presets]}
 
 
 # --------------------------------------------------------------------------- pieces
 
 
-def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+def law_on_real_logs(cache: Cache, report: Report, scale: str, fresh: bool) -> list[dict]:
     """Fit the law on the bundled verl runs, forecast each from its first 15% of steps, test a shared (a, b)."""
 
     def compute(d: Path) -> dict:
         from entropylab import law, logs
         from entropylab.plots import law as law_plots
 
-        points = logs.points(logs.load(sorted(REAL_LOGS.glob("*.log"))))
+        points = logs.points(logs.load(sorted(ex.REAL_LOGS.glob("*.log"))))
         fits = law.fit_runs(points)
         forecasts = {run: law.forecast(points[points["run"] == run], fit_first=0.15) for run in fits}
         shared = law.fit_shared(points)
@@ -49,10 +56,11 @@ def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> lis
             "runs": {run: {"fit": fit.to_dict(), "forecast": forecasts[run].to_dict(), "report": fit.report()}
                      for run, fit in fits.items()},
             "shared": shared.report(),
-            "figures": sorted(str(p.relative_to(d)) for p in figures if p.suffix == ".png"),
+            "figures": sorted(_pngs(figures, d)),
         }
 
-    s = cached(out / "law_real_logs", fresh, compute)
+    s, d = _piece(cache, "law_real_logs", "verl", {"logs": ex.files_key(ex.REAL_LOGS.glob("*.log"))}, fresh,
+                  compute)
     rows = []
     for run, r in s["runs"].items():
         fit, fc = r["fit"], r["forecast"]
@@ -60,7 +68,6 @@ def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> lis
                      "ceiling b-a": fit["ceiling"],
                      "ceiling 95% CI": "[{:.3f}, {:.3f}]".format(*fit["ceiling_ci"]), "R²": fit["r2"],
                      "forecast RMSE (first 15%)": fc["rmse"], "final-step error": fc["final_error"]})
-    d = out / "law_real_logs"
     report.add("The reward-entropy law on real verl runs",
                "Validation accuracy against policy entropy for three bundled verl PPO runs on GSM8K, each fitted "
                "with R = -a*exp(H) + b; the star at H = 0 is the predicted ceiling b - a with its 95% interval.",
@@ -75,37 +82,25 @@ def law_on_real_logs(out: Path, report: Report, fresh: bool, quick: bool) -> lis
              f"R² {r['R²']:.2f}, forecast RMSE {r['forecast RMSE (first 15%)']:.3f}"} for r in rows]
 
 
-def _scale(quick: bool) -> str:
-    return "quick" if quick else "demo"
-
-
-def entropy_collapse(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+def entropy_collapse(cache: Cache, report: Report, scale: str, fresh: bool) -> list[dict]:
     """Short GRPO runs with and without interventions; the law fitted on each; entropy and accuracy over steps."""
-    from entropylab import experiments as ex
 
     def compute(d: Path) -> dict:
-        import matplotlib.pyplot as plt
+        from entropylab.plots import interventions as ip
+        from entropylab.plots import law as lp
+        from entropylab.plots.style import relabel, save_figure
 
-        from entropylab.plots import interventions as iplots
-        from entropylab.plots import law as law_plots
-        from entropylab.plots.style import save_figure
-
-        runs = ex.ensure_runs(ex.DEMO_PRESETS, out / "runs", scale=_scale(quick), task=ex.DEFAULT_TASK)
+        runs = ex.ensure_runs(cache, ex.DEMO_PRESETS, scale=scale, task=ex.DEFAULT_TASK)
         metrics = ex.run_metrics(runs)
         law_res = ex.law_of_runs(runs)
-        figs = save_figure(iplots.plot_runs(metrics), d / "entropy_accuracy")
-        figs += save_figure(iplots.plot_entropy_vs_accuracy(metrics), d / "accuracy_vs_entropy")
-        fits = {k: v for k, v in law_res["fits"].items()}
-        if fits:
-            fig, ax = plt.subplots(figsize=(6.0, 4.2))
-            law_plots.plot_law_fit(list(fits.values()), ax, band=False)
-            figs += save_figure(fig, d / "law_runs")
-        rows = ex.run_summary(metrics, fits)
-        return {"runs": {k: str(v) for k, v in runs.items()}, "rows": rows,
-                "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+        figs = save_figure(ip.interventions_figure(metrics), d / "entropy_accuracy")
+        figs += save_figure(ip.plot_entropy_vs_accuracy(relabel(metrics)), d / "accuracy_vs_entropy")
+        if law_res["fits"]:
+            figs += save_figure(lp.law_fit_runs_figure(law_res), d / "law_runs")
+        rows = ex.run_summary(metrics, law_res["fits"])
+        return {"runs": {k: str(v) for k, v in runs.items()}, "rows": rows, "figures": _pngs(figs, d)}
 
-    s = cached(out / "entropy_collapse", fresh, compute)
-    d = out / "entropy_collapse"
+    s, d = _piece(cache, "entropy_collapse", scale, _run_parts(cache, ex.DEMO_PRESETS, scale), fresh, compute)
     table = pd.DataFrame(s["rows"])
     report.add("Entropy collapse under GRPO, and what the interventions change",
                f"Policy entropy and validation accuracy of short GRPO runs of the shipped {ex.DEFAULT_TASK} model: plain GRPO, "
@@ -117,21 +112,20 @@ def entropy_collapse(out: Path, report: Report, fresh: bool, quick: bool) -> lis
                        f"{r['best val/acc']:.3f}, ceiling {r['ceiling b-a']}"} for r in s["rows"]]
 
 
-def covariance(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+def covariance(cache: Cache, report: Report, scale: str, fresh: bool) -> list[dict]:
     """The paper's Table 1 and the entropy-change theory check on the plain GRPO run."""
-    from entropylab import experiments as ex
 
     def compute(d: Path) -> dict:
         from entropylab.diagnostics import diagnose
+        from entropylab.plots.diagnostics import write_diagnostics_figures
 
-        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick), task=ex.DEFAULT_TASK)
+        run = ex.ensure_run(cache, "grpo", scale=scale, task=ex.DEFAULT_TASK)
         diagnosis = diagnose(run, d)
-        table = diagnosis.table
-        return {"table": table.to_dict("records"), "report": diagnosis.report(),
-                "figures": [str(Path(p).relative_to(d)) for p in diagnosis.figures if str(p).endswith(".png")]}
+        figures = write_diagnostics_figures(diagnosis.table, diagnosis.theory, diagnosis.correlations, d)
+        return {"table": diagnosis.table.to_dict("records"), "report": diagnosis.report(),
+                "figures": _pngs(figures, d)}
 
-    s = cached(out / "covariance", fresh, compute)
-    d = out / "covariance"
+    s, d = _piece(cache, "covariance", scale, _run_parts(cache, ["grpo"], scale), fresh, compute)
     table = pd.DataFrame(s["table"])
     report.add("Covariance between log-probability and advantage",
                "Mean covariance of the top 0.02%, 0.2%, 2% and 20% of tokens (ranked by covariance) against all "
@@ -145,25 +139,25 @@ def covariance(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict
                        f"{last.get('all', float('nan')):.3g}"}]
 
 
-def token_entropy(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+def token_entropy(cache: Cache, report: Report, scale: str, fresh: bool) -> list[dict]:
     """Token-entropy statistics of the base model: percentiles, share near zero, forking tokens."""
-    from entropylab import experiments as ex
+    n = 16 if scale == "quick" else 128
 
     def compute(d: Path) -> dict:
         from entropylab.plots.style import save_figure
-        from entropylab.plots.tokens import plot_entropy_distribution, plot_forking_tokens
+        from entropylab.plots.tokens import forking_figure, token_distribution_figure
         from entropylab.tokens import entropy_stats, forking_tokens
 
-        profile = ex.token_profiles(ex.DEFAULT_TASK, ex.DEFAULT_TASK, n=16 if quick else 128)
+        profile = ex.token_profiles(ex.DEFAULT_TASK, ex.DEFAULT_TASK, n=n)
         stats = entropy_stats(profile["entropy"].dropna())
         fork = forking_tokens(profile, top=15)
-        figs = save_figure(plot_entropy_distribution(profile["entropy"].dropna()), d / "entropy_distribution")
-        figs += save_figure(plot_forking_tokens(fork), d / "forking_tokens")
+        figs = save_figure(token_distribution_figure(profile), d / "entropy_distribution")
+        figs += save_figure(forking_figure(profile), d / "forking_tokens")
         return {"stats": stats, "forking": fork[["visible", "count", "occurrences", "share_high", "mean_entropy"]]
-                .to_dict("records"), "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+                .to_dict("records"), "figures": _pngs(figs, d)}
 
-    s = cached(out / "token_entropy", fresh, compute)
-    d = out / "token_entropy"
+    parts = {"model": ex.model_key(ex.DEFAULT_TASK), "task": ex.DEFAULT_TASK, "n": n}
+    s, d = _piece(cache, "token_entropy", scale, parts, fresh, compute)
     st = s["stats"]
     report.add("Which tokens the model is unsure about",
                f"Entropy of every generated token of the base {ex.DEFAULT_TASK} model on test problems: most tokens are near "
@@ -177,26 +171,23 @@ def token_entropy(out: Path, report: Report, fresh: bool, quick: bool) -> list[d
                        f"{100 * st['frac_below']:.0f}% below 0.01"}]
 
 
-def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[dict]:
+def power_sampling(cache: Cache, report: Report, scale: str, fresh: bool) -> list[dict]:
     """Power sampling (MH, SMC) against plain and low-temperature sampling and the GRPO checkpoint."""
-    from entropylab import experiments as ex
 
     def compute(d: Path) -> dict:
         from entropylab.plots.sampling import plot_accuracy, plot_pass_at_k
-        from entropylab.plots.style import save_figure
-        from entropylab.rundir import latest_checkpoint
+        from entropylab.plots.style import relabel_comparison, save_figure
 
-        task = ex.DEFAULT_TASK
-        run = ex.ensure_run("grpo", out / "runs", scale=_scale(quick), task=task)
-        comparison = ex.ensure_comparison(out / "compare", scale=_scale(quick), model=task, task=task,
-                                          grpo_checkpoint=latest_checkpoint(run))
-        figs = save_figure(plot_accuracy(comparison), d / "accuracy")
-        figs += save_figure(plot_pass_at_k(comparison), d / "pass_at_k")
+        _, comparison, _ = ex.grpo_chain(cache, scale=scale, task=ex.DEFAULT_TASK, keep_checkpoints=False)
+        shown = relabel_comparison(comparison)
+        figs = save_figure(plot_accuracy(shown), d / "accuracy")
+        figs += save_figure(plot_pass_at_k(shown), d / "pass_at_k")
         return {"table": comparison.table.to_dict("records"), "report": comparison.report(),
-                "figures": [str(p.relative_to(d)) for p in figs if p.suffix == ".png"]}
+                "figures": _pngs(figs, d)}
 
-    s = cached(out / "power_sampling", fresh, compute)
-    d = out / "power_sampling"
+    parts = {**_run_parts(cache, ["grpo"], scale), "sizes": ex.check_scale(scale, ex.COMPARE_SCALES),
+             "model": ex.model_key(ex.DEFAULT_TASK)}
+    s, d = _piece(cache, "power_sampling", scale, parts, fresh, compute)
     report.add("Power sampling: p^alpha without training",
                f"Single-shot accuracy and pass@k on held-out {ex.DEFAULT_TASK} problems: the base model at temperature 1, at "
                "low temperature 1/alpha, power sampling by Metropolis-Hastings and by SMC (alpha = 4), and the "
@@ -207,31 +198,17 @@ def power_sampling(out: Path, report: Report, fresh: bool, quick: bool) -> list[
             for r in s["table"]]
 
 
-def _grpo_and_comparison(out: Path, scale: str) -> Path:
-    """The plain GRPO run, then the sampler comparison that uses its last checkpoint (one job: it needs the run)."""
-    from entropylab import experiments as ex
-    from entropylab.rundir import latest_checkpoint
-
-    task = ex.DEFAULT_TASK
-    run = ex.figure_run("grpo", out / "runs", scale=scale, task=task, progress=False)
-    ex.figure_comparison(out / "compare", scale=scale, model=task, task=task, grpo_checkpoint=latest_checkpoint(run),
-                         progress=False)
-    return run
-
-
-def prepare(out: Path, quick: bool, workers: int) -> None:
+def prepare(cache: Cache, scale: str, workers: int) -> None:
     """Train the GRPO runs and sample the comparison up front, `workers` processes side by side (one torch
-    thread each); the pieces then find them in the experiments' cache."""
-    from entropylab import experiments as ex
-
-    scale = _scale(quick)
-    jobs = [(_grpo_and_comparison, (out, scale), {})]
-    jobs += [(ex.figure_run, (p, out / "runs"), dict(scale=scale, task=ex.DEFAULT_TASK, progress=True))
+    thread each); the pieces then find them in the cache."""
+    jobs = [ex.Job(ex.grpo_chain, (cache,), dict(scale=scale, task=ex.DEFAULT_TASK, keep_checkpoints=False,
+                                                 progress=False))]
+    jobs += [ex.Job(ex.ensure_run, (cache, p), dict(scale=scale, task=ex.DEFAULT_TASK, progress=True))
              for p in ex.DEMO_PRESETS if p != "grpo"]
     ex.run_jobs(jobs, workers, progress=True)
 
 
-PIECES: list[Callable[[Path, Report, bool, bool], list[dict]]] = [
+PIECES: list[Callable[[Cache, Report, str, bool], list[dict]]] = [
     law_on_real_logs, entropy_collapse, covariance, token_entropy, power_sampling]
 
 
@@ -244,17 +221,16 @@ def run_demo(out: str | Path = "runs/demo", *, fresh: bool = False, quick: bool 
     import torch
     from tqdm.auto import tqdm
 
-    from entropylab.experiments import default_workers
-
     torch.set_num_threads(1)  # the tiny model's ops are too small for two threads (see entropylab.experiments)
-    out = Path(out)
+    out, scale = Path(out), "quick" if quick else "demo"
+    cache = Cache(out)
     start = time.perf_counter()
-    prepare(out, quick, default_workers(workers if workers is not None else (1 if quick else None)))
+    prepare(cache, scale, ex.default_workers(workers if workers is not None else (1 if quick else None)))
     report = Report("entropylab demo", intro="Entropy collapse, the law that predicts where it ends, and what "
                     "changes it: produced by `make demo` on this machine.")
     rows: list[dict] = []
     for piece in tqdm(PIECES, desc="demo", unit="piece"):
-        rows += piece(out, report, fresh, quick)
+        rows += piece(cache, report, scale, fresh)
     path = report.write(out / "report.html")
     print(format_table(rows, ["piece", "run", "result"]))
     print(f"\nreport: {path}  ({time.perf_counter() - start:.1f} s)")

@@ -12,6 +12,7 @@ import pytest
 from entropylab import rundir
 from entropylab.diagnostics import diagnose
 from entropylab.diagnostics.synthetic import random_dump, simulate_bandit_run
+from entropylab.plots.diagnostics import write_diagnostics_figures
 from entropylab.rundir import DumpError
 
 
@@ -32,12 +33,14 @@ def test_diagnose_end_to_end(run, tmp_path):
     assert npg["n"] == 20 and npg["pearson"] > 0.8 and npg["sign_agreement"] >= 0.8
     assert 0.5 < npg["scale"] < 2.0  # the synthetic run is natural PG in logit space: scale ~ 1
     assert d.covariance_check["batch"] < 1e-4 < d.covariance_check["micro"]
-    names = sorted(p.name for p in d.figures)
-    assert names == ["covariance_quantiles.png", "covariance_quantiles.svg",
-                     "entropy_change.png", "entropy_change.svg"]
-    assert all(p.exists() and p.stat().st_size > 1000 for p in d.files)
+    assert sorted(p.name for p in d.files) == ["covariance_table.csv", "entropy_change.csv"]
     assert pd.read_csv(tmp_path / "out" / "covariance_table.csv").shape == d.table.shape
-    text = d.report()
+    figures = write_diagnostics_figures(d.table, d.theory, d.correlations, tmp_path / "out")
+    assert sorted(p.name for p in figures) == ["covariance_quantiles.png", "covariance_quantiles.svg",
+                                               "entropy_change.png", "entropy_change.svg"]
+    assert all(p.exists() and p.stat().st_size > 1000 for p in figures)
+    assert d.table1().columns.tolist() == ["tokens", "step 0", "step 10", "step 19"]
+    text = d.report(figures)
     for needle in ("Table 1", "step 0", "step 10", "step 19", "top 0.02%", "natural PG", "Pearson",
                    "closest: batch", "covariance_quantiles.png"):
         assert needle in text, needle
@@ -47,7 +50,7 @@ def test_diagnose_micro_scope_without_metrics(tmp_path):
     run = simulate_bandit_run(tmp_path / "r", steps=6, prompts=2, group=4, length=8, dump_steps=[0, 1, 2, 4])
     (run / rundir.METRICS).unlink()
     d = diagnose(run, scope="micro")
-    assert d.scope == "micro" and d.figures == []
+    assert d.scope == "micro" and d.files == []
     assert d.measured_source == "dump" and d.eta_source == "unit"
     assert d.theory["measured"].notna().tolist() == [True, True, False, False]  # needs step + 1 dumped
     assert "fewer than 3 steps" in d.report()

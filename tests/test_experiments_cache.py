@@ -1,16 +1,82 @@
-"""The experiments' caches are reused only for the settings and weights they were made from."""
+"""The experiments' cache: a result is reused only when every part of its key is the same, and computed again
+(in a new entry) when any part changes; a cache-only view computes nothing."""
 
 from __future__ import annotations
 
 import os
 import shutil
 
+import pandas as pd
 import pytest
 
 from entropylab import experiments as ex
 from entropylab import rundir
+from entropylab.experiments import Cache, NotCached
 from entropylab.models import data_dir
 from entropylab.rl.config import resolve_config
+
+
+def _counting(calls: list, value=1):
+    def compute(d):
+        calls.append(d)
+        (d / "out.txt").write_text(str(value))
+
+    return compute
+
+
+def _read(d):
+    return int((d / "out.txt").read_text())
+
+
+def test_an_entry_is_reused_for_the_same_key_and_computed_again_for_another(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    parts = {"task": "arith", "seed": 0, "sizes": {"n": 4, "alphas": (1.0, 4.0)}}
+    assert cache.get("kind", "x", parts, _counting(calls), _read) == 1
+    assert cache.get("kind", "x", dict(reversed(parts.items())), _counting(calls), _read) == 1  # key order: same
+    assert len(calls) == 1
+    for changed in ({**parts, "seed": 1}, {**parts, "sizes": {"n": 8, "alphas": (1.0, 4.0)}},
+                    {**parts, "model": "other weights"}):
+        cache.get("kind", "x", changed, _counting(calls), _read)
+    assert len(calls) == 4
+    assert cache.entry("kind", "x", parts) != cache.entry("other", "x", parts)
+    assert cache.get("kind", "x", parts, _counting(calls, 2), _read, fresh=True) == 2 and len(calls) == 5
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "kind").iterdir()) == ["x"] * 4  # no temporary left
+
+
+def test_a_cache_only_view_computes_nothing(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    with pytest.raises(NotCached):
+        cache.only_cached().get("kind", "x", {"a": 1}, _counting(calls), _read)
+    assert calls == [] and not (tmp_path / "kind").exists()
+    cache.get("kind", "x", {"a": 1}, _counting(calls), _read)
+    assert cache.only_cached().get("kind", "x", {"a": 1}, _counting(calls), _read) == 1 and len(calls) == 1
+
+
+def test_an_unfinished_entry_is_computed_again(tmp_path):
+    cache, calls = Cache(tmp_path), []
+
+    def fails(d):
+        (d / "half").write_text("")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        cache.get("kind", "x", {}, fails, _read)
+    assert not cache.done(cache.entry("kind", "x", {}))
+    assert cache.get("kind", "x", {}, _counting(calls), _read) == 1 and len(calls) == 1
+    assert not (cache.entry("kind", "x", {}) / "half").exists()
+
+
+def as_frame(cache, value: int) -> pd.DataFrame:
+    """A cached experiment in miniature: a one-row frame."""
+    return ex.as_cache(cache).frame("frames", f"v{value}", {"value": value}, lambda: pd.DataFrame({"v": [value]}))
+
+
+def test_run_jobs_computes_in_process_what_is_left_and_returns_cached_results(tmp_path):
+    """With workers > 1 the cached jobs are answered from the cache; one job left runs in this process."""
+    as_frame(Cache(tmp_path), 1)
+    results = ex.run_jobs([(as_frame, (tmp_path, 1), {}), (as_frame, (tmp_path, 2), {})], workers=2)
+    assert [int(r["v"].iloc[0]) for r in results] == [1, 2]
+    assert ex.run_jobs([(as_frame, (tmp_path, 2), {})], workers=1)[0]["v"].tolist() == [2]
 
 
 def _fake_train(calls):
@@ -21,7 +87,7 @@ def _fake_train(calls):
         out.mkdir(parents=True, exist_ok=True)
         (out / rundir.CONFIG).write_text(cfg.to_yaml())
         (out / rundir.METRICS).write_text("".join(f'{{"step": {s}}}\n' for s in range(1, cfg.steps + 1)))
-        rundir.checkpoint_dir(out, cfg.steps).mkdir(parents=True)
+        rundir.checkpoint_dir(out, cfg.steps).mkdir(parents=True, exist_ok=True)
         (rundir.checkpoint_dir(out, cfg.steps) / rundir.TRAINER_STATE).write_bytes(b"")
         return out
 
@@ -31,26 +97,24 @@ def _fake_train(calls):
 def test_a_run_with_other_settings_is_trained_again_not_reused(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("entropylab.rl.trainer.train", _fake_train(calls))
-    ex.ensure_run("grpo", tmp_path, scale="quick", progress=False)
-    ex.ensure_run("grpo", tmp_path, scale="quick", progress=False)
+    first = ex.ensure_run(tmp_path, "grpo", scale="quick", progress=False)
+    assert ex.ensure_run(tmp_path, "grpo", scale="quick", progress=False) == first
     assert calls == [(4, False)]  # the second call reuses the finished run
-    assert ex.run_done("grpo", tmp_path, scale="quick")
-    assert not ex.run_done("grpo", tmp_path, scale="quick", overrides=["steps=6"])
-    with pytest.warns(UserWarning, match="other settings .*steps"):
-        ex.ensure_run("grpo", tmp_path, scale="quick", overrides=["steps=6"], progress=False)
-    assert calls == [(4, False), (6, False)]
-    cfg = resolve_config("grpo", tmp_path / ex.run_name("grpo", "arith", 0) / rundir.CONFIG)
-    assert cfg.steps == 6
+    with pytest.raises(NotCached):
+        ex.ensure_run(Cache(tmp_path, cached_only=True), "grpo", scale="quick", overrides=["steps=6"])
+    other = ex.ensure_run(tmp_path, "grpo", scale="quick", overrides=["steps=6"], progress=False)
+    assert calls == [(4, False), (6, False)] and other != first
+    assert resolve_config("grpo", other / rundir.CONFIG).steps == 6
+    assert ex.ensure_run(tmp_path, "grpo", scale="quick", progress=False) == first and len(calls) == 2
 
 
-def test_changed_settings_names_the_fields(tmp_path):
-    cfg = resolve_config("grpo", overrides=["steps=4", "lr=1e-4"])
-    (tmp_path / rundir.CONFIG).write_text(cfg.to_yaml())
-    assert ex._changed_settings(tmp_path, cfg) == ["base model weights"]  # no record of the weights
-    (tmp_path / ex.BASE_WEIGHTS).write_text(ex._weights_key(cfg.model))
-    assert ex._changed_settings(tmp_path, cfg) == []
-    assert ex._changed_settings(tmp_path, resolve_config("grpo", overrides=["steps=5", "lr=1e-4"])) == ["steps"]
-    assert ex._changed_settings(tmp_path / "missing", cfg) == []
+def test_a_run_stopped_after_a_checkpoint_is_resumed(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("entropylab.rl.trainer.train", _fake_train(calls))
+    run = ex.run_location(tmp_path, "grpo", scale="quick")
+    _fake_train([])(resolve_config("grpo", overrides=["steps=4"]), run)  # a checkpoint, but no key file yet
+    assert ex.ensure_run(tmp_path, "grpo", scale="quick", progress=False) == run
+    assert calls == [(4, True)]
 
 
 def test_a_run_on_a_reshipped_base_model_is_trained_again(tmp_path, monkeypatch):
@@ -59,27 +123,22 @@ def test_a_run_on_a_reshipped_base_model_is_trained_again(tmp_path, monkeypatch)
     monkeypatch.setattr("entropylab.rl.trainer.train", _fake_train(calls))
     base = tmp_path / "base"
     shutil.copytree(data_dir() / "arith", base)
-    ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
-    ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
+    first = ex.ensure_run(tmp_path / "runs", "grpo", scale="quick", model=str(base), progress=False)
+    ex.ensure_run(tmp_path / "runs", "grpo", scale="quick", model=str(base), progress=False)
     assert calls == [(4, False)]
     (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes() + b"\0")
-    assert not ex.run_done("grpo", tmp_path / "runs", scale="quick", model=str(base))
-    with pytest.warns(UserWarning, match="base model weights"):
-        ex.ensure_run("grpo", tmp_path / "runs", scale="quick", model=str(base), progress=False)
+    assert ex.ensure_run(tmp_path / "runs", "grpo", scale="quick", model=str(base), progress=False) != first
     assert calls == [(4, False), (4, False)]
 
 
-def test_comparison_cache_follows_the_weights_of_both_models(tmp_path):
+def test_model_key_follows_the_weights(tmp_path):
     base = tmp_path / "base"
     shutil.copytree(data_dir() / "arith", base)
-    grpo = tmp_path / "grpo"
-    shutil.copytree(data_dir() / "arith", grpo)
-    first = ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo)
-    assert first == ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo)
-    assert first != ex.comparison_dir(tmp_path, model=base)
-    weights = grpo / "model.safetensors"
+    before = ex.model_key(base)
+    assert before == ex.model_key(base) and before.startswith("base-")
+    weights = base / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # a new checkpoint
-    assert ex.comparison_dir(tmp_path, model=base, grpo_checkpoint=grpo) != first
-    before = ex._cache_name(base)
-    (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes() + b"\0")
-    assert ex._cache_name(base) != before and ex._cache_name(base).startswith("base-")
+    after = ex.model_key(base)
+    assert after != before
+    (base / "tokenizer.json").write_text("{}")  # not a weight file
+    assert ex.model_key(base) == after

@@ -1,4 +1,5 @@
-"""`make_figures` at the quick scale writes every named figure, each a non-blank image."""
+"""`make_figures` at the quick scale writes every named figure, each a non-blank image; `--only` draws only the
+named figures and computes only what they need."""
 
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ def test_make_figures_quick(tmp_path, shared_runs_dir):
         assert image.var() > 1e-4, f"{name}.png is blank"
         assert 700 <= image.shape[1] <= 2000, f"{name}.png is {image.shape[1]} px wide"
     assert (tmp_path / "figures" / "table1.csv").read_text().startswith("tokens,")
+
+
+def test_only_draws_the_named_figures_and_computes_only_their_jobs(tmp_path, capsys):
+    from entropylab.cli import main
+
+    out, runs = tmp_path / "figures", tmp_path / "runs"
+    assert main(["figures", "--scale", "quick", "--out", str(out), "--runs-dir", str(runs), "--quiet",
+                 "--only", "toy_example,mh_exactness"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mh_exactness.png", "mh_exactness.svg", "toy_example.png",
+                                                     "toy_example.svg"]
+    assert [p.name for p in runs.iterdir()] == ["exactness"]  # no training run, comparison or profile
+    assert main(["figures", "--out", str(out), "--runs-dir", str(runs), "--only", "toy_example,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("entropylab figures: error: unknown figure 'nope'; known: ") and "\n" not in err
 
 
 def test_every_gallery_image_is_a_made_figure():

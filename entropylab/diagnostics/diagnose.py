@@ -1,6 +1,7 @@
-"""`diagnose(RUN_DIR)`: Table 1 and the entropy-change theory check for one run, as data, text and figures.
+"""`diagnose(RUN_DIR)`: Table 1 and the entropy-change theory check for one run, as data, text and CSV tables.
 
-This is what ``entropylab diagnose RUN_DIR [--out DIR] [--scope batch|micro]`` prints and writes.
+``entropylab diagnose RUN_DIR [--out DIR] [--scope batch|micro]`` prints this and draws its figures with
+`entropylab.plots.diagnostics`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ class Diagnosis:
     """The covariance diagnostics of one run.
 
     `table`: Table 1 per dumped step (see `covariance_table`). `theory`: predicted vs measured entropy change
-    per step (see `entropy_change_check`). `correlations`: agreement per form (npg, pg). `figures`: PNG/SVG
-    paths written (empty without `out_dir`); `files`: every file written, CSVs included.
-    `covariance_check`: max |trainer's covariance - recomputed| per scope.
+    per step (see `entropy_change_check`). `correlations`: agreement per form (npg, pg). `files`: the CSV
+    tables written (empty without `out_dir`). `covariance_check`: max |trainer's covariance - recomputed| per scope.
     """
 
     run_dir: Path
@@ -47,14 +47,17 @@ class Diagnosis:
     measured_source: str
     eta_source: str
     covariance_check: dict[str, float] = field(default_factory=dict)
-    figures: list[Path] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
-    def report(self) -> str:
-        """The text `entropylab diagnose RUN_DIR` prints."""
+    def table1(self) -> pd.DataFrame:
+        """Table 1 at the first, middle and last dumped steps (`table1_frame`)."""
+        return table1_frame(self.table)
+
+    def report(self, figures: Sequence[Path] = ()) -> str:
+        """The text `entropylab diagnose RUN_DIR` prints; `figures` (PNG paths) are listed at the end."""
         t = self.table
         steps = t["step"].tolist()
-        picks = sorted({steps[0], steps[len(steps) // 2], steps[-1]})
+        picks = _picks(steps)
         lines = [f"entropylab diagnose {self.run_dir}",
                  f"{len(steps)} dumped step(s) ({steps[0]}..{steps[-1]}), {int(t['n_tokens'].sum()):,} tokens; "
                  f"covariance centred per {'step' if self.scope == 'batch' else 'micro-batch'} (scope {self.scope})",
@@ -81,9 +84,24 @@ class Diagnosis:
         if int(self.correlations["n"].max()) < 3:
             lines.append("  (fewer than 3 steps with both a prediction and a measurement: no correlation; "
                          "dump consecutive steps or log entropy every step)")
-        if self.figures:
-            lines += ["", "Figures:", *[f"  {p}" for p in self.figures if p.suffix == ".png"]]
+        pngs = [p for p in figures if Path(p).suffix == ".png"]
+        if pngs:
+            lines += ["", "Figures:", *[f"  {p}" for p in pngs]]
         return "\n".join(lines)
+
+
+def _picks(steps: list[int]) -> list[int]:
+    """The first, middle and last of some steps (fewer when they coincide)."""
+    return sorted({steps[0], steps[len(steps) // 2], steps[-1]}) if steps else []
+
+
+def table1_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 at the first, middle and last dumped steps: one row per token group, one column per step."""
+    picks = _picks(table["step"].tolist())
+    cols = [c for c in table.columns if c.startswith("top ")] + ["all", "n_tokens"]
+    sub = table.set_index("step").loc[picks, cols].T
+    sub.columns = [f"step {s}" for s in picks]
+    return sub.rename_axis("tokens").reset_index()
 
 
 def _num(x, digits: int = 4) -> str:
@@ -105,7 +123,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def diagnose(run_dir: str | Path, out_dir: str | Path | None = None, *, scope: str = "batch",
              quantiles: Sequence[float] = DEFAULT_QUANTILES, lr: float | None = None,
              steps: Sequence[int] | None = None) -> Diagnosis:
-    """Read a run's dumps and metrics, compute Table 1 and the theory check; with `out_dir`, write figures + CSVs.
+    """Read a run's dumps and metrics, compute Table 1 and the theory check; with `out_dir`, write them as CSVs.
 
     `lr` overrides the logged learning rate as eta; `steps` restricts the dumps read. Raises `DumpError`
     when the run has no usable dumps.
@@ -125,13 +143,9 @@ def diagnose(run_dir: str | Path, out_dir: str | Path | None = None, *, scope: s
                      correlations=check.correlations, measured_source=check.measured_source,
                      eta_source=check.eta_source, covariance_check=dump_covariance_agreement(dump))
     if out_dir is not None:
-        from entropylab.plots.diagnostics import write_diagnostics_figures
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        diag.figures = write_diagnostics_figures(table, check.frame, check.correlations, out)
         for name, frame in (("covariance_table", table), ("entropy_change", check.frame)):
             frame.to_csv(out / f"{name}.csv", index=False)
             diag.files.append(out / f"{name}.csv")
-        diag.files = [*diag.figures, *diag.files]
     return diag

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from entropylab.plots.style import apply_style, colors, save_figure
+from entropylab.plots.style import _placeholder, apply_style, colors, save_figure
 
 COV_UNITS = "nats × advantage"
 
@@ -122,12 +122,46 @@ def plot_entropy_change_steps(frame: pd.DataFrame, correlations: pd.DataFrame, f
 
 
 def entropy_change_figure(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg") -> plt.Figure:
-    """Scatter (predicted vs measured) and the two series over steps, side by side."""
+    """Scatter (predicted vs measured) and the two series over steps, side by side; a note instead when no
+    step has both a prediction and a measured entropy change."""
     apply_style()
+    if int(correlations.loc[form, "n"]) == 0:
+        fig, ax = plt.subplots(figsize=(6.0, 3.0))
+        _placeholder(ax, "no dumped step has both a prediction and a measured entropy change", "Entropy change")
+        return fig
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     plot_entropy_change_scatter(frame, correlations, form, axes[0])
     plot_entropy_change_steps(frame, correlations, form, axes[1])
     fig.tight_layout()
+    return fig
+
+
+def covariance_figure(table: pd.DataFrame) -> plt.Figure:
+    """`plot_covariance_quantiles` on its own figure."""
+    apply_style()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    plot_covariance_quantiles(table, ax)
+    fig.tight_layout()
+    return fig
+
+
+def table1_figure(frame: pd.DataFrame) -> plt.Figure:
+    """The paper's Table 1 as an image: mean covariance of the top-q tokens by covariance, and of all tokens.
+
+    `frame`: one row per token group, one column per step (`diagnostics.table1_frame`)."""
+    apply_style()
+    cells = [[r["tokens"], *[f"{v:,.0f}" if r["tokens"] == "n_tokens" else f"{v:.4g}" for v in list(r)[1:]]]
+             for _, r in frame.iterrows()]
+    fig, ax = plt.subplots(figsize=(1.6 * len(frame.columns) + 1.5, 0.38 * len(cells) + 1.1))
+    ax.set_axis_off()
+    tab = ax.table(cellText=cells, colLabels=list(frame.columns), loc="center", cellLoc="right", colLoc="right")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(9.5)
+    tab.scale(1.0, 1.4)
+    for (row, _), cell in tab.get_celld().items():
+        if row == 0:
+            cell.set_facecolor("#eeeeee")
+    ax.set_title("Table 1: mean covariance of log π and advantage (nats × advantage), top tokens vs all", fontsize=10)
     return fig
 
 
@@ -137,11 +171,8 @@ def write_diagnostics_figures(table: pd.DataFrame, theory_frame: pd.DataFrame, c
 
     The entropy-change figure is skipped when no step has both a prediction and a measurement.
     """
-    apply_style()
     out = Path(out_dir)
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    plot_covariance_quantiles(table, ax)
-    written = save_figure(fig, out / "covariance_quantiles")
+    written = save_figure(covariance_figure(table), out / "covariance_quantiles")
     if int(correlations.loc[form, "n"]) > 0:
         written += save_figure(entropy_change_figure(theory_frame, correlations, form), out / "entropy_change")
     return written

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from entropylab.plots.style import apply_style, colors
+from entropylab.plots.style import apply_style, colors, relabel
 
 VAL = "val/acc"
 
@@ -54,4 +54,32 @@ def plot_entropy_vs_accuracy(metrics: pd.DataFrame, *, hue: str = "preset", val:
     ax.set(xlabel="policy entropy H (nats per token)", ylabel="validation accuracy R",
            title="Accuracy against entropy (training runs right to left)")
     ax.legend()
+    return fig
+
+
+# --------------------------------------------------------------------------- gallery figures
+
+
+def entropy_accuracy_figure(metrics: pd.DataFrame, preset: str = "grpo") -> plt.Figure:
+    """Entropy and validation accuracy of one run over steps (`metrics` of `experiments.run_metrics`)."""
+    fig = plot_runs(relabel(metrics[metrics["preset"] == preset]))
+    fig.suptitle("GRPO: policy entropy and validation accuracy over training", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def interventions_figure(metrics: pd.DataFrame) -> plt.Figure:
+    """Entropy and validation accuracy over steps, one line per intervention (display names)."""
+    fig = plot_runs(relabel(metrics))
+    fig.suptitle("Entropy and accuracy under each intervention (same model, seed and data)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def top20_figure(metrics: pd.DataFrame) -> plt.Figure:
+    """Entropy and accuracy of training on all tokens, on the top 20% by entropy and on the bottom 80%."""
+    sub = metrics[metrics["preset"].isin(["grpo", "top20", "bottom80"])]
+    fig = plot_runs(relabel(sub))
+    fig.suptitle("Policy gradient on the top 20% highest-entropy tokens, all tokens, or the bottom 80%", fontsize=11)
+    fig.tight_layout()
     return fig

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-from entropylab.plots.style import apply_style, colors, save_figure
+from entropylab.plots.style import PRESET_LABELS, _placeholder, apply_style, colors, save_figure
 
 
 def _curve(fit, h_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -156,3 +158,113 @@ def write_history_figures(histories: Mapping[str, object], out_dir: str | Path) 
         fig.tight_layout()
         written += save_figure(fig, out / f"forecast_history_{safe_name(run)}")
     return written
+
+
+# --------------------------------------------------------------------------- gallery figures
+
+
+def _compact_law(fits: Sequence, ax: plt.Axes, names: Sequence[str] | None = None) -> None:
+    """`plot_law_fit` for several runs with one legend line per run and the y range set by the data."""
+    fits = list(fits)
+    plot_law_fit(fits, ax, band=False)
+    names = list(names) if names else [f.run or "run" for f in fits]
+    lines = [h for h, lab in zip(*ax.get_legend_handles_labels()) if lab.startswith("fit:")]
+    labels = [f"{n}: a={f.a:.2f}, b={f.b:.2f}, ceiling {f.ceiling:.2f}" + ("" if f.ok else " (not trustworthy)")
+              for n, f in zip(names, fits)]
+    ax.legend(lines, labels, loc="best", fontsize=7.5)
+    values = np.concatenate([np.asarray(f.R, float) for f in fits] + [[f.ceiling for f in fits]])
+    values = values[np.isfinite(values)]
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.1 * (hi - lo) or 0.05
+    ax.set_ylim(max(lo - pad, -0.05), min(hi + pad, 1.05))
+
+
+def law_fit_runs_figure(law: Mapping, sizes: Mapping | None = None) -> plt.Figure:
+    """R against H with the fitted law for the preset runs (top), for the runs of each model size, and a, b
+    against size (bottom). `law`: `experiments.law_of_runs(runs)`; `sizes`: `experiments.law_by_size(...)`."""
+    apply_style()
+    if sizes is None:
+        fig, ax_runs = plt.subplots(figsize=(7.5, 4.4))
+    else:
+        fig = plt.figure(figsize=(10.5, 8.4))
+        grid = fig.add_gridspec(2, 2)
+        ax_runs, ax_sizes, ax_coef = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    fits = law["fits"]
+    if fits:
+        _compact_law(list(fits.values()), ax_runs, [PRESET_LABELS.get(k, k) for k in fits])
+        ax_runs.set_title("R = −a·exp(H) + b fitted on each run (stars: ceiling b − a at H = 0)")
+    else:
+        _placeholder(ax_runs, "no run has enough validation points for a fit", "One law per run")
+    if sizes is None:
+        fig.tight_layout()
+        return fig
+    sfits, table = sizes["fits"], sizes["table"]
+    params = dict(zip(table["size"], table["n_params"]))
+    if sfits:
+        _compact_law(list(sfits.values()), ax_sizes, [f"{k} ({params.get(k, 0) / 1e6:.2f}M)" for k in sfits])
+        ax_sizes.set_title("GRPO on base models of several sizes")
+    else:
+        _placeholder(ax_sizes, "no size run has enough validation points", "Model sizes")
+    ok = table.dropna(subset=["a", "b", "n_params"])
+    if len(ok):
+        for col, c, mark, label in (("a", colors(3)[0], "o", "a"), ("b", colors(3)[1], "s", "b"),
+                                    ("ceiling", colors(3)[2], "^", "ceiling b − a")):
+            ax_coef.plot(ok["n_params"], ok[col], marker=mark, color=c, label=label)
+        for _, r in ok.iterrows():
+            ax_coef.annotate(r["size"], (r["n_params"], r["b"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax_coef.set_xscale("log")
+        ax_coef.set(xlabel="parameters (log scale)", ylabel="fitted value (accuracy units)",
+                    title="a, b and the ceiling against model size")
+        ax_coef.legend()
+    else:
+        _placeholder(ax_coef, "no fitted coefficients", "a and b against model size")
+    fig.tight_layout()
+    return fig
+
+
+def law_forecast_figure(points: pd.DataFrame, run: str = "grpo", fraction: float = 0.15) -> plt.Figure:
+    """The law fitted on the first `fraction` of a run's steps predicts the rest (left); the reverse test (right)."""
+    from entropylab import law
+    from entropylab.errors import EntropylabError
+
+    apply_style()
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0))
+    pts = points[points["run"] == run]
+    for ax, reverse in zip(axes, (False, True)):
+        try:
+            fc = law.forecast(pts, fit_first=fraction, reverse=reverse)
+        except EntropylabError as err:
+            _placeholder(ax, f"no forecast: {err}", f"Forecast ({'last' if reverse else 'first'} {fraction:.0%})")
+            continue
+        plot_forecast(fc, ax)
+    fig.suptitle(f"Forecasting run '{PRESET_LABELS.get(run, run)}' from its entropy", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def short_run_name(name: str) -> str:
+    """'Qwen2.5-0.5B-bsz256_2-prompt512-resp256-0.538' -> 'Qwen2.5-0.5B, resp 256' (legend-sized)."""
+    model = name.split("-bsz")[0].removesuffix("-ppo")
+    resp = re.search(r"resp-?(\d+)", name)
+    return f"{model}, resp {resp.group(1)}" if resp else model
+
+
+def law_real_logs_figure(fits: Mapping, forecasts: Mapping) -> plt.Figure:
+    """The law fitted on each run of some logs (left) and the first run's forecast from 15% (right);
+    `fits` and `forecasts` from `experiments.law_of_logs`."""
+    apply_style()
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.4), gridspec_kw={"width_ratios": [1.15, 1]})
+    short = [short_run_name(k) for k in fits]
+    if fits:
+        _compact_law(list(fits.values()), axes[0], short)
+        axes[0].set_title(f"Reward-entropy law on {len(fits)} run{'s' if len(fits) > 1 else ''}")
+    else:
+        _placeholder(axes[0], "no run could be fitted")
+    first = next((k for k, v in forecasts.items() if v is not None), None)
+    if first is not None:
+        plot_forecast(forecasts[first], axes[1])
+        axes[1].set_title(f"{short[list(fits).index(first)]}: forecast from the first 15%")
+    else:
+        _placeholder(axes[1], "no forecast")
+    fig.tight_layout()
+    return fig

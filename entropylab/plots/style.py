@@ -1,10 +1,13 @@
-"""The one place where entropylab's figure style is set, and where figures are saved."""
+"""The one place where entropylab's figure style and display names are set, and where figures are saved."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 
 PALETTE = "colorblind"
@@ -45,3 +48,41 @@ def save_figure(fig: plt.Figure, path_stem: str | Path, formats: tuple[str, ...]
         written.append(path)
     plt.close(fig)
     return written
+
+
+def readable(fig: plt.Figure, min_width: float = 7.5) -> plt.Figure:
+    """Enlarge a figure narrower than `min_width` inches (about 1100 px at 150 dpi), keeping its aspect."""
+    w, h = fig.get_size_inches()
+    if w < min_width:
+        fig.set_size_inches(min_width, h * min_width / w)
+    return fig
+
+
+def _placeholder(ax: plt.Axes, text: str, title: str | None = None) -> None:
+    """An axis that says why there is nothing to draw (too few points at this scale)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.3", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+
+
+#: Display names of the sampling methods and of the trainer presets.
+METHOD_LABELS = {"plain": "base (T=1)", "temp": "low temp (1/α)", "best_of_n": "best of n", "mh": "power (MH)",
+                 "mh_entropy": "power (MH, entropy cuts)", "smc": "power (SMC)", "sps": "power (SPS)",
+                 "grpo": "GRPO"}
+PRESET_LABELS = {"grpo": "GRPO (all tokens)", "clip_cov": "Clip-Cov", "kl_cov": "KL-Cov",
+                 "entropy_bonus": "entropy bonus", "clip_higher": "clip-higher", "ref_kl": "reference KL",
+                 "top20": "top 20% tokens", "bottom80": "bottom 80% tokens"}
+
+
+def relabel(frame: pd.DataFrame, labels: Mapping[str, str] = PRESET_LABELS, column: str = "preset") -> pd.DataFrame:
+    """A copy of `frame` with display names in `column`."""
+    return frame.assign(**{column: frame[column].map(lambda v: labels.get(v, v))})
+
+
+def relabel_comparison(comparison, labels: Mapping[str, str] = METHOD_LABELS):
+    """A copy of a `compare.Comparison` (a dataclass with table, pass_at_k, samples) with display method names."""
+    return dataclasses.replace(comparison, table=relabel(comparison.table, labels, "method"),
+                               pass_at_k=relabel(comparison.pass_at_k, labels, "method"),
+                               samples=relabel(comparison.samples, labels, "method"), meta=dict(comparison.meta))

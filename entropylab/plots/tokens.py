@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from entropylab.plots.style import apply_style, colors
-from entropylab.tokens.stats import as_entropy, entropy_stats, visible
+from entropylab.tokens.stats import as_entropy, entropy_stats, forking_tokens, low_entropy_tokens, visible
 
-__all__ = ["plot_entropy_distribution", "plot_forking_tokens", "plot_temperature_grid", "plot_token_lists",
+__all__ = ["forking_figure", "overlap_figure", "plot_entropy_distribution", "plot_forking_tokens",
+           "plot_temperature_grid", "plot_token_lists", "temperature_grid_figure", "token_distribution_figure",
            "token_lists_text"]
 
 
@@ -161,4 +162,60 @@ def plot_temperature_grid(grid: pd.DataFrame, *, metric: str = "accuracy", ax: p
     ax.set_xlabel("temperature at low-entropy tokens")
     ax.set_ylabel("temperature at high-entropy tokens")
     ax.set_title(f"{metric} by split temperature")
+    return fig
+
+
+# --------------------------------------------------------------------------- gallery figures
+
+
+def token_distribution_figure(profile: pd.DataFrame) -> plt.Figure:
+    """`plot_entropy_distribution` of a profile's response tokens, with the 50th, 80th and 95th percentiles."""
+    fig = plot_entropy_distribution(profile["entropy"].dropna(), percentiles=(50, 80, 95),
+                                    title="Token entropy of the base model's responses")
+    fig.set_size_inches(7.5, 4.0)
+    fig.tight_layout()
+    return fig
+
+
+def forking_figure(profile: pd.DataFrame, rho: float = 0.2, top: int = 15) -> plt.Figure:
+    """The most frequent forking (top-`rho` entropy) tokens beside the most frequent low-entropy tokens."""
+    apply_style()
+    high = forking_tokens(profile, rho=rho, min_count=1, top=top)
+    low = low_entropy_tokens(profile, rho=rho, min_count=1, top=top)
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 0.3 * max(len(high), len(low), 4) + 1.4))
+    plot_forking_tokens(high, ax=axes[0], title=f"Forking tokens (top {rho:.0%} entropy)")
+    plot_forking_tokens(low, ax=axes[1], title=f"Low-entropy tokens (bottom {1 - rho:.0%})")
+    axes[0].set_xlabel("occurrences above the cutoff (label: mean H in nats, share of the token's uses)")
+    axes[1].set_xlabel("occurrences below the cutoff (label: mean H in nats, share of the token's uses)")
+    fig.tight_layout()
+    return fig
+
+
+def temperature_grid_figure(grid: pd.DataFrame) -> plt.Figure:
+    """`plot_temperature_grid` with the entropy cutoff (a `cutoff` column, when there) in the title."""
+    fig = plot_temperature_grid(grid)
+    ax = fig.axes[0]
+    cut = f" (high entropy: H ≥ {grid['cutoff'].iloc[0]:.3g} nats)" if "cutoff" in grid else ""
+    ax.set_title(f"Accuracy by split temperature{cut}")
+    fig.tight_layout()
+    return fig
+
+
+def overlap_figure(overlap: pd.DataFrame, reference: float = 0.86) -> plt.Figure:
+    """Overlap of the base model's top-20% entropy positions with each checkpoint's, and the mean entropy
+    (`experiments.overlap_over_training`)."""
+    apply_style()
+    rho = overlap.attrs.get("rho", 0.2)
+    c1, c2, c3 = colors(3)
+    fig, (ax, ax_h) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    ax.plot(overlap["step"], overlap["overlap"], marker="o", color=c1, lw=1.6, label="base vs checkpoint")
+    ax.axhline(reference, color=c2, ls="--", lw=1.2, label=f"Wang et al. (Qwen3-8B): > {reference:.0%}")
+    ax.set(xlabel="training step of the checkpoint (0 = base model)",
+           ylabel=f"share of top-{rho:.0%} positions kept", title="Top-entropy positions shared with the base model")
+    ax.set_ylim(min(0.0, float(overlap["overlap"].min()) - 0.05), 1.05)
+    ax.legend(loc="lower left")
+    ax_h.plot(overlap["step"], overlap["mean_entropy"], marker="o", color=c3, lw=1.6)
+    ax_h.set(xlabel="training step of the checkpoint (0 = base model)",
+             ylabel="mean token entropy (nats)", title="Entropy of the same responses under each checkpoint")
+    fig.tight_layout()
     return fig
