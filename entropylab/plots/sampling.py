@@ -196,7 +196,8 @@ def plot_toy(alpha: float = 2.0, path: str | Path | None = None) -> plt.Figure:
 
 def plot_frontier(frontier: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
     """Accuracy against tokens spent per answer (× plain sampling), one line per method over its budgets;
-    plain and low temperature as points (`entropylab.compare.frontier`)."""
+    plain and low temperature as points (`entropylab.compare.frontier`). Bars: 95% binomial intervals over
+    the answers (``tokens_evaluated / tokens_per_sample`` of them)."""
     apply_style()
     methods = list(dict.fromkeys(frontier["method"]))
     palette = _palette(methods)
@@ -204,9 +205,12 @@ def plot_frontier(frontier: pd.DataFrame, path: str | Path | None = None) -> plt
     for m in methods:
         d = frontier[frontier["method"] == m].sort_values("cost_x")
         style = dict(marker="o", ms=5, lw=1.6) if len(d) > 1 else dict(marker="s", ms=7, lw=0)
-        ax.plot(d["cost_x"], d["accuracy"], color=palette[m], label=m, **style)
+        acc = d["accuracy"].to_numpy(float)
+        n = (d["tokens_evaluated"] / d["tokens_per_sample"]).to_numpy(float) if "tokens_evaluated" in d else None
+        err = 1.96 * np.sqrt(acc * (1 - acc) / n) if n is not None else None
+        ax.errorbar(d["cost_x"], acc, yerr=err, color=palette[m], label=m, capsize=2, elinewidth=0.8, **style)
     ax.set_xscale("log")
-    ax.set(xlabel="tokens evaluated per answer (× plain sampling)", ylabel="single-shot accuracy",
+    ax.set(xlabel="tokens evaluated per answer (× plain sampling)", ylabel="single-shot accuracy (95% interval)",
            title="Which sampler at which budget")
     ax.legend(fontsize=8)
     return _finish(fig, path)
