@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     df = random_dump(args.tokens, args.steps, micro_batches=8 if args.scope == "micro" else 0)
-    print(f"synthetic dump: {args.tokens:,} tokens over {args.steps} steps, float32 "
-          f"({df.memory_usage().sum() / 2**20:.0f} MiB, built in {time.perf_counter() - t0:.1f} s), scope {args.scope}")
+    print(
+        f"synthetic dump: {args.tokens:,} tokens over {args.steps} steps, float32 "
+        f"({df.memory_usage().sum() / 2**20:.0f} MiB, built in {time.perf_counter() - t0:.1f} s), scope {args.scope}"
+    )
 
     times = []
     for _ in range(max(1, args.repeat)):
@@ -71,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     slow = pandas_groupby_baseline(df, scope=args.scope)
     base = time.perf_counter() - t0
     diff = float(np.max(np.abs(fast.iloc[:, 2:].to_numpy() - slow.iloc[:, 2:].to_numpy())))
-    print(f"{line}, {best and base / best:.1f}x the pandas groupby + nlargest baseline "
-          f"({args.tokens / base / 1e6:.1f} M tokens/s, {base:.2f} s); max |difference| {diff:.1e}")
+    print(
+        f"{line}, {best and base / best:.1f}x the pandas groupby + nlargest baseline "
+        f"({args.tokens / base / 1e6:.1f} M tokens/s, {base:.2f} s); max |difference| {diff:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main() -> None:
     H = 0.1 + 1.2 * np.exp(-steps / (args.points / 5)) + rng.normal(0, 0.01, args.points)
     R = 1.23 - 0.63 * np.exp(H) + rng.normal(0, 0.02, args.points)
 
-    fit_law(H=H, R=R, steps=steps, bootstrap=10)                     # warm up
+    fit_law(H=H, R=R, steps=steps, bootstrap=10)  # warm up
     t_fit = best_of(lambda: fit_law(H=H, R=R, steps=steps), args.repeat)
     t_boot = best_of(lambda: fit_law(H=H, R=R, steps=steps, bootstrap=args.resamples), args.repeat)
     t0 = time.perf_counter()
@@ -63,12 +63,16 @@ def main() -> None:
     t_base = time.perf_counter() - t0
 
     fit = fit_law(H=H, R=R, steps=steps, bootstrap=args.resamples)
-    print(f"{args.points} points, {args.resamples} resamples; ceiling {fit.ceiling:.4f}, "
-          f"bootstrap 95% CI [{fit.bootstrap.ceiling_ci[0]:.4f}, {fit.bootstrap.ceiling_ci[1]:.4f}] "
-          f"(curve_fit loop: [{base_ci[0]:.4f}, {base_ci[1]:.4f}])")
+    print(
+        f"{args.points} points, {args.resamples} resamples; ceiling {fit.ceiling:.4f}, "
+        f"bootstrap 95% CI [{fit.bootstrap.ceiling_ci[0]:.4f}, {fit.bootstrap.ceiling_ci[1]:.4f}] "
+        f"(curve_fit loop: [{base_ci[0]:.4f}, {base_ci[1]:.4f}])"
+    )
     print(f"fit alone: {t_fit * 1e3:.2f} ms")
-    print(f"fit+bootstrap({args.resamples}): {t_boot:.4f} s; curve_fit loop: {t_base:.2f} s; "
-          f"{t_base / t_boot:.0f}x faster")
+    print(
+        f"fit+bootstrap({args.resamples}): {t_boot:.4f} s; curve_fit loop: {t_base:.2f} s; "
+        f"{t_base / t_boot:.0f}x faster"
+    )
 
 
 if __name__ == "__main__":

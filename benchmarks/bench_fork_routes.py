@@ -84,8 +84,10 @@ def main() -> None:
             continue
         t = mcnemar(reward.ravel(), base.ravel())
         d = paired_bootstrap(reward.mean(1), base.mean(1))
-        print(f"  {label:46s} difference {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
-              f"McNemar {t['a_only']} vs {t['b_only']} discordant, p = {t['p_value']:.2g}")
+        print(
+            f"  {label:46s} difference {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], "
+            f"McNemar {t['a_only']} vs {t['b_only']} discordant, p = {t['p_value']:.2g}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
     model, tok = load_model(args.model)
-    table = frontier(model, tok, args.task, args.budgets, args.methods, n_problems=args.problems, k_max=args.n,
-                     max_new_tokens=64)
+    table = frontier(
+        model, tok, args.task, args.budgets, args.methods, n_problems=args.problems, k_max=args.n, max_new_tokens=64
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "frontier.csv", index=False)

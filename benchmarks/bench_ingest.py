@@ -51,9 +51,11 @@ def build_log(out: Path, megabytes: float) -> tuple[int, int]:
     return written, lines
 
 
-_JUNK = (b"(WorkerDict pid=4242) Question: Natalia sold clips to 48 of her friends in April, and then she sold half "
-         b"as many clips in May. How many clips did Natalia sell altogether in April and May? Let's think step by "
-         b"step. In May she sold 48 / 2 = 24 clips. Altogether 48 + 24 = 72. #### 72<|im_end|>\n")
+_JUNK = (
+    b"(WorkerDict pid=4242) Question: Natalia sold clips to 48 of her friends in April, and then she sold half "
+    b"as many clips in May. How many clips did Natalia sell altogether in April and May? Let's think step by "
+    b"step. In May she sold 48 / 2 = 24 clips. Altogether 48 + 24 = 72. #### 72<|im_end|>\n"
+)
 
 
 def with_junk(src: Path, out: Path, times: float) -> int:
@@ -121,8 +123,9 @@ def peak_rss_mb(path: Path) -> tuple[float, float] | None:
     """(peak RSS of a fresh process after imports, its growth during load()) in MB; None without /proc."""
     if not Path("/proc/self/status").exists():
         return None
-    out = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path)], capture_output=True, text=True,
-                         check=True, cwd=REPO).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD, str(path)], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.split()
     base, peak = (int(v) / 1024 for v in out[-2:])  # VmHWM is in kB
     return base, peak - base
 
@@ -165,16 +168,24 @@ def main(argv: list[str] | None = None) -> int:
         table_mb = df.memory_usage(deep=True).sum() / 1e6
     rate, base_rate = mb / best, mb / base
     print(f"rows: {len(df)} steps x {df.shape[1]} columns (baseline: {len(base_df)} steps)")
-    print(f"ingest: {rate:.1f} MB/s ({best:.2f} s; {rate / base_rate:.1f}x the naive line-by-line baseline "
-          f"at {base_rate:.1f} MB/s)")
-    print(f"peak memory of load(): {peak / 1e6:.0f} MB of Python heap (tracemalloc, {peak / size:.2f}x the file, "
-          f"{peak / 1e6 / table_mb:.1f}x the {table_mb:.0f} MB table)")
-    print(f"same metric lines with model output between them ({junk_size / 1e6:.0f} MB, {junk_size / size:.1f}x): "
-          f"{junk_size / 1e6 / junk_best:.0f} MB/s, peak heap {junk_peak / 1e6:.0f} MB = {junk_peak / peak:.2f}x the "
-          f"peak of the plain log (same table: {same}); memory follows the table, not the file")
+    print(
+        f"ingest: {rate:.1f} MB/s ({best:.2f} s; {rate / base_rate:.1f}x the naive line-by-line baseline "
+        f"at {base_rate:.1f} MB/s)"
+    )
+    print(
+        f"peak memory of load(): {peak / 1e6:.0f} MB of Python heap (tracemalloc, {peak / size:.2f}x the file, "
+        f"{peak / 1e6 / table_mb:.1f}x the {table_mb:.0f} MB table)"
+    )
+    print(
+        f"same metric lines with model output between them ({junk_size / 1e6:.0f} MB, {junk_size / size:.1f}x): "
+        f"{junk_size / 1e6 / junk_best:.0f} MB/s, peak heap {junk_peak / 1e6:.0f} MB = {junk_peak / peak:.2f}x the "
+        f"peak of the plain log (same table: {same}); memory follows the table, not the file"
+    )
     if rss is not None:
-        print(f"peak RSS growth of load() in a fresh process: {rss[1]:.0f} MB above {rss[0]:.0f} MB after imports "
-              "(the log is memory-mapped: its pages count here)")
+        print(
+            f"peak RSS growth of load() in a fresh process: {rss[1]:.0f} MB above {rss[0]:.0f} MB after imports "
+            "(the log is memory-mapped: its pages count here)"
+        )
     print(f"target >= {TARGET_MB_S:.0f} MB/s: {'met' if rate >= TARGET_MB_S else 'NOT met'}")
     return 0 if rate >= TARGET_MB_S else 1
 

@@ -33,8 +33,17 @@ def accuracy(model_path: str, task: str, n: int, max_new_tokens: int) -> tuple[f
     from entropylab.tasks import get_task
 
     model, tok = load_model(model_path)
-    m = evaluate_task(model, tok, get_task(task), split="val", n_problems=n, n_samples=1, temperature=1.0, seed=0,
-                      max_new_tokens=max_new_tokens)
+    m = evaluate_task(
+        model,
+        tok,
+        get_task(task),
+        split="val",
+        n_problems=n,
+        n_samples=1,
+        temperature=1.0,
+        seed=0,
+        max_new_tokens=max_new_tokens,
+    )
     acc = float(m["pass@1"])
     return acc, math.sqrt(max(acc * (1 - acc), 1e-12) / m["n_problems"])
 
@@ -45,10 +54,27 @@ def train_entropylab(model: str, a: argparse.Namespace, lr: float, work: Path) -
     from entropylab.rundir import latest_checkpoint
 
     rows = a.prompts * a.group_size
-    cfg = TrainConfig(model=model, task=a.task, seed=a.seed, device="cpu", threads=a.threads, steps=a.steps,
-                      prompts_per_step=a.prompts, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
-                      temperature=1.0, ppo_epochs=1, mini_batches=1, micro_batch_size=rows, val_every=0,
-                      dump_every=0, checkpoint_every=a.steps, keep_checkpoints=1, lr=lr, weight_decay=0.0)
+    cfg = TrainConfig(
+        model=model,
+        task=a.task,
+        seed=a.seed,
+        device="cpu",
+        threads=a.threads,
+        steps=a.steps,
+        prompts_per_step=a.prompts,
+        group_size=a.group_size,
+        max_new_tokens=a.max_new_tokens,
+        temperature=1.0,
+        ppo_epochs=1,
+        mini_batches=1,
+        micro_batch_size=rows,
+        val_every=0,
+        dump_every=0,
+        checkpoint_every=a.steps,
+        keep_checkpoints=1,
+        lr=lr,
+        weight_decay=0.0,
+    )
     run = train(cfg, work / f"entropylab-{lr:g}", progress=False)
     return str(latest_checkpoint(run))
 
@@ -65,18 +91,41 @@ def train_trl(model: str, a: argparse.Namespace, lr: float, work: Path) -> str:
     problems = step_prompts(a.seed, a.steps, a.prompts, task.problems("train", seed=a.seed))
     rows = a.prompts * a.group_size
     out = work / f"trl-{lr:g}"
-    args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, seed=a.seed, max_steps=a.steps,
-                      per_device_train_batch_size=rows, num_generations=a.group_size, gradient_accumulation_steps=1,
-                      num_iterations=1, max_completion_length=a.max_new_tokens, temperature=1.0, beta=0.0,
-                      learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-                      logging_steps=1, save_strategy="no", report_to=[], shuffle_dataset=False, disable_tqdm=True,
-                      activation_checkpointing=False)
+    args = GRPOConfig(
+        output_dir=str(out),
+        use_cpu=True,
+        bf16=False,
+        seed=a.seed,
+        max_steps=a.steps,
+        per_device_train_batch_size=rows,
+        num_generations=a.group_size,
+        gradient_accumulation_steps=1,
+        num_iterations=1,
+        max_completion_length=a.max_new_tokens,
+        temperature=1.0,
+        beta=0.0,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        shuffle_dataset=False,
+        disable_tqdm=True,
+        activation_checkpointing=False,
+    )
     tok = AutoTokenizer.from_pretrained(model)
     with quiet_progress(), warnings.catch_warnings():
         # TRL 1.16 itself reads the renamed `is_gradient_checkpointing` of transformers 5 (not ours to fix)
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        trainer = GRPOTrainer(model=model, reward_funcs=task_reward_function(task), args=args,
-                              train_dataset=problems_dataset(problems), processing_class=tok)
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=task_reward_function(task),
+            args=args,
+            train_dataset=problems_dataset(problems),
+            processing_class=tok,
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         final = out / "final"
@@ -107,8 +156,10 @@ def main() -> None:
     model = str(resolve_checkpoint(a.model or a.task))
     start = time.perf_counter()
     base = accuracy(model, a.task, a.val_problems, a.max_new_tokens)
-    print(f"{a.task}: model {model}; {a.steps} steps of {a.prompts} prompts x G={a.group_size}, <= {a.max_new_tokens} "
-          f"new tokens; validation accuracy on {a.val_problems} problems, one sample each at temperature 1")
+    print(
+        f"{a.task}: model {model}; {a.steps} steps of {a.prompts} prompts x G={a.group_size}, <= {a.max_new_tokens} "
+        f"new tokens; validation accuracy on {a.val_problems} problems, one sample each at temperature 1"
+    )
     print(f"  {'start':28s} {base[0]:.3f} ± {base[1]:.3f}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -117,8 +168,10 @@ def main() -> None:
             theirs = accuracy(train_trl(model, a, lr, work), a.task, a.val_problems, a.max_new_tokens)
             diff, se = ours[0] - theirs[0], math.hypot(ours[1], theirs[1])
             print(f"  lr {lr:<8g} {'TRL GRPOTrainer':15s} {theirs[0]:.3f} ± {theirs[1]:.3f}")
-            print(f"  lr {lr:<8g} {'entropylab':15s} {ours[0]:.3f} ± {ours[1]:.3f}   "
-                  f"vs TRL {diff:+.3f} [{diff - 1.96 * se:+.3f}, {diff + 1.96 * se:+.3f}]")
+            print(
+                f"  lr {lr:<8g} {'entropylab':15s} {ours[0]:.3f} ± {ours[1]:.3f}   "
+                f"vs TRL {diff:+.3f} [{diff - 1.96 * se:+.3f}, {diff + 1.96 * se:+.3f}]"
+            )
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -17,8 +17,11 @@ import torch
 from entropylab.compare import sweep
 from entropylab.models import load_model
 
-VARIANTS = {"paper (uniform cuts)": ("mh", {}), "entropy cuts": ("mh", {"cuts": "entropy"}),
-            "entropy cuts + cut token at T=1": ("mh_entropy", {})}
+VARIANTS = {
+    "paper (uniform cuts)": ("mh", {}),
+    "entropy cuts": ("mh", {"cuts": "entropy"}),
+    "entropy cuts + cut token at T=1": ("mh_entropy", {}),
+}
 
 
 def main() -> None:
@@ -34,11 +37,23 @@ def main() -> None:
         model, tok = load_model(task)
         frames = []
         for label, (method, opts) in VARIANTS.items():
-            df = sweep(model, tok, task, "mcmc_steps", args.steps, method, n_problems=args.problems, n=args.n,
-                       max_new_tokens=96, options={"block_size": 192, **opts})
+            df = sweep(
+                model,
+                tok,
+                task,
+                "mcmc_steps",
+                args.steps,
+                method,
+                n_problems=args.problems,
+                n=args.n,
+                max_new_tokens=96,
+                options={"block_size": 192, **opts},
+            )
             frames.append(df.assign(variant=label))
         table = pd.concat(frames)
-        print(f"\n{task}: {args.problems} test problems x {args.n}, alpha 4, one block; accuracy / mean log p per token")
+        print(
+            f"\n{task}: {args.problems} test problems x {args.n}, alpha 4, one block; accuracy / mean log p per token"
+        )
         acc = table.pivot(index="value", columns="variant", values="accuracy")[list(VARIANTS)]
         lp = table.pivot(index="value", columns="variant", values="mean_logp")[list(VARIANTS)]
         cost = table.pivot(index="value", columns="variant", values="tokens_per_sample")[list(VARIANTS)]

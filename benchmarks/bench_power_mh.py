@@ -80,10 +80,13 @@ def main(argv=None) -> int:
     n = args.naive_chains
     problems = get_task("fork").problems("test", max(batches + [n]), seed=args.seed)
     prompts = [tok(p.prompt)["input_ids"] for p in problems]
-    cfg = dict(alpha=args.alpha, mcmc_steps=args.mcmc_steps, block_size=args.block_size,
-               max_new_tokens=args.max_new_tokens)
-    print(f"model: {what}; alpha {args.alpha}, mcmc_steps {args.mcmc_steps}, block {args.block_size}, "
-          f"max_new_tokens {args.max_new_tokens}, threads {args.threads}, best of {args.repeat}")
+    cfg = dict(
+        alpha=args.alpha, mcmc_steps=args.mcmc_steps, block_size=args.block_size, max_new_tokens=args.max_new_tokens
+    )
+    print(
+        f"model: {what}; alpha {args.alpha}, mcmc_steps {args.mcmc_steps}, block {args.block_size}, "
+        f"max_new_tokens {args.max_new_tokens}, threads {args.threads}, best of {args.repeat}"
+    )
     for kv in ("reuse", "recompute"):  # warm-up
         power_sample_mh(model, tok, prompts[:2], seed=99, kv=kv, **cfg)
     power_sample_mh(model, tok, prompts[:1], seed=99, backend="hf", kv="recompute", **cfg)
@@ -96,27 +99,49 @@ def main(argv=None) -> int:
     # 1. the baseline, one chain at a time
     acc = [0.0, 0.0, 0, 0, 0.0]
     for i in range(n):
-        r, wall, cpu = timed(args.repeat, naive_power_mh, model, prompts[i], eos_token_id=tok.eos_token_id,
-                             seed=args.seed + i, **cfg)
-        acc = [acc[0] + wall, acc[1] + cpu, acc[2] + r["tokens_evaluated"], acc[3] + len(r["tokens"]),
-               acc[4] + r["acceptance"]]
+        r, wall, cpu = timed(
+            args.repeat, naive_power_mh, model, prompts[i], eos_token_id=tok.eos_token_id, seed=args.seed + i, **cfg
+        )
+        acc = [
+            acc[0] + wall,
+            acc[1] + cpu,
+            acc[2] + r["tokens_evaluated"],
+            acc[3] + len(r["tokens"]),
+            acc[4] + r["acceptance"],
+        ]
     nan = float("nan")
     row("naive (HF forward, re-encode)", 1, acc[0] / n, acc[1] / n, acc[2] / n, acc[3] / n, acc[4] / n, nan, nan)
 
     def stats(s):
         """(length, acceptance, replayed share, prefill share) of one entropylab run."""
         gen = max(s.tokens_generated, 1)
-        return (float(s.n_tokens.float().mean()), s.acceptance_rate or 0.0,
-                s.stats.get("replayed_tokens", 0) / gen, s.stats["prefill_positions"] / max(s.tokens_evaluated, 1))
+        return (
+            float(s.n_tokens.float().mean()),
+            s.acceptance_rate or 0.0,
+            s.stats.get("replayed_tokens", 0) / gen,
+            s.stats["prefill_positions"] / max(s.tokens_evaluated, 1),
+        )
 
     # 2. entropylab at batch 1, same prompts and seeds as the baseline
-    variants = [("hf", "recompute", "HF forward, re-encode"), ("auto", "recompute", "fast, re-encode"),
-                ("auto", "reuse", "fast, KV kept")]
+    variants = [
+        ("hf", "recompute", "HF forward, re-encode"),
+        ("auto", "recompute", "fast, re-encode"),
+        ("auto", "reuse", "fast, KV kept"),
+    ]
     for backend, kv, label in variants:
         acc = [0.0] * 7
         for i in range(n):
-            s, wall, cpu = timed(args.repeat, power_sample_mh, model, tok, prompts[i : i + 1], seed=args.seed + i,
-                                 backend=backend, kv=kv, **cfg)
+            s, wall, cpu = timed(
+                args.repeat,
+                power_sample_mh,
+                model,
+                tok,
+                prompts[i : i + 1],
+                seed=args.seed + i,
+                backend=backend,
+                kv=kv,
+                **cfg,
+            )
             acc = [a + v for a, v in zip(acc, (wall, cpu, s.tokens_evaluated, *stats(s)))]
         row(f"entropylab ({label})", 1, *(a / n for a in acc))
     # 3. entropylab batched: b chains (b prompts) in one batch
@@ -127,23 +152,33 @@ def main(argv=None) -> int:
             s, wall, cpu = timed(args.repeat, power_sample_mh, model, tok, prompts[:b], seed=args.seed, kv=kv, **cfg)
             row(f"entropylab ({label})", b, wall / b, cpu / b, s.tokens_evaluated / b, *stats(s))
 
-    print(f"\n{'implementation':38s} {'batch':>5s} {'wall s/chain':>12s} {'cpu s/chain':>11s} "
-          f"{'tok-evals/chain':>15s} {'length':>6s} {'accept':>6s} {'replayed':>8s} {'prefill':>7s}")
+    print(
+        f"\n{'implementation':38s} {'batch':>5s} {'wall s/chain':>12s} {'cpu s/chain':>11s} "
+        f"{'tok-evals/chain':>15s} {'length':>6s} {'accept':>6s} {'replayed':>8s} {'prefill':>7s}"
+    )
     for r in rows:
-        print(f"{r['label']:38s} {r['b']:5d} {r['wall']:12.4f} {r['cpu']:11.4f} {r['te']:15.0f} {r['ln']:6.1f} "
-              f"{r['acc']:6.2f} {r['rep']:8.2f} {r['pre']:7.2f}")
+        print(
+            f"{r['label']:38s} {r['b']:5d} {r['wall']:12.4f} {r['cpu']:11.4f} {r['te']:15.0f} {r['ln']:6.1f} "
+            f"{r['acc']:6.2f} {r['rep']:8.2f} {r['pre']:7.2f}"
+        )
     base = rows[0]
     print("\nagainst the baseline, per chain (wall / cpu time / token-evaluations):")
     for r in rows[1:]:
-        print(f"  {r['label']:38s} batch {r['b']:2d}: {base['wall'] / r['wall']:5.1f}x / {base['cpu'] / r['cpu']:5.1f}x "
-              f"faster, {base['te'] / r['te']:5.1f}x fewer")
+        print(
+            f"  {r['label']:38s} batch {r['b']:2d}: {base['wall'] / r['wall']:5.1f}x / {base['cpu'] / r['cpu']:5.1f}x "
+            f"faster, {base['te'] / r['te']:5.1f}x fewer"
+        )
     print("scaling (cpu s per chain; throughput per chain against batch 1; cost of the whole batch against batch 1):")
     for label in ("fast, re-encode", "fast, KV kept"):
         mine = [r for r in rows if r["label"].endswith(f"({label})")]
         one = mine[0]["cpu"]
-        print(f"  {label:16s} " + "  ".join(
-            f"batch {r['b']}: {r['cpu']:.4f} s ({one / r['cpu']:.1f}x, batch costs {r['cpu'] * r['b'] / one:.1f}x)"
-            for r in mine))
+        print(
+            f"  {label:16s} "
+            + "  ".join(
+                f"batch {r['b']}: {r['cpu']:.4f} s ({one / r['cpu']:.1f}x, batch costs {r['cpu'] * r['b'] / one:.1f}x)"
+                for r in mine
+            )
+        )
     return 0
 
 

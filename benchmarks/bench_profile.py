@@ -37,8 +37,9 @@ def naive_profile(model, ids, top_k: int = 5) -> dict:
         target = logp.gather(1, ids[0, 1:, None])[:, 0]
         rank = (logp > target[:, None]).sum(-1) + 1
         top = torch.topk(logp, top_k, dim=-1)
-    return dict(entropy=entropy.cpu(), varentropy=varentropy.cpu(), logprob=target.cpu(), rank=rank.cpu(),
-                top=top.values.cpu())
+    return dict(
+        entropy=entropy.cpu(), varentropy=varentropy.cpu(), logprob=target.cpu(), rank=rank.cpu(), top=top.values.cpu()
+    )
 
 
 def chunked_profile(model, ids, top_k: int = 5, chunk_size: int | None = None):
@@ -63,9 +64,16 @@ def child(args) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads) if args.threads else None
-    cfg = Qwen2Config(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=2 * args.hidden,
-                      num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=args.positions + 1, tie_word_embeddings=False)
+    cfg = Qwen2Config(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=2 * args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=args.positions + 1,
+        tie_word_embeddings=False,
+    )
     model = Qwen2ForCausalLM(cfg).eval().to(args.device)
     ids = torch.randint(0, args.vocab, (1, args.positions), device=args.device)
     with torch.inference_mode():  # warm up kernels on a short prefix
@@ -106,14 +114,34 @@ def child(args) -> dict:
         sampler.join()
         after_max = maxrss()
         extra = (after_max if after_max > before_max else peak[0]) - before
-    return dict(variant=args.variant, seconds=seconds, positions_per_s=(args.positions - 1) / seconds,
-                peak_extra_bytes=int(extra), checksum=checksum)
+    return dict(
+        variant=args.variant,
+        seconds=seconds,
+        positions_per_s=(args.positions - 1) / seconds,
+        peak_extra_bytes=int(extra),
+        checksum=checksum,
+    )
 
 
 def run_variant(variant: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--variant", variant, "--vocab", str(args.vocab), "--positions",
-           str(args.positions), "--hidden", str(args.hidden), "--layers", str(args.layers), "--device", args.device,
-           "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--variant",
+        variant,
+        "--vocab",
+        str(args.vocab),
+        "--positions",
+        str(args.positions),
+        "--hidden",
+        str(args.hidden),
+        "--layers",
+        str(args.layers),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+    ]
     if args.chunk_size:
         cmd += ["--chunk-size", str(args.chunk_size)]
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -147,24 +175,32 @@ def main(argv=None) -> None:
         avail = psutil.virtual_memory().available
         if need > 0.7 * avail:
             scaled = max(256, int(args.positions * 0.7 * avail / need))
-            print(f"note: the naive baseline needs ~{fmt_bytes(need)} and {fmt_bytes(avail)} is free; "
-                  f"positions {args.positions} -> {scaled}")
+            print(
+                f"note: the naive baseline needs ~{fmt_bytes(need)} and {fmt_bytes(avail)} is free; "
+                f"positions {args.positions} -> {scaled}"
+            )
             args.positions = scaled
     from entropylab.tokens.profile import auto_chunk_size
 
     chunk = args.chunk_size or auto_chunk_size(args.vocab)
-    print(f"entropy_profile benchmark: vocab {args.vocab:,}, {args.positions:,} positions, hidden {args.hidden}, "
-          f"{args.layers} layer(s), {args.device}, chunk {chunk} positions")
+    print(
+        f"entropy_profile benchmark: vocab {args.vocab:,}, {args.positions:,} positions, hidden {args.hidden}, "
+        f"{args.layers} layer(s), {args.device}, chunk {chunk} positions"
+    )
     results = {v: run_variant(v, args) for v in ("naive", "chunked")}
     for r in results.values():
-        print(f"  {r['variant']:8s} {r['seconds']:7.2f} s  {r['positions_per_s']:10,.0f} positions/s  "
-              f"peak extra {fmt_bytes(r['peak_extra_bytes'])}")
+        print(
+            f"  {r['variant']:8s} {r['seconds']:7.2f} s  {r['positions_per_s']:10,.0f} positions/s  "
+            f"peak extra {fmt_bytes(r['peak_extra_bytes'])}"
+        )
     n, c = results["naive"], results["chunked"]
     if abs(n["checksum"] - c["checksum"]) > 1e-3 * max(1.0, abs(n["checksum"])):
         raise SystemExit(f"entropy mismatch: naive sum {n['checksum']:.6f} vs chunked {c['checksum']:.6f}")
     saved = n["peak_extra_bytes"] - c["peak_extra_bytes"]
-    print(f"chunked: {fmt_bytes(saved)} less peak memory (peak extra {fmt_bytes(c['peak_extra_bytes'])} vs "
-          f"{fmt_bytes(n['peak_extra_bytes'])}), {c['positions_per_s'] / n['positions_per_s']:.2f}x the speed of naive")
+    print(
+        f"chunked: {fmt_bytes(saved)} less peak memory (peak extra {fmt_bytes(c['peak_extra_bytes'])} vs "
+        f"{fmt_bytes(n['peak_extra_bytes'])}), {c['positions_per_s'] / n['positions_per_s']:.2f}x the speed of naive"
+    )
 
 
 if __name__ == "__main__":

@@ -68,13 +68,20 @@ def bench_speed(model, tokenizer, prompts: list[str], new_tokens: int, repeat: i
         with torch.inference_mode():
             out = model.generate(**enc, generation_config=cfg)
         dt_g = time.perf_counter() - t0
-        counts = {"sample": int(s.n_tokens.sum()), "generate": (out.shape[1] - enc["input_ids"].shape[1]) * len(prompts)}
+        counts = {
+            "sample": int(s.n_tokens.sum()),
+            "generate": (out.shape[1] - enc["input_ids"].shape[1]) * len(prompts),
+        }
         if r:
             times["sample"].append(dt_s)
             times["generate"].append(dt_g)
     tps = {k: counts[k] / min(v) for k, v in times.items()}
-    return {"tokens": counts, "best_s": {k: min(v) for k, v in times.items()}, "tok_per_s": tps,
-            "ratio": tps["sample"] / tps["generate"]}
+    return {
+        "tokens": counts,
+        "best_s": {k: min(v) for k, v in times.items()},
+        "tok_per_s": tps,
+        "ratio": tps["sample"] / tps["generate"],
+    }
 
 
 def bench_distribution(model, tokenizer, prefix: str, n: int, k: int = 3, chunk: int = 500) -> dict:
@@ -108,10 +115,14 @@ def bench_distribution(model, tokenizer, prefix: str, n: int, k: int = 3, chunk:
         p = torch.softmax(model(**tokenizer([prefix], return_tensors="pt")).logits[0, -1].double(), -1).numpy()
     emp_o = np.array([first_ours[i] for i in range(len(p))]) / total
     emp_g = np.array([first_theirs[i] for i in range(len(p))]) / total
-    out = {"samples": total, "distinct_3grams": len(keys), "tv_3gram_sample_vs_generate": tv,
-           "tv_3gram_sample_vs_sample_other_seeds": tv_floor,
-           "tv_first_sample_vs_model": 0.5 * np.abs(emp_o - p).sum(),
-           "tv_first_generate_vs_model": 0.5 * np.abs(emp_g - p).sum()}
+    out = {
+        "samples": total,
+        "distinct_3grams": len(keys),
+        "tv_3gram_sample_vs_generate": tv,
+        "tv_3gram_sample_vs_sample_other_seeds": tv_floor,
+        "tv_first_sample_vs_model": 0.5 * np.abs(emp_o - p).sum(),
+        "tv_first_generate_vs_model": 0.5 * np.abs(emp_g - p).sum(),
+    }
     try:
         from scipy.stats import chisquare
 
@@ -139,15 +150,21 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.model not in shipped_models():
-        raise SystemExit(f"model {args.model!r} not shipped; run `entropylab pretrain --task arith --out data/models/arith`")
+        raise SystemExit(
+            f"model {args.model!r} not shipped; run `entropylab pretrain --task arith --out data/models/arith`"
+        )
     model, tok = load_model(args.model)
     task = get_task("arith")
     problems = task.problems("test", args.batch, seed=0)
-    print(f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, threads {args.threads}, "
-          f"batch {args.batch}, {args.new_tokens} new tokens, EOS disabled in both")
+    print(
+        f"model {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params, threads {args.threads}, "
+        f"batch {args.batch}, {args.new_tokens} new tokens, EOS disabled in both"
+    )
     speed = bench_speed(model, tok, [p.prompt for p in problems], args.new_tokens, args.repeat)
     for k in ("sample", "generate"):
-        print(f"  {k:9s} {speed['tokens'][k]:6d} tokens in {speed['best_s'][k]:.3f}s = {speed['tok_per_s'][k]:8.0f} tok/s")
+        print(
+            f"  {k:9s} {speed['tokens'][k]:6d} tokens in {speed['best_s'][k]:.3f}s = {speed['tok_per_s'][k]:8.0f} tok/s"
+        )
     print(f"  speed-up sample/generate: {speed['ratio']:.2f}x (target >= 1.5x)")
     prefix = uncertain_prefix(model, tok, problems[:32])
     dist = bench_distribution(model, tok, prefix, args.samples)

@@ -49,8 +49,10 @@ def main() -> None:
                     best, evaluated = dt, s.tokens_evaluated
             rates[name] = (batch / best, evaluated / best)
         for name, (answers, tokens) in rates.items():
-            print(f"{name:12s} {batch:5d} {answers:10.2f} {tokens:10.0f} {answers / rates['plain'][0]:8.3f} "
-                  f"{answers / rates['mh'][0]:7.2f}")
+            print(
+                f"{name:12s} {batch:5d} {answers:10.2f} {tokens:10.0f} {answers / rates['plain'][0]:8.3f} "
+                f"{answers / rates['mh'][0]:7.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,17 @@ def run(label: str, setting: str, fn, task, problems, **kwargs) -> dict:
     cpu = time.process_time() - c0
     rewards = task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()])
     return dict(
-        method=label, setting=setting, answers=len(s), tokens=s.tokens_evaluated / len(s),
-        accuracy=sum(r > 0.5 for r in rewards) / len(rewards), loglik=float(s.loglik.mean()),
-        mean_logp=float(s.mean_logp.mean()), length=float(s.n_tokens.float().mean()), cpu=cpu,
-        acceptance=s.acceptance_rate, replayed=s.stats.get("replayed_tokens", 0) / max(s.tokens_generated, 1),
+        method=label,
+        setting=setting,
+        answers=len(s),
+        tokens=s.tokens_evaluated / len(s),
+        accuracy=sum(r > 0.5 for r in rewards) / len(rewards),
+        loglik=float(s.loglik.mean()),
+        mean_logp=float(s.mean_logp.mean()),
+        length=float(s.n_tokens.float().mean()),
+        cpu=cpu,
+        acceptance=s.acceptance_rate,
+        replayed=s.stats.get("replayed_tokens", 0) / max(s.tokens_generated, 1),
     )
 
 
@@ -64,8 +71,10 @@ def main(argv=None) -> int:
     t_max = args.max_new_tokens or default_max_new_tokens(model, tok, problems)
     common = dict(model=model, tokenizer=tok, prompts=prompts, alpha=args.alpha, max_new_tokens=t_max, seed=args.seed)
     n = args.samples
-    print(f"model {args.model!r}, task {args.task!r}: {len(problems)} test problems x {n} answers, alpha {args.alpha}, "
-          f"max_new_tokens {t_max}, MH block {args.block_size}, seed {args.seed}, {args.threads} thread(s)")
+    print(
+        f"model {args.model!r}, task {args.task!r}: {len(problems)} test problems x {n} answers, alpha {args.alpha}, "
+        f"max_new_tokens {t_max}, MH block {args.block_size}, seed {args.seed}, {args.threads} thread(s)"
+    )
     sample_plain(**{**common, "prompts": prompts[:2]}, n=1)  # warm-up
 
     rows = [
@@ -73,35 +82,57 @@ def main(argv=None) -> int:
         run("low temperature", f"temperature 1/{args.alpha:g}", sample_low_temperature, task, problems, **common, n=n),
     ]
     for steps in (int(v) for v in args.mh_steps.split(",") if v):
-        rows.append(run("MH", f"mcmc_steps {steps}", power_sample_mh, task, problems, **common, n_chains=n,
-                        mcmc_steps=steps, block_size=args.block_size))
+        rows.append(
+            run(
+                "MH",
+                f"mcmc_steps {steps}",
+                power_sample_mh,
+                task,
+                problems,
+                **common,
+                n_chains=n,
+                mcmc_steps=steps,
+                block_size=args.block_size,
+            )
+        )
     for parts in (int(v) for v in args.particles.split(",") if v):
-        rows.append(run("SMC", f"{parts} particles", power_sample_smc, task, problems, **common, n=n,
-                        n_particles=parts))
+        rows.append(
+            run("SMC", f"{parts} particles", power_sample_smc, task, problems, **common, n=n, n_particles=parts)
+        )
     base = rows[0]["tokens"]
 
     print(f"\nbaseline: plain sampling, {base:.1f} token-evaluations per answer\n")
-    head = (f"{'method':16s} {'setting':16s} {'tokens/answer':>13s} {'x plain':>7s} {'accuracy':>8s} "
-            f"{'loglik':>8s} {'logp/token':>10s} {'length':>6s} {'accept':>6s} {'replayed':>8s} {'cpu s':>6s}")
+    head = (
+        f"{'method':16s} {'setting':16s} {'tokens/answer':>13s} {'x plain':>7s} {'accuracy':>8s} "
+        f"{'loglik':>8s} {'logp/token':>10s} {'length':>6s} {'accept':>6s} {'replayed':>8s} {'cpu s':>6s}"
+    )
     print(head)
     for r in rows:
         acc = "" if r["acceptance"] is None else f"{r['acceptance']:.2f}"
         rep = f"{r['replayed']:.2f}" if r["method"] == "MH" else ""
-        print(f"{r['method']:16s} {r['setting']:16s} {r['tokens']:13.1f} {r['tokens'] / base:7.2f} {r['accuracy']:8.3f} "
-              f"{r['loglik']:8.3f} {r['mean_logp']:10.4f} {r['length']:6.1f} {acc:>6s} {rep:>8s} {r['cpu']:6.1f}")
+        print(
+            f"{r['method']:16s} {r['setting']:16s} {r['tokens']:13.1f} {r['tokens'] / base:7.2f} {r['accuracy']:8.3f} "
+            f"{r['loglik']:8.3f} {r['mean_logp']:10.4f} {r['length']:6.1f} {acc:>6s} {rep:>8s} {r['cpu']:6.1f}"
+        )
 
     mh = [r for r in rows if r["method"] == "MH"]
     smc = [r for r in rows if r["method"] == "SMC"]
     if mh and smc:
         print("\nmatched budgets (each SMC setting against the MH setting of the nearest token cost):")
-        print(f"{'SMC':14s} {'x plain':>7s} {'acc':>6s} {'loglik':>8s}  |  {'MH':16s} {'x plain':>7s} {'acc':>6s} {'loglik':>8s}")
+        print(
+            f"{'SMC':14s} {'x plain':>7s} {'acc':>6s} {'loglik':>8s}  |  {'MH':16s} {'x plain':>7s} {'acc':>6s} {'loglik':>8s}"
+        )
         for s in smc:
             m = min(mh, key=lambda r: abs(r["tokens"] - s["tokens"]))
-            print(f"{s['setting']:14s} {s['tokens'] / base:7.2f} {s['accuracy']:6.3f} {s['loglik']:8.3f}  |  "
-                  f"{m['setting']:16s} {m['tokens'] / base:7.2f} {m['accuracy']:6.3f} {m['loglik']:8.3f}")
+            print(
+                f"{s['setting']:14s} {s['tokens'] / base:7.2f} {s['accuracy']:6.3f} {s['loglik']:8.3f}  |  "
+                f"{m['setting']:16s} {m['tokens'] / base:7.2f} {m['accuracy']:6.3f} {m['loglik']:8.3f}"
+            )
     se = (0.25 / (len(problems) * n)) ** 0.5
-    print(f"\n(accuracy: {len(problems) * n} answers per row; binomial standard error at most {se:.3f}, more when "
-          f"the answers to one problem agree)")
+    print(
+        f"\n(accuracy: {len(problems) * n} answers per row; binomial standard error at most {se:.3f}, more when "
+        f"the answers to one problem agree)"
+    )
     return 0
 
 

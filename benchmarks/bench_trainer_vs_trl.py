@@ -61,10 +61,26 @@ def bench_entropylab(model: str, a: argparse.Namespace, work: Path) -> dict:
     from entropylab.rl.trainer import train
 
     rows = a.prompts * a.group_size
-    cfg = TrainConfig(model=model, task="arith", seed=0, device="cpu", threads=a.threads, steps=a.steps + 1,
-                      prompts_per_step=a.prompts, group_size=a.group_size, max_new_tokens=a.max_new_tokens,
-                      temperature=1.0, ppo_epochs=1, mini_batches=1, micro_batch_size=rows, val_every=0,
-                      dump_every=0, checkpoint_every=10**6, keep_checkpoints=1, lr=5e-5)
+    cfg = TrainConfig(
+        model=model,
+        task="arith",
+        seed=0,
+        device="cpu",
+        threads=a.threads,
+        steps=a.steps + 1,
+        prompts_per_step=a.prompts,
+        group_size=a.group_size,
+        max_new_tokens=a.max_new_tokens,
+        temperature=1.0,
+        ppo_epochs=1,
+        mini_batches=1,
+        micro_batch_size=rows,
+        val_every=0,
+        dump_every=0,
+        checkpoint_every=10**6,
+        keep_checkpoints=1,
+        lr=5e-5,
+    )
     run = train(cfg, work / "entropylab", progress=False)
     records = rundir.read_metrics(run)[1:]  # skip warm-up
     seconds = [r["step_s"] for r in records]
@@ -93,15 +109,36 @@ def bench_trl(model: str, a: argparse.Namespace, work: Path, checkpointing: bool
             self.step_s.append(time.perf_counter() - self._t0)
 
     rows = a.prompts * a.group_size
-    args = GRPOConfig(output_dir=str(work / f"trl-{checkpointing}"), use_cpu=True, bf16=False, seed=0, max_steps=a.steps + 1,
-                      per_device_train_batch_size=rows, num_generations=a.group_size, gradient_accumulation_steps=1,
-                      num_iterations=1, max_completion_length=a.max_new_tokens, temperature=1.0, beta=0.0,
-                      learning_rate=5e-5, logging_steps=1, save_strategy="no", report_to=[], shuffle_dataset=False,
-                      disable_tqdm=True, activation_checkpointing=checkpointing)
+    args = GRPOConfig(
+        output_dir=str(work / f"trl-{checkpointing}"),
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        max_steps=a.steps + 1,
+        per_device_train_batch_size=rows,
+        num_generations=a.group_size,
+        gradient_accumulation_steps=1,
+        num_iterations=1,
+        max_completion_length=a.max_new_tokens,
+        temperature=1.0,
+        beta=0.0,
+        learning_rate=5e-5,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        shuffle_dataset=False,
+        disable_tqdm=True,
+        activation_checkpointing=checkpointing,
+    )
     timer = Timer()
-    trainer = GRPOTrainer(model=model, reward_funcs=task_reward_function(task), args=args,
-                          train_dataset=problems_dataset(problems), processing_class=AutoTokenizer.from_pretrained(model),
-                          callbacks=[timer])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=task_reward_function(task),
+        args=args,
+        train_dataset=problems_dataset(problems),
+        processing_class=AutoTokenizer.from_pretrained(model),
+        callbacks=[timer],
+    )
     trainer.remove_callback(PrinterCallback)  # no per-step log dicts on stdout
     trainer.train()
     lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
@@ -133,21 +170,33 @@ def main() -> None:
         if not a.trl_defaults_only:  # what entropylab does: keep activations, no recomputation
             theirs["TRL, no grad. checkpointing"] = bench_trl(model, a, work, checkpointing=False)
     rate_ours = ours["tokens"] / ours["seconds"]
-    print(f"model {model}; {a.prompts} prompts x G={a.group_size}, <= {a.max_new_tokens} new tokens, "
-          f"{a.steps} timed steps, {a.threads} thread(s)")
-    print(f"  {'entropylab':30s} {ours['tokens'] / a.steps:7,.0f} tokens/step, "
-          f"{', '.join(f'{s:.2f}' for s in ours['step_s'])} s/step, {rate_ours:,.0f} tokens/s")
+    print(
+        f"model {model}; {a.prompts} prompts x G={a.group_size}, <= {a.max_new_tokens} new tokens, "
+        f"{a.steps} timed steps, {a.threads} thread(s)"
+    )
+    print(
+        f"  {'entropylab':30s} {ours['tokens'] / a.steps:7,.0f} tokens/step, "
+        f"{', '.join(f'{s:.2f}' for s in ours['step_s'])} s/step, {rate_ours:,.0f} tokens/s"
+    )
     speedups = {}
     for name, res in theirs.items():
         rate = res["tokens"] / res["seconds"]
         speedups[name] = rate_ours / rate
-        print(f"  {name:30s} {res['tokens'] / a.steps:7,.0f} tokens/step, "
-              f"{', '.join(f'{s:.2f}' for s in res['step_s'])} s/step, {rate:,.0f} tokens/s")
-    print("entropylab GRPO step against TRL GRPOTrainer: "
-          + "; ".join(f"{v:.2f}x ({k})" for k, v in speedups.items()) + " (target >= 1.5x)")
+        print(
+            f"  {name:30s} {res['tokens'] / a.steps:7,.0f} tokens/step, "
+            f"{', '.join(f'{s:.2f}' for s in res['step_s'])} s/step, {rate:,.0f} tokens/s"
+        )
+    print(
+        "entropylab GRPO step against TRL GRPOTrainer: "
+        + "; ".join(f"{v:.2f}x ({k})" for k, v in speedups.items())
+        + " (target >= 1.5x)"
+    )
     if a.json:
-        Path(a.json).write_text(json.dumps({"entropylab": ours, "trl": theirs, "speedup": speedups,
-                                            "args": vars(a), "model": model}, indent=1))
+        Path(a.json).write_text(
+            json.dumps(
+                {"entropylab": ours, "trl": theirs, "speedup": speedups, "args": vars(a), "model": model}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

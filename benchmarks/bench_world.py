@@ -41,9 +41,14 @@ def run_summary(run: Path) -> dict:
     tr = m[m.step > 0].dropna(subset=["entropy"]).sort_values("step")
     k = max(1, round(0.1 * len(tr)))
     val = m.dropna(subset=["val/acc"]).sort_values("step")
-    out = {"H_first": tr.entropy.iloc[:k].mean(), "H_last": tr.entropy.iloc[-k:].mean(),
-           "acc_0": val["val/acc"].iloc[0], "acc_best": val["val/acc"].max(), "acc_final": val["val/acc"].iloc[-1],
-           "reward_last": tr.reward.iloc[-k:].mean()}
+    out = {
+        "H_first": tr.entropy.iloc[:k].mean(),
+        "H_last": tr.entropy.iloc[-k:].mean(),
+        "acc_0": val["val/acc"].iloc[0],
+        "acc_best": val["val/acc"].max(),
+        "acc_final": val["val/acc"].iloc[-1],
+        "reward_last": tr.reward.iloc[-k:].mean(),
+    }
     out["H_fall"] = 1 - out["H_last"] / out["H_first"]
     out["gain"] = out["acc_final"] - out["acc_0"]
     for key in [c for c in val.columns if c.startswith("route/val_share_")]:
@@ -65,9 +70,16 @@ def law_check(run: Path, val_size: int | None) -> dict:
         fit = law.fit_law(points, val_size=val_size)
         fc = law.forecast(points, fit_first=0.15, val_size=val_size)
     final = fc.to_dict()
-    return {"law_ok": bool(fit.ok), "law_reasons": "; ".join(fit.reasons), "a": fit.a, "b": fit.b,
-            "ceiling": fit.ceiling, "r2": fit.r2, "forecast_final_error": final.get("final_error"),
-            "forecast_rmse": final.get("rmse")}
+    return {
+        "law_ok": bool(fit.ok),
+        "law_reasons": "; ".join(fit.reasons),
+        "a": fit.a,
+        "b": fit.b,
+        "ceiling": fit.ceiling,
+        "r2": fit.r2,
+        "forecast_final_error": final.get("final_error"),
+        "forecast_rmse": final.get("rmse"),
+    }
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -94,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write every number to this file")
     args = p.parse_args(argv)
     task = args.task or ex.DEFAULT_TASK
-    jobs = [(ex.ensure_run, (args.root, preset), dict(scale=args.scale, task=task, model=args.model, seed=seed,
-                                                       overrides=tuple(args.set), progress=False))
-            for seed in args.seeds for preset in args.presets]
+    jobs = [
+        (
+            ex.ensure_run,
+            (args.root, preset),
+            dict(scale=args.scale, task=task, model=args.model, seed=seed, overrides=tuple(args.set), progress=False),
+        )
+        for seed in args.seeds
+        for preset in args.presets
+    ]
     dirs = ex.run_jobs(jobs, ex.default_workers(args.workers))
     cfg = ex.run_config(args.presets[0], args.scale, task, args.model, args.seeds[0], tuple(args.set))
     rows = []
@@ -105,29 +123,58 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     se = math.sqrt(0.25 / cfg.val_problems)
     pd.set_option("display.width", 200)
-    print(f"task {task}, model {cfg.model}, {cfg.steps} steps of {cfg.prompts_per_step} prompts x {cfg.group_size}, "
-          f"lr {cfg.lr:g}, validation on {cfg.val_problems} problems (standard error at most {se:.3f})\n")
-    cols = ["preset", "seed", "H_first", "H_last", "H_fall", "acc_0", "acc_best", "acc_final", "gain",
-            *[c for c in df.columns if c.startswith("end_share_")], "theory_spearman"]
+    print(
+        f"task {task}, model {cfg.model}, {cfg.steps} steps of {cfg.prompts_per_step} prompts x {cfg.group_size}, "
+        f"lr {cfg.lr:g}, validation on {cfg.val_problems} problems (standard error at most {se:.3f})\n"
+    )
+    cols = [
+        "preset",
+        "seed",
+        "H_first",
+        "H_last",
+        "H_fall",
+        "acc_0",
+        "acc_best",
+        "acc_final",
+        "gain",
+        *[c for c in df.columns if c.startswith("end_share_")],
+        "theory_spearman",
+    ]
     print(df[[c for c in cols if c in df.columns]].round(4).to_string(index=False))
     agg = df.groupby("preset", sort=False).agg(["mean", "std"])
     print("\nmean (std) over seeds")
     show = ["H_first", "H_last", "H_fall", "acc_0", "acc_best", "acc_final", "gain", "theory_spearman"]
-    print(pd.DataFrame({c: [f"{agg.loc[pr, (c, 'mean')]:.4f} ({agg.loc[pr, (c, 'std')]:.4f})" for pr in agg.index]
-                        for c in show if c in df.columns}, index=agg.index).to_string())
+    print(
+        pd.DataFrame(
+            {
+                c: [f"{agg.loc[pr, (c, 'mean')]:.4f} ({agg.loc[pr, (c, 'std')]:.4f})" for pr in agg.index]
+                for c in show
+                if c in df.columns
+            },
+            index=agg.index,
+        ).to_string()
+    )
     result: dict = {"runs": rows}
     if "grpo" in set(df.preset):
         g = df[df.preset == "grpo"].set_index("seed")
-        print("\n1. collapse (grpo): entropy fall "
-              + ", ".join(f"{v:.1%}" for v in g.H_fall) + "; accuracy gain " + ", ".join(f"{v:+.3f}" for v in g.gain))
+        print(
+            "\n1. collapse (grpo): entropy fall "
+            + ", ".join(f"{v:.1%}" for v in g.H_fall)
+            + "; accuracy gain "
+            + ", ".join(f"{v:+.3f}" for v in g.gain)
+        )
         laws = {}
         for (_, (_root, preset), kw), run in zip(jobs, dirs):
             if preset == "grpo":
                 laws[kw["seed"]] = law_check(Path(run), None)  # as `entropylab fit RUN_DIR` reads the run
-        print("2. the law (grpo): " + "; ".join(
-            f"seed {s}: {'ok' if r['law_ok'] else 'NOT TRUSTWORTHY (' + r['law_reasons'] + ')'}, ceiling "
-            f"{r['ceiling']:.3f}, R2 {r['r2']:.2f}, forecast of the final accuracy off by {r['forecast_final_error']:+.3f}"
-            for s, r in laws.items()))
+        print(
+            "2. the law (grpo): "
+            + "; ".join(
+                f"seed {s}: {'ok' if r['law_ok'] else 'NOT TRUSTWORTHY (' + r['law_reasons'] + ')'}, ceiling "
+                f"{r['ceiling']:.3f}, R2 {r['r2']:.2f}, forecast of the final accuracy off by {r['forecast_final_error']:+.3f}"
+                for s, r in laws.items()
+            )
+        )
         result["law"] = laws
         print("3. against grpo on the same seeds (paired):")
         for preset in [x for x in dict.fromkeys(df.preset) if x != "grpo"]:
@@ -138,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             d_final = (o.loc[seeds, "acc_final"] - g.loc[seeds, "acc_final"]).to_numpy()
             mb, lo, hi = t_interval(d_best)
             mf, flo, fhi = t_interval(d_final)
-            print(f"   {preset:9s} final entropy {ratio.mean():.2f}x grpo's (per seed "
-                  + ", ".join(f"{r:.2f}" for r in ratio) + f"); best val acc {mb:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]; "
-                  f"final val acc {mf:+.3f} [{flo:+.3f}, {fhi:+.3f}]")
+            print(
+                f"   {preset:9s} final entropy {ratio.mean():.2f}x grpo's (per seed "
+                + ", ".join(f"{r:.2f}" for r in ratio)
+                + f"); best val acc {mb:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]; "
+                f"final val acc {mf:+.3f} [{flo:+.3f}, {fhi:+.3f}]"
+            )
         print("4. theory check (grpo): Spearman " + ", ".join(f"{v:.2f}" for v in g.get("theory_spearman", [])))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))

@@ -26,7 +26,9 @@ class Counter:
 
 
 @torch.inference_mode()
-def _generate(model, prefix: list[int], n_max: int, alpha: float, eos: int, gen: torch.Generator, count: Counter) -> list[int]:
+def _generate(
+    model, prefix: list[int], n_max: int, alpha: float, eos: int, gen: torch.Generator, count: Counter
+) -> list[int]:
     """Suffix of at most n_max tokens from q = p at temperature 1/alpha: prefill the whole prefix, then decode."""
     from transformers import DynamicCache
 
@@ -46,7 +48,9 @@ def _generate(model, prefix: list[int], n_max: int, alpha: float, eos: int, gen:
 
 
 @torch.inference_mode()
-def _score(model, prompt: list[int], response: list[int], alpha: float, count: Counter) -> tuple[list[float], list[float]]:
+def _score(
+    model, prompt: list[int], response: list[int], alpha: float, count: Counter
+) -> tuple[list[float], list[float]]:
     """Per-token log p and log q of `response`: one full forward over prompt + response."""
     ids = torch.tensor([prompt + response])
     count.positions += ids.shape[1]
@@ -83,13 +87,23 @@ def naive_power_mh(
             y = x[:m] + _generate(model, prompt + x[:m], end - m, alpha, eos_token_id, gen, count)
             lp_y, lq_y = _score(model, prompt, y, alpha, count)
             lp_x, lq_x = _score(model, prompt, x, alpha, count)
-            log_r = (alpha * (sum(lp_y[m:]) - sum(lp_x[m:])) + sum(lq_x[m:]) - sum(lq_y[m:])
-                     + math.log(len(x)) - math.log(len(y)))
+            log_r = (
+                alpha * (sum(lp_y[m:]) - sum(lp_x[m:]))
+                + sum(lq_x[m:])
+                - sum(lq_y[m:])
+                + math.log(len(x))
+                - math.log(len(y))
+            )
             proposed += 1
             if math.log(float(torch.rand(1, generator=rng))) < log_r:
                 x, accepted = y, accepted + 1
         if eos_token_id in x:
             break
     lp, _ = _score(model, prompt, x, alpha, Counter())
-    return dict(tokens=x, loglik=sum(lp), acceptance=accepted / max(proposed, 1), tokens_evaluated=count.positions,
-                wall_time=time.perf_counter() - t0)
+    return dict(
+        tokens=x,
+        loglik=sum(lp),
+        acceptance=accepted / max(proposed, 1),
+        tokens_evaluated=count.positions,
+        wall_time=time.perf_counter() - t0,
+    )

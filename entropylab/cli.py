@@ -24,8 +24,13 @@ EPILOG = """examples:
 
 def _load_kw(args: argparse.Namespace) -> dict:
     """The reading options every log subcommand shares."""
-    return {"format": args.format, "entropy_key": args.entropy_key, "score_key": args.score_key,
-            "step_key": args.step_key, "run_key": args.run_key}
+    return {
+        "format": args.format,
+        "entropy_key": args.entropy_key,
+        "score_key": args.score_key,
+        "step_key": args.step_key,
+        "run_key": args.run_key,
+    }
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -50,8 +55,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     results = {}
     for run, group in points.groupby("run", sort=False):
         try:
-            results[str(run)] = law.fit_law(group, form=args.form, loss=args.loss, bootstrap=args.bootstrap,
-                                            seed=args.seed, val_size=val_size.get(str(run)))
+            results[str(run)] = law.fit_law(
+                group,
+                form=args.form,
+                loss=args.loss,
+                bootstrap=args.bootstrap,
+                seed=args.seed,
+                val_size=val_size.get(str(run)),
+            )
         except EntropylabError as err:
             raise type(err)(f"run {run!r}: {err}") from None
     forecasts = {}
@@ -60,8 +71,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         run_points = points[points["run"] == run]
         fc = None
         try:
-            fc = law.forecast(run_points, fit_first=fit_first, first_steps=args.first_steps,
-                              reverse=args.reverse, form=args.form, val_size=val_size.get(run))
+            fc = law.forecast(
+                run_points,
+                fit_first=fit_first,
+                first_steps=args.first_steps,
+                reverse=args.reverse,
+                form=args.form,
+                val_size=val_size.get(run),
+            )
         except EntropylabError as err:
             print(f"{run}: no forecast: {err}", file=sys.stderr)
         forecasts[run] = fc
@@ -71,7 +88,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
             if fc is not None:
                 print(fc.report())
             print()
-    cols = ["run", "score", "n", "a", "b", "ceiling b-a [95% CI]", "R2", "RMSE", "forecast RMSE", "final err", "verdict"]
+    cols = [
+        "run",
+        "score",
+        "n",
+        "a",
+        "b",
+        "ceiling b-a [95% CI]",
+        "R2",
+        "RMSE",
+        "forecast RMSE",
+        "final err",
+        "verdict",
+    ]
     print(format_table(rows, cols))
     shared = None
     if args.shared:
@@ -89,16 +118,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.history:
         from entropylab.plots import law as law_plots
 
-        histories = {run: law.forecast_history(points[points["run"] == run], val_size=val_size.get(run))
-                     for run in results}
+        histories = {
+            run: law.forecast_history(points[points["run"] == run], val_size=val_size.get(run)) for run in results
+        }
         written = law_plots.write_history_figures(histories, args.history)
         print(f"\nforecast history: {len(written)} files in {args.history}/")
         for run, history in histories.items():
             print(f"  {run}: {history_sentence(history)}")
     if args.json:
-        payload = {"runs": {run: {"fit": fit.to_dict(), "forecast": fc.to_dict() if fc else None}
-                            for (run, fit), fc in zip(results.items(), forecasts.values())},
-                   "shared": shared.to_dict() if shared is not None else None}
+        payload = {
+            "runs": {
+                run: {"fit": fit.to_dict(), "forecast": fc.to_dict() if fc else None}
+                for (run, fit), fc in zip(results.items(), forecasts.values())
+            },
+            "shared": shared.to_dict() if shared is not None else None,
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2, default=float))
         print(f"json: {args.json}")
@@ -129,10 +163,15 @@ def history_sentence(history, tol: float = 0.02) -> str:
     r = law.reliable_from(history, tol)
     if r["ceiling_step"] is None:
         return f"the ceiling never settled within {tol:g} of its full-run value"
-    final = ("the final score never within " + f"{tol:g}" if r["final_step"] is None else
-             f"the final score within {tol:g} from step {r['final_step']:g} ({r['final_share']:.0%} of the run)")
-    return (f"ceiling within {tol:g} of its full-run value from step {r['ceiling_step']:g} "
-            f"({r['ceiling_share']:.0%} of the run); {final}")
+    final = (
+        "the final score never within " + f"{tol:g}"
+        if r["final_step"] is None
+        else f"the final score within {tol:g} from step {r['final_step']:g} ({r['final_share']:.0%} of the run)"
+    )
+    return (
+        f"ceiling within {tol:g} of its full-run value from step {r['ceiling_step']:g} "
+        f"({r['ceiling_share']:.0%} of the run); {final}"
+    )
 
 
 def summary_row(run: str, fit, fc, score: str) -> dict:
@@ -161,8 +200,14 @@ def summary_row(run: str, fit, fc, score: str) -> dict:
 def cmd_watch(args: argparse.Namespace) -> int:
     from entropylab.watch import watch
 
-    return watch(args.logs, interval=args.interval, once=args.once, forecasts=args.forecasts,
-                 val_size=args.val_size, **_load_kw(args))
+    return watch(
+        args.logs,
+        interval=args.interval,
+        once=args.once,
+        forecasts=args.forecasts,
+        val_size=args.val_size,
+        **_load_kw(args),
+    )
 
 
 # --------------------------------------------------------------------------- pretrain / sample
@@ -171,29 +216,64 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from entropylab.models import pretrain
 
-    result = pretrain(args.task, args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len,
-                      lr=args.lr, seed=args.seed, error_rate=args.error_rate, clean_steps=args.clean_steps,
-                      easy_share=args.easy_share, init=args.init,
-                      difficulty=args.difficulty, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                      progress=not args.quiet, threads=args.threads, precision=args.precision)
+    result = pretrain(
+        args.task,
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        seed=args.seed,
+        error_rate=args.error_rate,
+        clean_steps=args.clean_steps,
+        easy_share=args.easy_share,
+        init=args.init,
+        difficulty=args.difficulty,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        progress=not args.quiet,
+        threads=args.threads,
+        precision=args.precision,
+    )
     m = result["metrics"]
-    print(f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s, "
-          f"{result['params']['precision']} on {result['machine']['cpu_capability']})\n"
-          f"held-out test, temperature 1: pass@1 {m['pass@1']:.3f}, pass@16 {m.get('pass@16', float('nan')):.3f}; "
-          f"token entropy p50/p80/p95 {m['entropy_p50']:.3f}/{m['entropy_p80']:.3f}/{m['entropy_p95']:.3f}")
+    print(
+        f"model: {args.out}  ({result['n_params']:,} parameters, {result['train_seconds']:.0f} s, "
+        f"{result['params']['precision']} on {result['machine']['cpu_capability']})\n"
+        f"held-out test, temperature 1: pass@1 {m['pass@1']:.3f}, pass@16 {m.get('pass@16', float('nan')):.3f}; "
+        f"token entropy p50/p80/p95 {m['entropy_p50']:.3f}/{m['entropy_p80']:.3f}/{m['entropy_p95']:.3f}"
+    )
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from entropylab.compare import run_sample_cli
 
-    run_sample_cli(args.model, args.task, method=args.method, alpha=args.alpha, n_problems=args.problems, n=args.n,
-                   split=args.split, max_new_tokens=args.max_new_tokens, mcmc_steps=args.mcmc_steps,
-                   block_size=args.block_size, cuts=args.cuts, cut_temperature=args.cut_temperature,
-                   n_particles=args.particles, n_candidates=args.candidates, n_rollouts=args.rollouts,
-                   rollout_len=args.rollout_len, entropy_threshold=args.entropy_threshold,
-                   top_k=args.top_k, top_p=args.top_p, budget=args.budget,
-                   seed=args.seed, device=args.device, out=args.out, progress=not args.quiet)
+    run_sample_cli(
+        args.model,
+        args.task,
+        method=args.method,
+        alpha=args.alpha,
+        n_problems=args.problems,
+        n=args.n,
+        split=args.split,
+        max_new_tokens=args.max_new_tokens,
+        mcmc_steps=args.mcmc_steps,
+        block_size=args.block_size,
+        cuts=args.cuts,
+        cut_temperature=args.cut_temperature,
+        n_particles=args.particles,
+        n_candidates=args.candidates,
+        n_rollouts=args.rollouts,
+        rollout_len=args.rollout_len,
+        entropy_threshold=args.entropy_threshold,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        budget=args.budget,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        progress=not args.quiet,
+    )
     return 0
 
 
@@ -206,8 +286,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args.preset, args.config, args.set)
     run_dir = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
-    print(f"run: {run_dir}  (metrics.jsonl, rollouts/, checkpoints/; next: entropylab fit {run_dir}, "
-          f"entropylab diagnose {run_dir})")
+    print(
+        f"run: {run_dir}  (metrics.jsonl, rollouts/, checkpoints/; next: entropylab fit {run_dir}, "
+        f"entropylab diagnose {run_dir})"
+    )
     return 0
 
 
@@ -273,21 +355,46 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every subcommand that reads training logs."""
     from entropylab.logs.formats import format_names
 
-    p.add_argument("logs", nargs="+", metavar="LOG",
-                   help="log files or run directories (verl console/JSONL, TRL, OpenRLHF, TensorBoard, wandb CSV, CSV/JSONL/Parquet, entropylab runs)")
-    p.add_argument("--format", default="auto", choices=("auto", *format_names()), metavar="FORMAT",
-                   help="force a format instead of detecting it: %(choices)s (default: auto)")
+    p.add_argument(
+        "logs",
+        nargs="+",
+        metavar="LOG",
+        help="log files or run directories (verl console/JSONL, TRL, OpenRLHF, TensorBoard, wandb CSV, CSV/JSONL/Parquet, entropylab runs)",
+    )
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", *format_names()),
+        metavar="FORMAT",
+        help="force a format instead of detecting it: %(choices)s (default: auto)",
+    )
     p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
-    p.add_argument("--score-key", metavar="K", help="metric key to fit as R (default: the first validation metric, else the training reward)")
-    p.add_argument("--step-key", metavar="K", help="step field of a CSV/JSONL log (default: step, global_step, grpo_step, iteration, _step, ...)")
-    p.add_argument("--run-key", metavar="K", help="column telling several runs of one table apart (default: run, run_id, experiment, name, ...)")
+    p.add_argument(
+        "--score-key",
+        metavar="K",
+        help="metric key to fit as R (default: the first validation metric, else the training reward)",
+    )
+    p.add_argument(
+        "--step-key",
+        metavar="K",
+        help="step field of a CSV/JSONL log (default: step, global_step, grpo_step, iteration, _step, ...)",
+    )
+    p.add_argument(
+        "--run-key",
+        metavar="K",
+        help="column telling several runs of one table apart (default: run, run_id, experiment, name, ...)",
+    )
 
 
 def add_val_size(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--val-size", type=int, metavar="N",
-                   help="validation problems behind each score: the verdict judges residuals against their binomial "
-                        "noise (default: read from the log where it says, e.g. verl's 'dataset len'; else the "
-                        "noise is estimated from the score's scatter). Not the @N of mean@N: that is samples per problem")
+    p.add_argument(
+        "--val-size",
+        type=int,
+        metavar="N",
+        help="validation problems behind each score: the verdict judges residuals against their binomial "
+        "noise (default: read from the log where it says, e.g. verl's 'dataset len'; else the "
+        "noise is estimated from the score's scatter). Not the @N of mean@N: that is samples per problem",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,49 +402,80 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entropylab",
         description="Entropy in RL of reasoning language models: fit the reward-entropy law R = -a*exp(H) + b "
-                    "to training logs and predict the ceiling b - a.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "to training logs and predict the ceiling b - a.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from entropylab import __version__
 
     parser.add_argument("--version", action="version", version=f"entropylab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="read logs and show which entropy / reward / validation keys were found and chosen",
-                       description="Read training logs and print, per run, the format, the number of steps and "
-                                   "validation points, and which keys were found and chosen.")
+    p = sub.add_parser(
+        "ingest",
+        help="read logs and show which entropy / reward / validation keys were found and chosen",
+        description="Read training logs and print, per run, the format, the number of steps and "
+        "validation points, and which keys were found and chosen.",
+    )
     add_log_options(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("fit", help="fit R = -a*exp(H) + b per run, predict the ceiling, forecast from early steps",
-                       description="Fit the reward-entropy law per run, print estimates with 95%% intervals, the "
-                                   "ceiling b - a, the forecast from the first steps and a verdict.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "fit",
+        help="fit R = -a*exp(H) + b per run, predict the ceiling, forecast from early steps",
+        description="Fit the reward-entropy law per run, print estimates with 95%% intervals, the "
+        "ceiling b - a, the forecast from the first steps and a verdict.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_log_options(p)
-    p.add_argument("--fit-first", type=float, default=0.15, metavar="FRAC",
-                   help="forecast: fit on this first fraction of the run's steps, predict the rest")
+    p.add_argument(
+        "--fit-first",
+        type=float,
+        default=0.15,
+        metavar="FRAC",
+        help="forecast: fit on this first fraction of the run's steps, predict the rest",
+    )
     p.add_argument("--first-steps", type=int, metavar="N", help="forecast: fit on the first N steps instead")
     p.add_argument("--reverse", action="store_true", help="forecast backwards: late points predict early ones")
-    p.add_argument("--form", default="exp", choices=["exp", "linear", "exp_c"],
-                   help="law form: -a*exp(H)+b, -a*H+b or -a*exp(c*H)+b")
-    p.add_argument("--loss", default="linear", choices=["linear", "soft_l1", "huber"],
-                   help="least squares, or a robust loss against outlier points")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="also give bootstrap intervals from N resamples")
+    p.add_argument(
+        "--form",
+        default="exp",
+        choices=["exp", "linear", "exp_c"],
+        help="law form: -a*exp(H)+b, -a*H+b or -a*exp(c*H)+b",
+    )
+    p.add_argument(
+        "--loss",
+        default="linear",
+        choices=["linear", "soft_l1", "huber"],
+        help="least squares, or a robust loss against outlier points",
+    )
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="also give bootstrap intervals from N resamples"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--shared", action="store_true", help="also fit one (a, b) across all runs and test whether sharing fits")
+    p.add_argument(
+        "--shared", action="store_true", help="also fit one (a, b) across all runs and test whether sharing fits"
+    )
     p.add_argument("--report", action="store_true", help="print the full fit report of every run")
     p.add_argument("--plot", metavar="DIR", help="write the law, forecast and residual figures (PNG and SVG) to DIR")
     p.add_argument("--json", metavar="FILE", help="write every fit and forecast as JSON")
-    p.add_argument("--history", metavar="DIR",
-                   help="replay each run: the ceiling and final score predicted at every validation point (figures)")
+    p.add_argument(
+        "--history",
+        metavar="DIR",
+        help="replay each run: the ceiling and final score predicted at every validation point (figures)",
+    )
     add_val_size(p)
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("watch", help="follow logs while they grow: refit at each validation point, live ceiling",
-                       description="Follow training logs (verl console/JSONL, JSONL, CSV, TRL trainer_state.json, "
-                                   "TensorBoard) while they are written. At each new validation point the law is "
-                                   "refitted; the view shows the ceiling with its interval, the headroom, the "
-                                   "forecast's last error, the verdict and alarms. Ctrl-C stops.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "watch",
+        help="follow logs while they grow: refit at each validation point, live ceiling",
+        description="Follow training logs (verl console/JSONL, JSONL, CSV, TRL trainer_state.json, "
+        "TensorBoard) while they are written. At each new validation point the law is "
+        "refitted; the view shows the ceiling with its interval, the headroom, the "
+        "forecast's last error, the verdict and alarms. Ctrl-C stops.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_log_options(p)
     add_val_size(p)
     p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between polls")
@@ -345,10 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="read the logs once, print one snapshot and exit")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("pretrain", help="pre-train the tiny base model on a synthetic task's corpus",
-                       description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
-                                   "writes a transformers checkpoint with a model card.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train the tiny base model on a synthetic task's corpus",
+        description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
+        "writes a transformers checkpoint with a model card.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--task", required=True, help="task family: arith or fork")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the task's shipped recipe)")
@@ -359,25 +500,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=192)
     p.add_argument("--num-layers", type=int, default=4)
     p.add_argument("--error-rate", type=float, help="share of flawed solutions in the corpus (default: the recipe's)")
-    p.add_argument("--clean-steps", type=int,
-                   help="first steps trained on correct solutions only (default: the recipe's)")
-    p.add_argument("--easy-share", type=float,
-                   help="share of warm-up problems among those first steps' documents (default: the recipe's)")
+    p.add_argument(
+        "--clean-steps", type=int, help="first steps trained on correct solutions only (default: the recipe's)"
+    )
+    p.add_argument(
+        "--easy-share",
+        type=float,
+        help="share of warm-up problems among those first steps' documents (default: the recipe's)",
+    )
     p.add_argument("--difficulty", type=int, help="task difficulty (default: the task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="training precision; auto: the faster on this CPU, by a timing probe")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="training precision; auto: the faster on this CPU, by a timing probe",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("sample", help="power sampling (MH, SMC) and baselines on a task; writes samples and a summary",
-                       description="Sample answers to a task's problems with one method and score them.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "sample",
+        help="power sampling (MH, SMC) and baselines on a task; writes samples and a summary",
+        description="Sample answers to a task's problems with one method and score them.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", default="fork", help="shipped model name or checkpoint directory")
     p.add_argument("--task", default="fork", help="task family")
-    p.add_argument("--method", default="mh", choices=_RegistryNames(_sampler_names), metavar="METHOD",
-                   help="sampling method: %(choices)s")
+    p.add_argument(
+        "--method",
+        default="mh",
+        choices=_RegistryNames(_sampler_names),
+        metavar="METHOD",
+        help="sampling method: %(choices)s",
+    )
     p.add_argument("--alpha", type=float, default=4.0, help="power of the target p^alpha (temp: temperature 1/alpha)")
     p.add_argument("--problems", type=int, default=20, help="number of problems")
     p.add_argument("--n", type=int, default=1, help="samples per problem")
@@ -385,18 +542,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--mcmc-steps", type=int, default=10)
     p.add_argument("--block-size", type=int, default=192)
-    p.add_argument("--cuts", default="uniform", choices=["uniform", "entropy"],
-                   help="MH: where a move cuts (entropy: more often where the model forks)")
-    p.add_argument("--cut-temperature", type=float, metavar="T",
-                   help="MH: temperature of the proposal of a move's first token (default: 1/alpha, as the rest)")
+    p.add_argument(
+        "--cuts",
+        default="uniform",
+        choices=["uniform", "entropy"],
+        help="MH: where a move cuts (entropy: more often where the model forks)",
+    )
+    p.add_argument(
+        "--cut-temperature",
+        type=float,
+        metavar="T",
+        help="MH: temperature of the proposal of a move's first token (default: 1/alpha, as the rest)",
+    )
     p.add_argument("--particles", type=int, default=16, help="SMC particles")
     p.add_argument("--candidates", type=int, help="best_of_n: samples to pick from (16); sps: top-K candidates (4)")
     p.add_argument("--rollouts", type=int, help="sps: rollouts per candidate (2)")
     p.add_argument("--rollout-len", type=int, help="sps: tokens per rollout (32)")
-    p.add_argument("--entropy-threshold", type=float, metavar="NATS",
-                   help="sps: estimate only where the next-token entropy exceeds this (0.3; 0: every token)")
-    p.add_argument("--budget", type=float, metavar="TOKENS",
-                   help="tokens per answer: sets the method's knob (MH steps, SMC particles, best-of-n candidates)")
+    p.add_argument(
+        "--entropy-threshold",
+        type=float,
+        metavar="NATS",
+        help="sps: estimate only where the next-token entropy exceeds this (0.3; 0: every token)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="TOKENS",
+        help="tokens per answer: sets the method's knob (MH steps, SMC particles, best-of-n candidates)",
+    )
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
@@ -407,42 +580,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     from entropylab.rl.presets import PRESET_NAMES
 
-    p = sub.add_parser("train", help="GRPO with the entropy interventions on a transformers causal LM",
-                       description="Train with GRPO and write a run directory: config.yaml, metrics.jsonl "
-                                   "(flushed every step), rollouts/*.parquet, checkpoints/.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="GRPO with the entropy interventions on a transformers causal LM",
+        description="Train with GRPO and write a run directory: config.yaml, metrics.jsonl "
+        "(flushed every step), rollouts/*.parquet, checkpoints/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--preset", default="grpo", choices=PRESET_NAMES, help="named intervention preset")
     p.add_argument("--config", metavar="FILE", help="YAML file of config values (applied after the preset)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one value, e.g. --set steps=50 --set loss.rho=0.2 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one value, e.g. --set steps=50 --set loss.rho=0.2 (repeatable)",
+    )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("diagnose", help="covariance tables (the paper's Table 1) and the entropy-change theory check",
-                       description="Per-token covariance diagnostics of a run's rollout dumps.")
+    p = sub.add_parser(
+        "diagnose",
+        help="covariance tables (the paper's Table 1) and the entropy-change theory check",
+        description="Per-token covariance diagnostics of a run's rollout dumps.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `entropylab train`")
     p.add_argument("--out", metavar="DIR", help="where to write figures and CSVs (default: RUN_DIR/diagnostics)")
     p.add_argument("--scope", default="batch", choices=["batch", "micro"], help="covariance centring scope")
     p.set_defaults(func=cmd_diagnose)
 
-    p = sub.add_parser("demo", help="the main job on the embedded default: runs, fits and figures in one report",
-                       description="Run the demo and write a self-contained HTML report.")
+    p = sub.add_parser(
+        "demo",
+        help="the main job on the embedded default: runs, fits and figures in one report",
+        description="Run the demo and write a self-contained HTML report.",
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--fresh", action="store_true", help="recompute every piece instead of reusing finished ones")
     p.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
     p.add_argument("--workers", type=int, help="processes for the training runs (default: one per core, at most 2)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("figures", help="regenerate every paper figure (figures/), producing the runs it needs",
-                       description="Write the figures of the three papers and of the real logs, PNG and SVG.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "figures",
+        help="regenerate every paper figure (figures/), producing the runs it needs",
+        description="Write the figures of the three papers and of the real logs, PNG and SVG.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--scale", default="full", choices=["quick", "demo", "full"], help="size of the runs behind them")
     p.add_argument("--runs-dir", default="runs/figures", help="where the runs are kept and reused")
-    p.add_argument("--only", metavar="NAME[,NAME]", help="draw only these figures, computing only what they need "
-                   "(default: every figure)")
+    p.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        help="draw only these figures, computing only what they need (default: every figure)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_figures)
     return parser

@@ -66,8 +66,18 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "temp": (),
 }
 TABLE_COLUMNS = [
-    "method", "accuracy", "pass@1", "pass@k_max", "mean_logp", "loglik", "confidence", "length",
-    "tokens_per_sample", "cost_x", "wall_s", "acceptance",
+    "method",
+    "accuracy",
+    "pass@1",
+    "pass@k_max",
+    "mean_logp",
+    "loglik",
+    "confidence",
+    "length",
+    "tokens_per_sample",
+    "cost_x",
+    "wall_s",
+    "acceptance",
 ]
 
 
@@ -84,21 +94,27 @@ class Comparison:
         """A fixed-width text table of `table`."""
         rows = [{c: _fmt(v, digits) for c, v in r.items()} for r in self.table.to_dict("records")]
         cols = [c for c in TABLE_COLUMNS if c in self.table.columns]
-        head = (f"task {self.meta.get('task')}  problems {self.meta.get('n_problems')}  samples/problem "
-                f"{self.meta.get('k_max')}  alpha {self.meta.get('alpha')}")
+        head = (
+            f"task {self.meta.get('task')}  problems {self.meta.get('n_problems')}  samples/problem "
+            f"{self.meta.get('k_max')}  alpha {self.meta.get('alpha')}"
+        )
         return head + "\n" + format_table(rows, cols)
 
     def paired(self, reference: str, k: int = 1, reps: int = 2000) -> pd.DataFrame:
         """Every other method against `reference` on the same problems: McNemar's exact test of single-shot
         correctness (sample 0 of each problem) and a paired bootstrap of pass@k over problems."""
+
         def per_problem(method: str) -> pd.DataFrame:
             rows = self.samples[self.samples["method"] == method]
             if rows.empty:
-                raise ConfigError(f"reference: no samples of method {method!r}; methods: "
-                                  f"{', '.join(dict.fromkeys(self.samples['method']))}")
+                raise ConfigError(
+                    f"reference: no samples of method {method!r}; methods: "
+                    f"{', '.join(dict.fromkeys(self.samples['method']))}"
+                )
             by = rows.groupby("problem_index")
-            return pd.DataFrame({"first": by["reward"].first(), "n": by.size(),
-                                 "c": by["reward"].apply(lambda r: int((r > 0.5).sum()))})
+            return pd.DataFrame(
+                {"first": by["reward"].first(), "n": by.size(), "c": by["reward"].apply(lambda r: int((r > 0.5).sum()))}
+            )
 
         ref = per_problem(reference)
         out = []
@@ -107,13 +123,21 @@ class Comparison:
                 continue
             other = per_problem(method).reindex(ref.index)
             test = mcnemar(other["first"], ref["first"])
-            boot = paired_bootstrap(pass_at_k(other["n"], other["c"], k), pass_at_k(ref["n"], ref["c"], k),
-                                    reps=reps)
-            out.append({"method": method, "reference": reference, "accuracy_difference": test["difference"],
-                        "method_only": test["a_only"], "reference_only": test["b_only"],
-                        "mcnemar_p": test["p_value"], f"pass@{k}_difference": boot["difference"],
-                        f"pass@{k}_low": boot["low"], f"pass@{k}_high": boot["high"],
-                        f"pass@{k}_p": boot["p_value"]})
+            boot = paired_bootstrap(pass_at_k(other["n"], other["c"], k), pass_at_k(ref["n"], ref["c"], k), reps=reps)
+            out.append(
+                {
+                    "method": method,
+                    "reference": reference,
+                    "accuracy_difference": test["difference"],
+                    "method_only": test["a_only"],
+                    "reference_only": test["b_only"],
+                    "mcnemar_p": test["p_value"],
+                    f"pass@{k}_difference": boot["difference"],
+                    f"pass@{k}_low": boot["low"],
+                    f"pass@{k}_high": boot["high"],
+                    f"pass@{k}_p": boot["p_value"],
+                }
+            )
         return pd.DataFrame(out)
 
     def save(self, out: str | Path) -> list[Path]:
@@ -131,8 +155,12 @@ class Comparison:
     def load(cls, out: str | Path) -> Comparison:
         """Read back what `save` wrote."""
         out = Path(out)
-        return cls(pd.read_csv(out / "table.csv"), pd.read_csv(out / "pass_at_k.csv"), pd.read_csv(out / "samples.csv"),
-                   json.loads((out / "meta.json").read_text()))
+        return cls(
+            pd.read_csv(out / "table.csv"),
+            pd.read_csv(out / "pass_at_k.csv"),
+            pd.read_csv(out / "samples.csv"),
+            json.loads((out / "meta.json").read_text()),
+        )
 
 
 def _fmt(v, digits: int) -> str:
@@ -163,8 +191,9 @@ def rescore(base_model, samples: PowerSamples) -> torch.Tensor:
     return logp
 
 
-def sample_table(samples: PowerSamples, problems: Sequence, rewards: Sequence[float], method: str,
-                 logp: torch.Tensor | None = None) -> pd.DataFrame:
+def sample_table(
+    samples: PowerSamples, problems: Sequence, rewards: Sequence[float], method: str, logp: torch.Tensor | None = None
+) -> pd.DataFrame:
     """One row per response: problem, sample index, reward, length, loglik, mean_logp, confidence, finished."""
     logp = samples.logprobs_t1 if logp is None else logp
     mask = samples.response_mask.to(logp.device)
@@ -173,19 +202,21 @@ def sample_table(samples: PowerSamples, problems: Sequence, rewards: Sequence[fl
     loglik = lp.sum(1)
     conf = torch.where(mask, lp.exp(), torch.zeros_like(lp)).sum(1) / length
     idx = samples.prompt_index.tolist()
-    return pd.DataFrame({
-        "method": method,
-        "problem": [problems[i].id for i in idx],
-        "problem_index": idx,
-        "sample": [j % samples.n for j in range(len(idx))],
-        "reward": np.asarray(rewards, dtype=float),
-        "length": samples.n_tokens.cpu().numpy(),
-        "loglik": loglik.cpu().numpy(),
-        "mean_logp": (loglik / length).cpu().numpy(),
-        "confidence": conf.cpu().numpy(),
-        "finished": samples.finished.cpu().numpy(),
-        "text": samples.texts,
-    })
+    return pd.DataFrame(
+        {
+            "method": method,
+            "problem": [problems[i].id for i in idx],
+            "problem_index": idx,
+            "sample": [j % samples.n for j in range(len(idx))],
+            "reward": np.asarray(rewards, dtype=float),
+            "length": samples.n_tokens.cpu().numpy(),
+            "loglik": loglik.cpu().numpy(),
+            "mean_logp": (loglik / length).cpu().numpy(),
+            "confidence": conf.cpu().numpy(),
+            "finished": samples.finished.cpu().numpy(),
+            "text": samples.texts,
+        }
+    )
 
 
 def pass_curve(rows: pd.DataFrame, k_max: int) -> dict[int, float]:
@@ -228,14 +259,25 @@ def _load_checkpoint(ref):
 
 
 #: The knob each method turns to spend a token budget (`budget_options`).
-BUDGET_KNOBS: dict[str, str] = {"best_of_n": "n_candidates", "smc": "n_particles", "mh": "mcmc_steps",
-                                "mh_entropy": "mcmc_steps", "sps": "n_rollouts"}
+BUDGET_KNOBS: dict[str, str] = {
+    "best_of_n": "n_candidates",
+    "smc": "n_particles",
+    "mh": "mcmc_steps",
+    "mh_entropy": "mcmc_steps",
+    "sps": "n_rollouts",
+}
 #: Knobs whose cost is measured by pilot runs at two values (and, for MH steps, again at the first estimate).
 PILOT_KNOBS: dict[str, tuple[int, int]] = {"mcmc_steps": (0, 8), "n_rollouts": (1, 2)}
 
 
-def budget_options(method: str, budget: float, plain_tokens: float, options: Mapping | None = None,
-                   unit_cost: float | None = None, base_cost: float = 1.0) -> dict:
+def budget_options(
+    method: str,
+    budget: float,
+    plain_tokens: float,
+    options: Mapping | None = None,
+    unit_cost: float | None = None,
+    base_cost: float = 1.0,
+) -> dict:
     """The options that make `method` spend about `budget` tokens per answer (positions the model evaluates),
     given plain sampling's `plain_tokens` per answer: n_candidates / n_particles = budget // plain_tokens;
     for a pilot-measured knob (MH steps, SPS rollouts) value = (budget / plain_tokens - `base_cost`) /
@@ -258,8 +300,10 @@ def budget_options(method: str, budget: float, plain_tokens: float, options: Map
     else:
         value, least = int(ratio), 2 if method == "smc" else 1
     if value < least:
-        raise ConfigError(f"budget = {budget:g} tokens per answer is below what {method} needs: {knob} would be "
-                          f"{value} (at least {least}; plain sampling spends {plain_tokens:.0f} per answer)")
+        raise ConfigError(
+            f"budget = {budget:g} tokens per answer is below what {method} needs: {knob} would be "
+            f"{value} (at least {least}; plain sampling spends {plain_tokens:.0f} per answer)"
+        )
     return {**opts, knob: value}
 
 
@@ -306,8 +350,19 @@ def compare_methods(
     options = dict(options or {})
     frames, summaries = [], []
     if budget is not None:
-        options = _budgeted(model, tokenizer, prompts, methods, options, float(budget), alpha=alpha,
-                            max_new_tokens=max_new_tokens, seed=seed, top_k=top_k, top_p=top_p)
+        options = _budgeted(
+            model,
+            tokenizer,
+            prompts,
+            methods,
+            options,
+            float(budget),
+            alpha=alpha,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            top_k=top_k,
+            top_p=top_p,
+        )
 
     def score(label: str, s: PowerSamples, logp=None) -> None:
         rewards = task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()])
@@ -317,13 +372,25 @@ def compare_methods(
 
     for name in methods:
         opts = {**DEFAULT_OPTIONS.get(name, {}), **options.get(name, {})}
-        s = get_sampler(name)(model, tokenizer, prompts, n=k_max, alpha=alpha, max_new_tokens=max_new_tokens,
-                              seed=seed, top_k=top_k, top_p=top_p, progress=progress, **opts)
+        s = get_sampler(name)(
+            model,
+            tokenizer,
+            prompts,
+            n=k_max,
+            alpha=alpha,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            top_k=top_k,
+            top_p=top_p,
+            progress=progress,
+            **opts,
+        )
         score(name, s)
     for label, ref in (extra_checkpoints or {}).items():
         other, other_tok = _load_checkpoint(ref)
-        s = get_sampler("plain")(other, other_tok, prompts, n=k_max, max_new_tokens=max_new_tokens, seed=seed,
-                                 top_k=top_k, top_p=top_p)
+        s = get_sampler("plain")(
+            other, other_tok, prompts, n=k_max, max_new_tokens=max_new_tokens, seed=seed, top_k=top_k, top_p=top_p
+        )
         same_vocab = other.config.vocab_size == model.config.vocab_size
         score(label, s, rescore(model, s) if same_vocab else torch.full_like(s.logprobs_t1, float("nan")))
 
@@ -331,15 +398,28 @@ def compare_methods(
     plain_cost = table.loc[table["method"] == "plain", "tokens_per_sample"]
     base = float(plain_cost.iloc[0]) if len(plain_cost) else float("nan")
     table["cost_x"] = table["tokens_per_sample"] / base
-    curves = pd.DataFrame([{"method": r["method"], "k": k, "pass@k": v} for r in summaries for k, v in r["_curve"].items()])
-    meta = dict(task=task.name, split=split, n_problems=len(problems), k_max=k_max, alpha=alpha, seed=seed,
-                max_new_tokens=max_new_tokens, methods=list(methods), extra=list(extra_checkpoints or {}),
-                options={m: {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})} for m in methods}, budget=budget)
+    curves = pd.DataFrame(
+        [{"method": r["method"], "k": k, "pass@k": v} for r in summaries for k, v in r["_curve"].items()]
+    )
+    meta = dict(
+        task=task.name,
+        split=split,
+        n_problems=len(problems),
+        k_max=k_max,
+        alpha=alpha,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        methods=list(methods),
+        extra=list(extra_checkpoints or {}),
+        options={m: {**DEFAULT_OPTIONS.get(m, {}), **options.get(m, {})} for m in methods},
+        budget=budget,
+    )
     return Comparison(table, curves, pd.concat(frames, ignore_index=True), meta)
 
 
-def _pilot_cost(sampler, model, tokenizer, prompts, opts: dict, sampling: dict, plain_tokens: float, knob: str,
-                value: int) -> float:
+def _pilot_cost(
+    sampler, model, tokenizer, prompts, opts: dict, sampling: dict, plain_tokens: float, knob: str, value: int
+) -> float:
     """A sampler's tokens per answer with `knob` = `value` on the pilot prompts, in plain answers."""
     s = sampler(model, tokenizer, prompts, n=1, **sampling, **{**opts, knob: value})
     return s.tokens_evaluated / len(prompts) / plain_tokens
@@ -358,8 +438,9 @@ def _budgeted(model, tokenizer, prompts, methods, options: dict, budget: float, 
         unit, base = None, 1.0
         knob = BUDGET_KNOBS.get(m)
         if knob in PILOT_KNOBS:
-            cost = functools.partial(_pilot_cost, get_sampler(m), model, tokenizer, prompts[:8], opts, sampling,
-                                     plain_tokens, knob)
+            cost = functools.partial(
+                _pilot_cost, get_sampler(m), model, tokenizer, prompts[:8], opts, sampling, plain_tokens, knob
+            )
             lo, hi = PILOT_KNOBS[knob]
             c_lo, c_hi = cost(lo), cost(hi)
             unit = max((c_hi - c_lo) / (hi - lo), 1e-3)
@@ -371,8 +452,9 @@ def _budgeted(model, tokenizer, prompts, methods, options: dict, budget: float, 
     return out
 
 
-def frontier(model, tokenizer, task, budgets: Sequence[float], methods: Sequence[str] = ("best_of_n", "smc", "mh"),
-             **kw) -> pd.DataFrame:
+def frontier(
+    model, tokenizer, task, budgets: Sequence[float], methods: Sequence[str] = ("best_of_n", "smc", "mh"), **kw
+) -> pd.DataFrame:
     """Accuracy against tokens spent: `compare_methods` at each token budget per answer (plain and low
     temperature once, at their own cost); one row per method and budget, with the budget and the knob set.
     A budget below what a method needs leaves that point out."""
@@ -417,12 +499,39 @@ def sweep(
             a = float(v)
         else:
             opts[param] = v
-        comp = compare_methods(model, tokenizer, task, [method], n_problems=n_problems, k_max=n, alpha=a, seed=seed,
-                               split=split, max_new_tokens=max_new_tokens, options={method: opts})
+        comp = compare_methods(
+            model,
+            tokenizer,
+            task,
+            [method],
+            n_problems=n_problems,
+            k_max=n,
+            alpha=a,
+            seed=seed,
+            split=split,
+            max_new_tokens=max_new_tokens,
+            options={method: opts},
+        )
         r = comp.table.iloc[0].to_dict()
-        rows.append({"param": param, "value": v, **{k: r[k] for k in ("method", "accuracy", "pass@k_max", "mean_logp",
-                                                                          "confidence", "tokens_per_sample", "wall_s",
-                                                                          "acceptance")}})
+        rows.append(
+            {
+                "param": param,
+                "value": v,
+                **{
+                    k: r[k]
+                    for k in (
+                        "method",
+                        "accuracy",
+                        "pass@k_max",
+                        "mean_logp",
+                        "confidence",
+                        "tokens_per_sample",
+                        "wall_s",
+                        "acceptance",
+                    )
+                },
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -460,12 +569,15 @@ def exactness_demo(
 
     common = dict(alpha=alpha, max_new_tokens=max_len, seed=seed)
     runs = {
-        "MH (exact)": power_sample_mh(model, tok, prompt, mcmc_steps=mcmc_steps, block_size=max_len,
-                                      n_chains=n_chains, **common),
-        "MH (reference, no 1/L terms)": power_sample_mh(model, tok, prompt, mcmc_steps=mcmc_steps,
-                                                        block_size=max_len, n_chains=n_chains, exact=False, **common),
-        f"SMC ({n_particles} particles)": power_sample_smc(model, tok, prompt, n_particles=n_particles, n=n_chains,
-                                                           **common),
+        "MH (exact)": power_sample_mh(
+            model, tok, prompt, mcmc_steps=mcmc_steps, block_size=max_len, n_chains=n_chains, **common
+        ),
+        "MH (reference, no 1/L terms)": power_sample_mh(
+            model, tok, prompt, mcmc_steps=mcmc_steps, block_size=max_len, n_chains=n_chains, exact=False, **common
+        ),
+        f"SMC ({n_particles} particles)": power_sample_smc(
+            model, tok, prompt, n_particles=n_particles, n=n_chains, **common
+        ),
         "low temperature": sample_low_temperature(model, tok, prompt, n=n_chains, **common),
     }
     samplers = {k: dist(v) for k, v in runs.items()}
@@ -478,8 +590,17 @@ def exactness_demo(
         "exact": named(exact),
         "samplers": {k: named(v) for k, v in samplers.items()},
         "tv": tv,
-        "settings": dict(vocab=vocab, max_len=max_len, alpha=alpha, model_seed=model_seed, init_scale=init_scale,
-                         n_chains=n_chains, mcmc_steps=mcmc_steps, n_particles=n_particles, seed=seed),
+        "settings": dict(
+            vocab=vocab,
+            max_len=max_len,
+            alpha=alpha,
+            model_seed=model_seed,
+            init_scale=init_scale,
+            n_chains=n_chains,
+            mcmc_steps=mcmc_steps,
+            n_particles=n_particles,
+            seed=seed,
+        ),
     }
 
 
@@ -537,24 +658,68 @@ def run_sample_cli(
         lm, tok = load_model(model, device=device)
         model_name = str(model)
     task_obj = get_task(task) if isinstance(task, str) else task
-    flags = dict(mcmc_steps=mcmc_steps, block_size=block_size, exact=exact, cuts=cuts,
-                 cut_temperature=cut_temperature, n_particles=n_particles,
-                 ess_threshold=ess_threshold, alpha_ramp=alpha_ramp, n_candidates=n_candidates,
-                 n_rollouts=n_rollouts, rollout_len=rollout_len, entropy_threshold=entropy_threshold)
+    flags = dict(
+        mcmc_steps=mcmc_steps,
+        block_size=block_size,
+        exact=exact,
+        cuts=cuts,
+        cut_temperature=cut_temperature,
+        n_particles=n_particles,
+        ess_threshold=ess_threshold,
+        alpha_ramp=alpha_ramp,
+        n_candidates=n_candidates,
+        n_rollouts=n_rollouts,
+        rollout_len=rollout_len,
+        entropy_threshold=entropy_threshold,
+    )
     unset = ("n_candidates", "n_rollouts", "rollout_len", "entropy_threshold")  # None: the method's default
     opts = {k: flags[k] for k in METHOD_OPTIONS.get(method, ()) if not (k in unset and flags[k] is None)}
-    comp = compare_methods(lm, tok, task_obj, [method], n_problems=n_problems, k_max=n, alpha=alpha, seed=seed,
-                           split=split, difficulty=difficulty, max_new_tokens=max_new_tokens,
-                           options={method: opts}, top_k=top_k, top_p=top_p, progress=progress, budget=budget)
+    comp = compare_methods(
+        lm,
+        tok,
+        task_obj,
+        [method],
+        n_problems=n_problems,
+        k_max=n,
+        alpha=alpha,
+        seed=seed,
+        split=split,
+        difficulty=difficulty,
+        max_new_tokens=max_new_tokens,
+        options={method: opts},
+        top_k=top_k,
+        top_p=top_p,
+        progress=progress,
+        budget=budget,
+    )
     opts = comp.meta["options"][method] if budget is not None else opts
     row = comp.table.iloc[0].to_dict()
     pk = {f"pass@{k}": v for k, v in comp.pass_at_k.set_index("k")["pass@k"].items() if k in (1, 2, 4, 8, 16)}
     summary = {
-        "model": model_name, "task": task_obj.name, "method": method, "alpha": alpha, "budget": budget,
+        "model": model_name,
+        "task": task_obj.name,
+        "method": method,
+        "alpha": alpha,
+        "budget": budget,
         "n_problems": comp.meta["n_problems"],
-        "n": n, "seed": seed, "max_new_tokens": comp.meta["max_new_tokens"], "options": opts,
-        **{k: row[k] for k in ("accuracy", "mean_logp", "loglik", "confidence", "length", "tokens_evaluated",
-                               "tokens_per_sample", "wall_s", "acceptance")},
+        "n": n,
+        "seed": seed,
+        "max_new_tokens": comp.meta["max_new_tokens"],
+        "options": opts,
+        **{
+            k: row[k]
+            for k in (
+                "accuracy",
+                "mean_logp",
+                "loglik",
+                "confidence",
+                "length",
+                "tokens_evaluated",
+                "tokens_per_sample",
+                "wall_s",
+                "acceptance",
+            )
+        },
         **pk,
     }
     summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
@@ -570,4 +735,3 @@ def run_sample_cli(
         cols = ["method", "accuracy", *pk, "mean_logp", "confidence", "length", "tokens_per_sample", "wall_s"]
         echo(format_table([{c: _fmt(summary.get(c, ""), 3) for c in cols}], cols))
     return summary
-

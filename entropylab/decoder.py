@@ -68,8 +68,17 @@ class TokenStats:
     top_ids: Tensor | None = None
 
 
-def token_stats(logits: Tensor, *, temperature: float = 1.0, alpha: float | None = None, top_k: int = 0,
-                top_p: float = 1.0, entropy: bool = True, targets: Tensor | None = None, top: int = 0) -> TokenStats:
+def token_stats(
+    logits: Tensor,
+    *,
+    temperature: float = 1.0,
+    alpha: float | None = None,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    entropy: bool = True,
+    targets: Tensor | None = None,
+    top: int = 0,
+) -> TokenStats:
     """Log-probs (float32) of softmax(logits / temperature), or of softmax(logits * alpha) when alpha is given,
     over the last dimension, truncated to the top-k / top-p tokens when asked (`truncate`).
 
@@ -141,8 +150,9 @@ class Proposal:
         if self.plain and logp is not None:
             return logp
         z = logits.float() if self.processor is None else self.processor(logits.float())
-        return token_stats(z, temperature=self.temperature, alpha=self.alpha, top_k=self.top_k, top_p=self.top_p,
-                           entropy=False).logp
+        return token_stats(
+            z, temperature=self.temperature, alpha=self.alpha, top_k=self.top_k, top_p=self.top_p, entropy=False
+        ).logp
 
 
 def draw(logq: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -160,7 +170,10 @@ def eos_ids(model, tokenizer, eos_token_id: int | Sequence[int] | None = None) -
     if eos_token_id is not None:
         return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     ids: list[int] = []
-    for src in (getattr(tokenizer, "eos_token_id", None), getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+    for src in (
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
         if src is None:
             continue
         ids += [src] if isinstance(src, int) else list(src)
@@ -241,7 +254,9 @@ def _packed_linear(layers: list[dict], batch: int) -> bool:
         rows = max(batch, _PACK_MIN_ROWS)
         packed = [{"p_" + k: pack(w[k], rows) for k in _LINEARS} for w in layers]
         x = torch.randn(2, layers[0]["wqkv"].shape[1])
-        if not torch.allclose(run(x, packed[0]["p_wqkv"], None, "none", [], ""), F.linear(x, layers[0]["wqkv"]), atol=1e-4):
+        if not torch.allclose(
+            run(x, packed[0]["p_wqkv"], None, "none", [], ""), F.linear(x, layers[0]["wqkv"]), atol=1e-4
+        ):
             return False
     except (AttributeError, RuntimeError):
         return False
@@ -299,7 +314,9 @@ class FastDecoder:
         dtype = self.embed.dtype
         n_pos = max(max_len, cfg.max_position_embeddings or 0)
         rot = inner.rotary_emb
-        freqs = torch.arange(n_pos, device=device, dtype=torch.float32)[:, None] * rot.inv_freq.to(device, torch.float32)
+        freqs = torch.arange(n_pos, device=device, dtype=torch.float32)[:, None] * rot.inv_freq.to(
+            device, torch.float32
+        )
         scale = getattr(rot, "attention_scaling", 1.0)
         cos, sin = (freqs.cos() * scale).to(dtype), (freqs.sin() * scale).to(dtype)  # rounded as HF does
         self.rope = torch.complex(cos.float(), sin.float())  # [n_pos, d/2]
@@ -320,7 +337,9 @@ class FastDecoder:
             return torch.ops.mkldnn._linear_pointwise(x, w["p_" + key], bias, "none", [], "")
         return F.linear(x, w[key], bias)
 
-    def hidden(self, ids: Tensor, pos: Tensor, mask: Tensor | None, slots: Tensor | None = None, n_keys: int = 0) -> Tensor:
+    def hidden(
+        self, ids: Tensor, pos: Tensor, mask: Tensor | None, slots: Tensor | None = None, n_keys: int = 0
+    ) -> Tensor:
         """Run `ids` [B, q]; returns the last position's final hidden state, normalised, [B, hidden].
 
         `logits(h)` turns it into next-token logits. Without `slots` the tokens go to cache slots
@@ -346,7 +365,13 @@ class FastDecoder:
             qkv = self._lin(self._norm(x), w, "wqkv").view(bsz, q, nq + 2 * nkv, d)
             qk = qkv[:, :, : nq + nkv]
             if w["qn"] is not None:
-                qk = torch.cat([F.rms_norm(qk[:, :, :nq], (d,), w["qn"], self.eps), F.rms_norm(qk[:, :, nq:], (d,), w["kn"], self.eps)], 2)
+                qk = torch.cat(
+                    [
+                        F.rms_norm(qk[:, :, :nq], (d,), w["qn"], self.eps),
+                        F.rms_norm(qk[:, :, nq:], (d,), w["kn"], self.eps),
+                    ],
+                    2,
+                )
             qk_c = torch.view_as_complex(qk.float().unflatten(-1, (d // 2, 2)))  # no-op .float() in fp32
             qk = torch.view_as_real(qk_c * rope).flatten(-2).to(x.dtype)
             if batch_rows is None:
@@ -356,8 +381,12 @@ class FastDecoder:
                 self.k[i][batch_rows, :, slots] = qk[:, 0, nq:]
                 self.v[i][batch_rows, :, slots] = qkv[:, 0, nq + nkv :]
             att = F.scaled_dot_product_attention(
-                qk[:, :, :nq].transpose(1, 2), self.k[i, :, :, :n_keys], self.v[i, :, :, :n_keys], attn_mask=mask,
-                scale=w["scaling"], enable_gqa=nq != nkv,
+                qk[:, :, :nq].transpose(1, 2),
+                self.k[i, :, :, :n_keys],
+                self.v[i, :, :, :n_keys],
+                attn_mask=mask,
+                scale=w["scaling"],
+                enable_gqa=nq != nkv,
             )
             x = x + self._lin(att.transpose(1, 2).reshape(bsz, q, nq * d), w, "wo")
             gate, up = self._lin(self._norm(x), w, "wgu").split(self.inter, dim=-1)
@@ -436,8 +465,12 @@ class HFDecoder:
         self.mask[:, :p] = mask.long()
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids, attention_mask=self.mask[:, :p], position_ids=pos, **cache_kwargs(self.model, self.cache),
-            use_cache=True, logits_to_keep=1,
+            input_ids=ids,
+            attention_mask=self.mask[:, :p],
+            position_ids=pos,
+            **cache_kwargs(self.model, self.cache),
+            use_cache=True,
+            logits_to_keep=1,
         )
         self.cur, self.pos = p, pos[:, -1] + 1
         return out.logits[:, -1]
@@ -446,8 +479,11 @@ class HFDecoder:
         """Append one token per row [B]; returns next-token logits [B, V]."""
         self.cur += 1
         out = self.model(
-            input_ids=tokens[:, None], attention_mask=self.mask[:, : self.cur], position_ids=self.pos[:, None],
-            **cache_kwargs(self.model, self.cache), use_cache=True,
+            input_ids=tokens[:, None],
+            attention_mask=self.mask[:, : self.cur],
+            position_ids=self.pos[:, None],
+            **cache_kwargs(self.model, self.cache),
+            use_cache=True,
         )
         self.pos = self.pos + 1
         return out.logits[:, -1]
@@ -465,7 +501,6 @@ class HFDecoder:
         return new
 
 
-
 def use_fast_path(model, backend: str = "auto") -> bool:
     """Whether `backend` means `FastDecoder` for `model`; ModelError for an unknown backend or for "fast" on a
     model it does not reproduce."""
@@ -479,7 +514,9 @@ def use_fast_path(model, backend: str = "auto") -> bool:
     return fast
 
 
-def new_decoder(model, batch: int, max_len: int, device: torch.device, backend: str = "auto") -> FastDecoder | HFDecoder:
+def new_decoder(
+    model, batch: int, max_len: int, device: torch.device, backend: str = "auto"
+) -> FastDecoder | HFDecoder:
     """A decoder with an empty cache for `batch` rows of up to `max_len` tokens, on the `backend` asked for."""
     return (FastDecoder if use_fast_path(model, backend) else HFDecoder)(model, batch, max_len, device)
 

@@ -55,13 +55,18 @@ def mcnemar(a, b, threshold: float = 0.5) -> dict[str, float]:
         raise ValueError(f"mcnemar: need two non-empty outcome arrays of one shape, got {x.shape} and {y.shape}")
     a_only, b_only = int((x & ~y).sum()), int((~x & y).sum())
     n, k = a_only + b_only, min(a_only, b_only)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n if n else 1.0
-    return {"a_only": a_only, "b_only": b_only, "difference": float(x.mean() - y.mean()),
-            "p_value": min(1.0, 2.0 * tail)}
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n if n else 1.0
+    return {
+        "a_only": a_only,
+        "b_only": b_only,
+        "difference": float(x.mean() - y.mean()),
+        "p_value": min(1.0, 2.0 * tail),
+    }
 
 
-def paired_bootstrap(per_problem_a, per_problem_b, *, reps: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict[str, float]:
+def paired_bootstrap(
+    per_problem_a, per_problem_b, *, reps: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Difference of means of two methods' per-problem values (same problems; e.g. pass@k per problem),
     with a percentile interval from resampling problems and the two-sided bootstrap p-value of no difference."""
     a, b = np.asarray(per_problem_a, dtype=np.float64), np.asarray(per_problem_b, dtype=np.float64)
@@ -79,8 +84,13 @@ def _entropy_metrics(entropy, mask) -> dict[str, float]:
     """The token-entropy summary (:func:`entropylab.tokens.stats.entropy_stats`) where `mask` is set, as the
     evaluation's keys: entropy_p50 / _p80 / _p95, entropy_mean and entropy_frac_below_0.01 (NaN when empty)."""
     e = np.asarray(entropy, dtype=np.float64)[np.asarray(mask, dtype=bool)]
-    keys = {"p50": "entropy_p50", "p80": "entropy_p80", "p95": "entropy_p95", "mean": "entropy_mean",
-            "frac_below": "entropy_frac_below_0.01"}
+    keys = {
+        "p50": "entropy_p50",
+        "p80": "entropy_p80",
+        "p95": "entropy_p95",
+        "mean": "entropy_mean",
+        "frac_below": "entropy_frac_below_0.01",
+    }
     if e.size == 0:
         return dict.fromkeys(keys.values(), float("nan"))
     stats = entropy_stats(e, low=0.01)
@@ -121,12 +131,29 @@ def evaluate_task(
         ctx = getattr(model.config, "max_position_embeddings", 10**9)
         longest_prompt = max(len(tokenizer(p.prompt)["input_ids"]) for p in problems)
         max_new_tokens = min(int(1.5 * longest) + 8, ctx - longest_prompt)
-    s = sample(model, tokenizer, [p.prompt for p in problems], n=n_samples, max_new_tokens=max_new_tokens,
-               temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, batch_size=batch_size, progress=progress)
+    s = sample(
+        model,
+        tokenizer,
+        [p.prompt for p in problems],
+        n=n_samples,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     rewards = np.asarray(task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()]), dtype=np.float64)
     correct = (rewards > 0.5).reshape(len(problems), n_samples).sum(1)
-    out: dict = {"task": task.name, "split": split, "n_problems": len(problems), "n_samples": n_samples,
-                 "temperature": temperature, "seed": seed}
+    out: dict = {
+        "task": task.name,
+        "split": split,
+        "n_problems": len(problems),
+        "n_samples": n_samples,
+        "temperature": temperature,
+        "seed": seed,
+    }
     for k in PASS_KS:
         if k <= n_samples:
             out[f"pass@{k}"] = mean_at_k(n_samples, correct, k)

@@ -62,7 +62,7 @@ FIGURES: dict[str, str] = {
     "mcmc_steps_sweep": "power sampling (MH) as the number of MH steps per block varies",
     "mh_exactness": "MH and SMC against the exact p^alpha of a tiny enumerable model",
     "sampling_frontier": "accuracy against tokens per answer (× plain sampling) of every sampler set to the same "
-                         "budgets: best of n, SMC, MH, MH with entropy cuts and SPS; plain and low temperature as points",
+    "budgets: best of n, SMC, MH, MH with entropy cuts and SPS; plain and low temperature as points",
     # Real logs
     "law_real_logs": "the law on the bundled real verl runs: fits and the forecast from the first 15%",
 }
@@ -165,28 +165,34 @@ BUILDERS: dict[str, Callable[[GalleryData], plt.Figure]] = {
 assert list(BUILDERS) == list(FIGURES) == list(NEEDS), "every figure has a caption, its needs and a builder"
 
 
-def gallery_jobs(cache: ex.Cache, needs: set[str], *, scale: str, model: str, task: str,
-                 progress: bool = True) -> dict[str, ex.Job]:
+def gallery_jobs(
+    cache: ex.Cache, needs: set[str], *, scale: str, model: str, task: str, progress: bool = True
+) -> dict[str, ex.Job]:
     """The experiments' jobs that compute `needs`, by name; the GRPO run and what is sampled from it are one
     job ("grpo"), first because it is the longest."""
     common = dict(scale=scale, task=task, progress=progress)
     jobs: dict[str, ex.Job] = {}
     if needs & {"grpo", "comparison", "overlap"}:
         overlap_n = min(ex.PROFILE_SCALES[scale]["n"], 64) if "overlap" in needs else None
-        jobs["grpo"] = ex.Job(ex.grpo_chain, (cache,), dict(common, model=model, comparison="comparison" in needs,
-                                                             overlap_n=overlap_n))
+        jobs["grpo"] = ex.Job(
+            ex.grpo_chain, (cache,), dict(common, model=model, comparison="comparison" in needs, overlap_n=overlap_n)
+        )
     if "sizes" in needs:
-        jobs |= {f"size:{s}": ex.Job(ex.ensure_size_run, (cache, s), dict(common))
-                 for s in ex.SIZE_SCALES[scale]["sizes"]}
-    jobs |= {p: ex.figure_run_job(cache, p, model=model, **common) for p in ex.FIGURE_PRESETS
-             if p != "grpo" and p in needs}
+        jobs |= {
+            f"size:{s}": ex.Job(ex.ensure_size_run, (cache, s), dict(common)) for s in ex.SIZE_SCALES[scale]["sizes"]
+        }
+    jobs |= {
+        p: ex.figure_run_job(cache, p, model=model, **common) for p in ex.FIGURE_PRESETS if p != "grpo" and p in needs
+    }
     sampled = dict(model=model, task=task, scale=scale)
-    table = {"alpha_sweep": ex.Job(ex.ensure_sweep, (cache, "alpha"), sampled),
-             "mcmc_steps_sweep": ex.Job(ex.ensure_sweep, (cache, "mcmc_steps"), sampled),
-             "grid": ex.Job(ex.ensure_temperature_grid, (cache,), sampled),
-             "profile": ex.Job(ex.ensure_token_profiles, (cache, model, task), dict(n=ex.PROFILE_SCALES[scale]["n"])),
-             "exactness": ex.Job(ex.ensure_exactness, (cache,), dict(scale=scale)),
-             "frontier": ex.Job(ex.ensure_frontier, (cache,), sampled)}
+    table = {
+        "alpha_sweep": ex.Job(ex.ensure_sweep, (cache, "alpha"), sampled),
+        "mcmc_steps_sweep": ex.Job(ex.ensure_sweep, (cache, "mcmc_steps"), sampled),
+        "grid": ex.Job(ex.ensure_temperature_grid, (cache,), sampled),
+        "profile": ex.Job(ex.ensure_token_profiles, (cache, model, task), dict(n=ex.PROFILE_SCALES[scale]["n"])),
+        "exactness": ex.Job(ex.ensure_exactness, (cache,), dict(scale=scale)),
+        "frontier": ex.Job(ex.ensure_frontier, (cache,), sampled),
+    }
     return jobs | {k: job for k, job in table.items() if k in needs}
 
 
@@ -203,9 +209,17 @@ def _results(jobs: Mapping[str, ex.Job], values: Sequence) -> dict[str, object]:
     return out
 
 
-def make_figures(out: str | Path = "figures", *, scale: str = "full", runs_dir: str | Path = "runs/figures",
-                 progress: bool = True, workers: int | None = None, model: str = "arith", task: str = "arith",
-                 only: Sequence[str] | None = None) -> list[Path]:
+def make_figures(
+    out: str | Path = "figures",
+    *,
+    scale: str = "full",
+    runs_dir: str | Path = "runs/figures",
+    progress: bool = True,
+    workers: int | None = None,
+    model: str = "arith",
+    task: str = "arith",
+    only: Sequence[str] | None = None,
+) -> list[Path]:
     """Write the figures of `FIGURES` (PNG and SVG; all, or those named in `only`) into OUT, with table1.csv
     and law_by_size.csv beside their figures; returns the written paths.
 
@@ -227,8 +241,9 @@ def make_figures(out: str | Path = "figures", *, scale: str = "full", runs_dir: 
     apply_style()
 
     say(f"make_figures: {len(names)} figure(s) at scale {scale}, runs in {cache.root}, {workers} worker(s)")
-    jobs = gallery_jobs(cache, {n for name in names for n in NEEDS[name]}, scale=scale, model=model, task=task,
-                        progress=progress)
+    jobs = gallery_jobs(
+        cache, {n for name in names for n in NEEDS[name]}, scale=scale, model=model, task=task, progress=progress
+    )
     data = GalleryData(_results(jobs, ex.run_jobs(list(jobs.values()), workers, progress)))
     say(f"runs and samples ready at {time.perf_counter() - start:.0f} s; drawing")
 
@@ -243,8 +258,10 @@ def make_figures(out: str | Path = "figures", *, scale: str = "full", runs_dir: 
         written.append(out / "law_by_size.csv")
     elapsed = time.perf_counter() - start
     tables = [p.name for p in written if p.suffix == ".csv"]
-    say(f"wrote {len(written)} files ({len(names)} figures, PNG + SVG{', ' + ', '.join(tables) if tables else ''}) "
-        f"to {out}/ in {elapsed:.0f} s ({elapsed / 60:.1f} min)")
+    say(
+        f"wrote {len(written)} files ({len(names)} figures, PNG + SVG{', ' + ', '.join(tables) if tables else ''}) "
+        f"to {out}/ in {elapsed:.0f} s ({elapsed / 60:.1f} min)"
+    )
     for name in names:
         say(f"  {name}.png  {FIGURES[name]}")
     return written

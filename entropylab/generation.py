@@ -104,7 +104,9 @@ class Samples:
 # prompts
 
 
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: str | torch.device | None = None) -> tuple[Tensor, Tensor]:
+def left_pad(
+    seqs: Sequence[Sequence[int]], pad_id: int, device: str | torch.device | None = None
+) -> tuple[Tensor, Tensor]:
     """Left-pad token lists into (ids [B, P] long, mask [B, P] bool)."""
     width = max((len(s) for s in seqs), default=0)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -128,7 +130,9 @@ def encode_prompts(tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]]) 
             back = tokenizer.decode(s, skip_special_tokens=False, clean_up_tokenization_spaces=False)
             lost = {c for c in p if not c.isspace() and c not in back}
             if lost or (unk is not None and unk in s):
-                bad = lost | {c for c in p if unk is not None and unk in tokenizer(c, add_special_tokens=False)["input_ids"]}
+                bad = lost | {
+                    c for c in p if unk is not None and unk in tokenizer(c, add_special_tokens=False)["input_ids"]
+                }
                 raise ModelError(
                     f"prompt {i} contains text the tokenizer cannot encode ({''.join(sorted(bad))!r}): {p[:60]!r}"
                 )
@@ -146,8 +150,9 @@ def _context_length(model) -> int | None:
     return getattr(model.config, "max_position_embeddings", None)
 
 
-def fit_to_context(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, *, where: str = "",
-                   stacklevel: int = 3) -> int:
+def fit_to_context(
+    model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, *, where: str = "", stacklevel: int = 3
+) -> int:
     """`max_new_tokens`, clamped (with a warning) so the longest prompt plus its response fits the context.
 
     A prompt that alone fills the context is refused with its index named (`where` prefixes the message).
@@ -160,8 +165,11 @@ def fit_to_context(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: i
         i = max(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))
         raise ModelError(f"{where}prompt {i} has {longest} tokens; the model's context is {ctx} tokens")
     if longest + max_new_tokens > ctx:
-        warnings.warn(f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
-                      f"tokens and the model's context is {ctx}", stacklevel=stacklevel)
+        warnings.warn(
+            f"max_new_tokens={max_new_tokens} clamped to {ctx - longest}: the longest prompt has {longest} "
+            f"tokens and the model's context is {ctx}",
+            stacklevel=stacklevel,
+        )
         return ctx - longest
     return max_new_tokens
 
@@ -210,8 +218,17 @@ def continue_sampling(
     eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
     q = Proposal(temperature=temperature, top_k=top_k, top_p=top_p, processor=logits_processor)
     logits = dec.prefill(input_ids, attention_mask.bool())
-    out = decode(dec, logits, t_max, q, generator=generator, eos=eos if stop_at_eos else [], pad=pad_token_id,
-                 compact=compact, sync_every=1 if device.type == "cpu" else 8)  # host syncs are cheap on CPU only
+    out = decode(
+        dec,
+        logits,
+        t_max,
+        q,
+        generator=generator,
+        eos=eos if stop_at_eos else [],
+        pad=pad_token_id,
+        compact=compact,
+        sync_every=1 if device.type == "cpu" else 8,
+    )  # host syncs are cheap on CPU only
     steps = out["steps"]
     mask = torch.arange(steps, device=device)[None, :] < out["n"][:, None]
     return dict(
@@ -274,8 +291,17 @@ def sample(
             ids, mask = left_pad([prompt_ids[i] for i in chunk], pad, device=device)
             parts.append(
                 continue_sampling(
-                    model, ids, mask, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                    top_p=top_p, generator=generator, eos_token_id=eos, pad_token_id=pad, stop_at_eos=stop_at_eos,
+                    model,
+                    ids,
+                    mask,
+                    max_new_tokens=max_new_tokens,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    generator=generator,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                    stop_at_eos=stop_at_eos,
                     backend=backend,
                     logits_processor=logits_processor,
                 )
@@ -354,11 +380,25 @@ def logprobs_of(
     for rows in torch.split(order, chunk_size):
         n = max(int(lengths[rows].max()), 1)  # response columns this chunk needs
         if shared:
-            logits = _response_pass(model, input_ids[rows], attention_mask[rows], prompt_cache, first_logits,
-                                    inverse[rows], p_pos[inverse[rows], -1:], p_len, n)
+            logits = _response_pass(
+                model,
+                input_ids[rows],
+                attention_mask[rows],
+                prompt_cache,
+                first_logits,
+                inverse[rows],
+                p_pos[inverse[rows], -1:],
+                p_len,
+                n,
+            )
         else:
-            out = model(input_ids=input_ids[rows, : p_len + n], attention_mask=attention_mask[rows, : p_len + n],
-                        position_ids=position_ids[rows, : p_len + n], use_cache=False, logits_to_keep=n + 1)
+            out = model(
+                input_ids=input_ids[rows, : p_len + n],
+                attention_mask=attention_mask[rows, : p_len + n],
+                position_ids=position_ids[rows, : p_len + n],
+                use_cache=False,
+                logits_to_keep=n + 1,
+            )
             logits = out.logits[:, :-1]  # position j predicts token j + 1
         lp, ent = _score(logits, input_ids[rows, p_len : p_len + n], temperature)
         lps.append(F.pad(lp, (0, t - n)))
@@ -385,14 +425,29 @@ def _prompt_pass(model, prompts: Tensor, attention_mask: Tensor, inverse: Tensor
     first = inverse.new_zeros(len(prompts)).scatter_(0, inverse, torch.arange(len(inverse), device=inverse.device))
     p_mask = attention_mask[first, :p_len]
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=prompts, attention_mask=p_mask, position_ids=p_pos,
-                **cache_kwargs(model, DynamicCache(config=model.config)), use_cache=True, logits_to_keep=1)
+    out = model(
+        input_ids=prompts,
+        attention_mask=p_mask,
+        position_ids=p_pos,
+        **cache_kwargs(model, DynamicCache(config=model.config)),
+        use_cache=True,
+        logits_to_keep=1,
+    )
     cache = returned_cache(out)
     return (cache, [(layer.keys, layer.values) for layer in cache.layers]), out.logits[:, -1:], p_pos
 
 
-def _response_pass(model, ids: Tensor, attn: Tensor, prompt_cache, first_logits: Tensor, prompt_of: Tensor,
-                   last_pos: Tensor, p_len: int, n: int) -> Tensor:
+def _response_pass(
+    model,
+    ids: Tensor,
+    attn: Tensor,
+    prompt_cache,
+    first_logits: Tensor,
+    prompt_of: Tensor,
+    last_pos: Tensor,
+    p_len: int,
+    n: int,
+) -> Tensor:
     """Logits [b, n, V] predicting the first n response tokens of rows whose prompts' cache rows are `prompt_of`.
 
     The first response token is predicted by the prompt's last position; the others by the response positions
@@ -405,6 +460,11 @@ def _response_pass(model, ids: Tensor, attn: Tensor, prompt_cache, first_logits:
     if n == 1:
         return first
     pos = last_pos + attn[:, p_len : p_len + n - 1].cumsum(-1)
-    out = model(input_ids=ids[:, p_len : p_len + n - 1], attention_mask=attn[:, : p_len + n - 1], position_ids=pos,
-                **cache_kwargs(model, cache), use_cache=True)
+    out = model(
+        input_ids=ids[:, p_len : p_len + n - 1],
+        attention_mask=attn[:, : p_len + n - 1],
+        position_ids=pos,
+        **cache_kwargs(model, cache),
+        use_cache=True,
+    )
     return torch.cat([first, out.logits], dim=1)

@@ -32,10 +32,27 @@ from scipy import special
 from entropylab.errors import FitError
 
 __all__ = [
-    "FORMS", "LOSSES", "LawFit", "BootstrapSummary", "Forecast", "SharedFit",
-    "fit_law", "forecast", "fit_runs", "fit_shared", "compare_forms",
-    "NoiseCheck", "noise_check", "LAW_KEYS", "LiveLaw", "live_forecast", "alarms", "headroom",
-    "forecast_history", "reliable_from", "verdict_line",
+    "FORMS",
+    "LOSSES",
+    "LawFit",
+    "BootstrapSummary",
+    "Forecast",
+    "SharedFit",
+    "fit_law",
+    "forecast",
+    "fit_runs",
+    "fit_shared",
+    "compare_forms",
+    "NoiseCheck",
+    "noise_check",
+    "LAW_KEYS",
+    "LiveLaw",
+    "live_forecast",
+    "alarms",
+    "headroom",
+    "forecast_history",
+    "reliable_from",
+    "verdict_line",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -52,13 +69,13 @@ PARAMS: dict[str, tuple[str, ...]] = {"exp": ("a", "b"), "linear": ("a", "b"), "
 LEVEL = 0.95
 
 # Verdict thresholds (scores are taken to be on a 0..1 scale; larger scales multiply the score thresholds).
-MIN_POINTS = 3          # fewer: FitError
-FEW_POINTS = 5          # fewer: not trustworthy
-MIN_H_RANGE = 0.02      # nats; a narrower entropy range barely constrains the curve
-FALL_RHO = -0.2         # Spearman(H, step) above this: entropy does not fall over the run
+MIN_POINTS = 3  # fewer: FitError
+FEW_POINTS = 5  # fewer: not trustworthy
+MIN_H_RANGE = 0.02  # nats; a narrower entropy range barely constrains the curve
+FALL_RHO = -0.2  # Spearman(H, step) above this: entropy does not fall over the run
 MIN_R2 = 0.5
 MAX_CEILING_WIDTH = 0.5  # width of the ceiling's 95% interval, in score units (x scale)
-AUTOCORR_DW = 1.0       # Durbin-Watson below this: residuals autocorrelated over steps
+AUTOCORR_DW = 1.0  # Durbin-Watson below this: residuals autocorrelated over steps
 
 
 def _basis(form: str, H: np.ndarray, c: float = 1.0) -> np.ndarray:
@@ -94,6 +111,7 @@ def _t(dof: float, level: float = LEVEL) -> float:
 # 2. Input: a DataFrame of fit points or arrays -> clean, step-ordered arrays
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Points:
     H: np.ndarray
@@ -111,8 +129,10 @@ def _points(data: pd.DataFrame | None, H: Any, R: Any, steps: Any, run: str | No
             raise FitError(f"data must be a pandas DataFrame of fit points, got {type(data).__name__}")
         missing = [col for col in ("entropy", "score") if col not in data.columns]
         if missing:
-            raise FitError(f"points are missing column(s) {missing}; expected run, step, entropy, score "
-                           f"(found {list(data.columns)})")
+            raise FitError(
+                f"points are missing column(s) {missing}; expected run, step, entropy, score "
+                f"(found {list(data.columns)})"
+            )
         if "run" in data.columns:
             runs = pd.unique(data["run"])
             if run is not None:
@@ -120,9 +140,11 @@ def _points(data: pd.DataFrame | None, H: Any, R: Any, steps: Any, run: str | No
                 if data.empty:
                     raise FitError(f"run {run!r} not in the points; runs: {[str(r) for r in runs]}")
             elif len(runs) > 1:
-                raise FitError(f"the points hold {len(runs)} runs ({', '.join(map(str, runs[:5]))}"
-                               f"{', ...' if len(runs) > 5 else ''}): use fit_runs() for one fit per run, "
-                               "fit_shared() for one law across runs, or pass run=NAME")
+                raise FitError(
+                    f"the points hold {len(runs)} runs ({', '.join(map(str, runs[:5]))}"
+                    f"{', ...' if len(runs) > 5 else ''}): use fit_runs() for one fit per run, "
+                    "fit_shared() for one law across runs, or pass run=NAME"
+                )
             elif len(runs) == 1:
                 run = str(runs[0])
         H, R = data["entropy"].to_numpy(), data["score"].to_numpy()
@@ -136,12 +158,13 @@ def _points(data: pd.DataFrame | None, H: Any, R: Any, steps: Any, run: str | No
     except (TypeError, ValueError) as err:
         raise FitError(f"entropy, score and step must be numeric: {err}") from None
     if len(H) != len(R) or (steps is not None and len(steps) != len(H)):
-        raise FitError(f"H, R and steps differ in length: {len(H)}, {len(R)}, "
-                       f"{'-' if steps is None else len(steps)}")
+        raise FitError(f"H, R and steps differ in length: {len(H)}, {len(R)}, {'-' if steps is None else len(steps)}")
     bad = ~np.isfinite(H) | ~np.isfinite(R) | (np.zeros(len(H), bool) if steps is None else ~np.isfinite(steps))
     if bad.any():
-        raise FitError(f"{int(bad.sum())} of {len(H)} points have a non-finite entropy, score or step "
-                       "(NaN or inf): drop them first, e.g. points.dropna()")
+        raise FitError(
+            f"{int(bad.sum())} of {len(H)} points have a non-finite entropy, score or step "
+            "(NaN or inf): drop them first, e.g. points.dropna()"
+        )
     if steps is not None:
         order = np.argsort(steps, kind="stable")
         H, R, steps = H[order], R[order], steps[order]
@@ -160,6 +183,7 @@ def _check_fittable(H: np.ndarray, k: int, form: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # 3. Closed form: ordinary least squares of R on x (exact), and the vectorised bootstrap
 # --------------------------------------------------------------------------------------------------
+
 
 def _ols(x: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact least squares of R = b - a*x: (theta = [a, b], covariance s^2 (X'X)^-1), centred for stability."""
@@ -182,7 +206,7 @@ def _ols_weighted(x: np.ndarray, R: np.ndarray, W: np.ndarray) -> np.ndarray:
     A case-bootstrap resample is a vector of counts; its fit needs only the weighted sums of
     1, x, x^2, R and xR, which one matrix product gives for all resamples.
     """
-    x0, r0 = x.mean(), R.mean()                       # pre-centre: the sums stay well-conditioned
+    x0, r0 = x.mean(), R.mean()  # pre-centre: the sums stay well-conditioned
     xc, rc = x - x0, R - r0
     S = W @ np.column_stack([np.ones_like(xc), xc, xc * xc, rc, xc * rc])
     w, sx, sxx, sr, sxr = S.T
@@ -207,6 +231,7 @@ def _resample_counts(n: int, B: int, rng: np.random.Generator, chunk: int = 1 <<
 # --------------------------------------------------------------------------------------------------
 # 4. lmfit: the nonlinear form and robust losses
 # --------------------------------------------------------------------------------------------------
+
 
 def _law_exp(H, a, b):
     return b - a * np.exp(H)
@@ -248,7 +273,7 @@ def _fit_lmfit(form: str, H: np.ndarray, R: np.ndarray, loss: str) -> tuple[np.n
             res = model.fit(R, params, H=H, method="leastsq")
         else:
             res = model.fit(R, params, H=H, method="least_squares", fit_kws={"loss": loss, "f_scale": f_scale})
-        score = float(np.sum(res.residual ** 2)) if loss == "linear" else _robust_cost(res.residual, loss, f_scale)
+        score = float(np.sum(res.residual**2)) if loss == "linear" else _robust_cost(res.residual, loss, f_scale)
         if np.isfinite(score) and (best is None or score < best[0]):
             best = (score, res)
     if best is None:
@@ -267,11 +292,12 @@ def _robust_cost(resid: np.ndarray, loss: str, f_scale: float) -> float:
     """scipy's robust cost sum(rho(r^2/f^2)) * f^2, to pick the best start."""
     z = (resid / f_scale) ** 2
     rho = 2 * (np.sqrt(1 + z) - 1) if loss == "soft_l1" else np.where(z <= 1, z, 2 * np.sqrt(z) - 1)
-    return float(np.sum(rho)) * f_scale ** 2
+    return float(np.sum(rho)) * f_scale**2
 
 
-def _bootstrap_loop(form: str, H: np.ndarray, R: np.ndarray, theta: np.ndarray, loss: str, f_scale: float,
-                    W: np.ndarray) -> np.ndarray:
+def _bootstrap_loop(
+    form: str, H: np.ndarray, R: np.ndarray, theta: np.ndarray, loss: str, f_scale: float, W: np.ndarray
+) -> np.ndarray:
     """Slow path for nonlinear/robust fits: refit every resample with scipy least_squares from theta."""
     from scipy.optimize import least_squares
 
@@ -291,6 +317,7 @@ def _bootstrap_loop(form: str, H: np.ndarray, R: np.ndarray, theta: np.ndarray, 
 # 5. The verdict: does the law describe this run?
 # --------------------------------------------------------------------------------------------------
 
+
 def _spearman(u: np.ndarray, v: np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either is constant."""
     ru, rv = pd.Series(u).rank().to_numpy(), pd.Series(v).rank().to_numpy()
@@ -299,10 +326,10 @@ def _spearman(u: np.ndarray, v: np.ndarray) -> float:
     return float(np.corrcoef(ru, rv)[0, 1])
 
 
-NOISE_ALPHA = 0.01      # lack-of-fit p below this: the residuals are larger than the noise of the score
+NOISE_ALPHA = 0.01  # lack-of-fit p below this: the residuals are larger than the noise of the score
 MIN_SMOOTHER_POINTS = 8  # fewer points: no noise estimate from the score's own scatter
-NULL_DRAWS = 2000       # simulated noise vectors for the smoother test's null distribution
-SIMULATE_UP_TO = 120    # more points than this: the null from its cumulants instead (Pearson's approximation)
+NULL_DRAWS = 2000  # simulated noise vectors for the smoother test's null distribution
+SIMULATE_UP_TO = 120  # more points than this: the null from its cumulants instead (Pearson's approximation)
 
 
 @dataclass
@@ -318,13 +345,13 @@ class NoiseCheck:
     """
 
     source: str
-    sigma: float                # typical noise standard deviation of one score
+    sigma: float  # typical noise standard deviation of one score
     val_size: int | None
-    test: str                   # "chi2" or "F"
+    test: str  # "chi2" or "F"
     statistic: float
     dof: tuple[float, ...]
     p_value: float
-    ratio: float                # residual RMS / noise sd: about 1 when the law holds
+    ratio: float  # residual RMS / noise sd: about 1 when the law holds
 
     @property
     def fits(self) -> bool:
@@ -332,16 +359,29 @@ class NoiseCheck:
         return bool(self.p_value >= NOISE_ALPHA)
 
     def text(self) -> str:
-        what = (f"the binomial noise of {self.val_size} problems" if self.source == "binomial"
-                else "the noise estimated from the score's scatter between neighbouring steps")
+        what = (
+            f"the binomial noise of {self.val_size} problems"
+            if self.source == "binomial"
+            else "the noise estimated from the score's scatter between neighbouring steps"
+        )
         on = f" on {self.dof[0]:g} dof" if self.test == "chi2" else " (null simulated)"
-        return (f"residuals {self.ratio:.2f}x {what} (sd {self.sigma:.3g}); lack-of-fit {self.test} = "
-                f"{self.statistic:.3g}{on}, p = {self.p_value:.3g}")
+        return (
+            f"residuals {self.ratio:.2f}x {what} (sd {self.sigma:.3g}); lack-of-fit {self.test} = "
+            f"{self.statistic:.3g}{on}, p = {self.p_value:.3g}"
+        )
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "sigma": _num(self.sigma), "val_size": self.val_size, "test": self.test,
-                "statistic": _num(self.statistic), "dof": [_num(d) for d in self.dof],
-                "p_value": _num(self.p_value), "ratio": _num(self.ratio), "fits": self.fits}
+        return {
+            "source": self.source,
+            "sigma": _num(self.sigma),
+            "val_size": self.val_size,
+            "test": self.test,
+            "statistic": _num(self.statistic),
+            "dof": [_num(d) for d in self.dof],
+            "p_value": _num(self.p_value),
+            "ratio": _num(self.ratio),
+            "fits": self.fits,
+        }
 
 
 def _gsj_weights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -389,28 +429,29 @@ def _f_null_sf(F: float, design: np.ndarray, weights: tuple) -> float:
 
     _, a, b, c2w = weights
     m = n - 2
-    Q, _ = np.linalg.qr(design[order])           # everything in the entropy order of the pseudo-residuals
+    Q, _ = np.linalg.qr(design[order])  # everything in the entropy order of the pseudo-residuals
     rows = np.repeat(np.arange(m), 3)
     cols = (np.arange(m)[:, None] + np.arange(3)).ravel()
     vals = (np.sqrt(c2w)[:, None] * np.column_stack([a, -np.ones(m), b])).ravel()
     D = sparse.csr_matrix((vals, (rows, cols)), shape=(m, n))
     alpha = 1.0 / dof
-    N = (alpha * sparse.identity(n, format="csr") - F * (D.T @ D) / m).tocsr()   # M = N - alpha * Q Q'
+    N = (alpha * sparse.identity(n, format="csr") - F * (D.T @ D) / m).tocsr()  # M = N - alpha * Q Q'
     N2 = N @ N
     tr1, tr2, tr3 = (float(X.diagonal().sum()) for X in (N, N2, N2 @ N))
     qn, qn2 = float(np.sum(Q * (N @ Q))), float(np.sum(Q * (N2 @ Q)))
-    c1 = tr1 - alpha * k                          # tr M, tr M^2, tr M^3
-    c2 = tr2 - 2 * alpha * qn + alpha ** 2 * k
-    c3 = tr3 - 3 * alpha * qn2 + 3 * alpha ** 2 * qn - alpha ** 3 * k
+    c1 = tr1 - alpha * k  # tr M, tr M^2, tr M^3
+    c2 = tr2 - 2 * alpha * qn + alpha**2 * k
+    c3 = tr3 - 3 * alpha * qn2 + 3 * alpha**2 * qn - alpha**3 * k
     if abs(c3) < 1e-300 or c2 <= 0:
         return float(stats.norm.sf(-c1 / math.sqrt(max(2 * c2, 1e-300))))
-    h = c2 ** 3 / c3 ** 2
+    h = c2**3 / c3**2
     x = h - c1 * c2 / c3
     return float(stats.chi2.sf(x, h) if c3 > 0 else stats.chi2.cdf(x, h))
 
 
-def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: np.ndarray,
-                val_size: int | None = None) -> NoiseCheck | None:
+def noise_check(
+    R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: np.ndarray, val_size: int | None = None
+) -> NoiseCheck | None:
     """The lack-of-fit test of residuals against the score's noise (see `NoiseCheck`); None when there is no
     noise to compare with (no val_size, or scores off the 0..1 scale, and too few points for the smoother)."""
     from scipy import stats
@@ -426,8 +467,16 @@ def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: 
         var = p * (1 - p) / N
         chi2 = float(np.sum(resid * resid / var))
         sigma = float(np.sqrt(np.mean(var)))
-        return NoiseCheck("binomial", sigma, N, "chi2", chi2, (float(dof),), float(stats.chi2.sf(chi2, dof)),
-                          float(np.sqrt(np.mean(resid * resid)) / sigma))
+        return NoiseCheck(
+            "binomial",
+            sigma,
+            N,
+            "chi2",
+            chi2,
+            (float(dof),),
+            float(stats.chi2.sf(chi2, dof)),
+            float(np.sqrt(np.mean(resid * resid)) / sigma),
+        )
     if n < MIN_SMOOTHER_POINTS:
         return None
     weights = _gsj_weights(H)
@@ -436,8 +485,9 @@ def noise_check(R: np.ndarray, residuals: np.ndarray, design: np.ndarray, *, H: 
         return None
     F = float(np.sum(resid * resid) / dof / var)
     p = _f_null_sf(F, design, weights)
-    return NoiseCheck("smoother", math.sqrt(var), None, "F", F, (float(dof),), p,
-                      float(np.sqrt(np.mean(resid * resid) / var)))
+    return NoiseCheck(
+        "smoother", math.sqrt(var), None, "F", F, (float(dof),), p, float(np.sqrt(np.mean(resid * resid) / var))
+    )
 
 
 def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
@@ -463,18 +513,24 @@ def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
         what = "a*c" if fit.form == "exp_c" else "a"
         serious.append(f"reward does not rise as entropy falls ({what} = {rise:.3g} <= 0)")
     elif fit.form != "exp_c" and np.isfinite(fit.a_ci[0]) and fit.a_ci[0] <= 0:
-        serious.append(f"the rise of reward as entropy falls is not significant (a's 95% CI "
-                       f"[{fit.a_ci[0]:.3g}, {fit.a_ci[1]:.3g}] includes 0)")
+        serious.append(
+            f"the rise of reward as entropy falls is not significant (a's 95% CI "
+            f"[{fit.a_ci[0]:.3g}, {fit.a_ci[1]:.3g}] includes 0)"
+        )
     noise = fit.noise
     if noise is None:
         if not fit.r2 >= MIN_R2:
-            serious.append(f"poor fit (R^2 = {fit.r2:.2f} < {MIN_R2}; no noise level to judge the residuals by: "
-                           "pass val_size / --val-size)")
+            serious.append(
+                f"poor fit (R^2 = {fit.r2:.2f} < {MIN_R2}; no noise level to judge the residuals by: "
+                "pass val_size / --val-size)"
+            )
     elif not noise.fits:
         serious.append("the law does not describe this run within the noise of the score: " + noise.text())
     elif not fit.r2 >= MIN_R2:
-        notes.append(f"R^2 = {fit.r2:.2f} is low because the score varies little against its noise; the residuals "
-                     f"are within the noise ({noise.text()})")
+        notes.append(
+            f"R^2 = {fit.r2:.2f} is low because the score varies little against its noise; the residuals "
+            f"are within the noise ({noise.text()})"
+        )
     if not np.all(np.isfinite(fit.ceiling_ci)):
         serious.append("the ceiling's uncertainty could not be estimated")
     else:
@@ -485,26 +541,33 @@ def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
             serious.append(f"the ceiling's 95% interval is {width:.3g} wide (> {MAX_CEILING_WIDTH * scale:.3g})")
     margin = max(0.25 * scale, float(np.ptp(R)))
     if fit.ceiling > R.max() + margin or fit.ceiling < R.min() - margin:
-        serious.append(f"the ceiling {fit.ceiling:.3g} lies far outside the observed scores "
-                       f"[{R.min():.3g}, {R.max():.3g}]")
+        serious.append(
+            f"the ceiling {fit.ceiling:.3g} lies far outside the observed scores [{R.min():.3g}, {R.max():.3g}]"
+        )
     elif R.min() >= 0 and R.max() <= 1 and fit.ceiling > 1.0 + 0.02:
         notes.append(f"the ceiling {fit.ceiling:.3g} exceeds 1, the largest possible accuracy")
     if H.min() > 2 * np.ptp(H):
-        notes.append(f"the ceiling extrapolates from the lowest entropy {H.min():.3g} to 0, "
-                     f"beyond the observed range of {np.ptp(H):.3g} nats")
+        notes.append(
+            f"the ceiling extrapolates from the lowest entropy {H.min():.3g} to 0, "
+            f"beyond the observed range of {np.ptp(H):.3g} nats"
+        )
     if fit.steps is not None and fit.n >= 8:
         e = fit.residuals
         dw = float(np.sum(np.diff(e) ** 2) / max(float(e @ e), 1e-300))
         if dw < AUTOCORR_DW:
-            notes.append(f"residuals are autocorrelated over steps (Durbin-Watson {dw:.2f}): "
-                         "the intervals assume independent points and are too narrow")
+            notes.append(
+                f"residuals are autocorrelated over steps (Durbin-Watson {dw:.2f}): "
+                "the intervals assume independent points and are too narrow"
+            )
     if fit.loss != "linear":
         notes.append(f"robust loss {fit.loss}: standard errors are approximate")
     if fit.bootstrap is not None and np.all(np.isfinite(fit.ceiling_ci + fit.bootstrap.ceiling_ci)):
         ratio = np.ptp(fit.bootstrap.ceiling_ci) / max(float(np.ptp(fit.ceiling_ci)), 1e-300)
         if ratio > 1.5:
-            notes.append(f"the bootstrap interval of the ceiling is {ratio:.1f}x as wide as the exact one: "
-                         "the noise is not the constant, independent noise the exact intervals assume")
+            notes.append(
+                f"the bootstrap interval of the ceiling is {ratio:.1f}x as wide as the exact one: "
+                "the noise is not the constant, independent noise the exact intervals assume"
+            )
     if fit.bootstrap is not None and fit.bootstrap.n_used < fit.bootstrap.n_resamples:
         notes.append(f"bootstrap: {fit.bootstrap.n_resamples - fit.bootstrap.n_used} degenerate resample(s) dropped")
     return serious, notes
@@ -513,6 +576,7 @@ def _verdict(fit: LawFit) -> tuple[list[str], list[str]]:
 # --------------------------------------------------------------------------------------------------
 # 6. LawFit and fit_law
 # --------------------------------------------------------------------------------------------------
+
 
 def _num(v: Any) -> Any:
     """JSON-safe number: float, or None for NaN/inf."""
@@ -547,10 +611,19 @@ class BootstrapSummary:
     draws: np.ndarray | None = field(default=None, repr=False)  # (n_used, k + 1): a, b[, c], ceiling
 
     def to_dict(self) -> dict:
-        return {"n_resamples": self.n_resamples, "n_used": self.n_used, "level": self.level,
-                "a_ci": _ci(self.a_ci), "b_ci": _ci(self.b_ci), "c_ci": _ci(self.c_ci),
-                "ceiling_ci": _ci(self.ceiling_ci), "a_se": _num(self.a_se), "b_se": _num(self.b_se),
-                "ceiling_se": _num(self.ceiling_se), "method": "case resampling, percentile intervals"}
+        return {
+            "n_resamples": self.n_resamples,
+            "n_used": self.n_used,
+            "level": self.level,
+            "a_ci": _ci(self.a_ci),
+            "b_ci": _ci(self.b_ci),
+            "c_ci": _ci(self.c_ci),
+            "ceiling_ci": _ci(self.ceiling_ci),
+            "a_se": _num(self.a_se),
+            "b_se": _num(self.b_se),
+            "ceiling_se": _num(self.ceiling_se),
+            "method": "case resampling, percentile intervals",
+        }
 
 
 @dataclass
@@ -564,7 +637,7 @@ class LawFit:
     b_stderr: float
     a_ci: tuple[float, float]
     b_ci: tuple[float, float]
-    ceiling: float                      # R at H = 0: b - a (exp, exp_c), b (linear)
+    ceiling: float  # R at H = 0: b - a (exp, exp_c), b (linear)
     ceiling_stderr: float
     ceiling_ci: tuple[float, float]
     r2: float
@@ -588,7 +661,7 @@ class LawFit:
     bootstrap: BootstrapSummary | None = None
     noise: NoiseCheck | None = None
     warnings: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)   # the serious subset of warnings
+    reasons: list[str] = field(default_factory=list)  # the serious subset of warnings
     ok: bool = True
 
     @property
@@ -605,8 +678,9 @@ class LawFit:
         """Residual standard deviation sqrt(RSS / (n - k))."""
         return math.sqrt(self.rss / self.dof) if self.dof > 0 else math.nan
 
-    def predict(self, H: Any, *, return_band: bool = False, interval: str = "confidence",
-                level: float = LEVEL) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, H: Any, *, return_band: bool = False, interval: str = "confidence", level: float = LEVEL
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Predicted score at entropies H; with return_band, also (lower, upper) of a `level` band.
 
         interval="confidence" bands the mean (exact t band for the linear-in-(a, b) forms, delta method for
@@ -621,15 +695,17 @@ class LawFit:
         G = _gradient(self.form, H.ravel(), self._theta)
         var = np.einsum("ij,jk,ik->i", G, self.covariance, G).reshape(H.shape)
         if interval == "prediction":
-            var = var + self.sigma ** 2
+            var = var + self.sigma**2
         half = _t(self.dof, level) * np.sqrt(np.maximum(var, 0.0))
         return mean, mean - half, mean + half
 
     def __str__(self) -> str:
         terms = f"a={self.a:.4g}, b={self.b:.4g}" + (f", c={self.c:.4g}" if self.form == "exp_c" else "")
         status = "ok" if self.ok else "NOT TRUSTWORTHY: " + "; ".join(self.reasons)
-        return (f"LawFit[{self.run or '-'}] {FORMS[self.form]}: {terms}; ceiling {self.ceiling:.4g} "
-                f"[{self.ceiling_ci[0]:.4g}, {self.ceiling_ci[1]:.4g}], R^2={self.r2:.3f}, n={self.n} ({status})")
+        return (
+            f"LawFit[{self.run or '-'}] {FORMS[self.form]}: {terms}; ceiling {self.ceiling:.4g} "
+            f"[{self.ceiling_ci[0]:.4g}, {self.ceiling_ci[1]:.4g}], R^2={self.r2:.3f}, n={self.n} ({status})"
+        )
 
     def report(self) -> str:
         """A text report in the spirit of lmfit's fit_report, with the ceiling and the verdict."""
@@ -637,17 +713,19 @@ class LawFit:
         lines = ["[[Model]]", f"    {FORMS[self.form]}", f"    method: {self.method}"]
         if self.run:
             lines.append(f"    run: {self.run}")
-        lines += ["[[Fit Statistics]]",
-                  f"    # data points      = {self.n}",
-                  f"    # variables        = {k}",
-                  f"    degrees of freedom = {self.dof}",
-                  f"    RSS                = {self.rss:.6g}",
-                  f"    RMSE               = {self.rmse:.6g}",
-                  f"    R-squared          = {self.r2:.6f}",
-                  f"    Akaike info crit   = {self.aic:.4f}",
-                  f"    Bayesian info crit = {self.bic:.4f}",
-                  f"    entropy range      = [{self.H.min():.4g}, {self.H.max():.4g}]",
-                  f"    score range        = [{self.R.min():.4g}, {self.R.max():.4g}]"]
+        lines += [
+            "[[Fit Statistics]]",
+            f"    # data points      = {self.n}",
+            f"    # variables        = {k}",
+            f"    degrees of freedom = {self.dof}",
+            f"    RSS                = {self.rss:.6g}",
+            f"    RMSE               = {self.rmse:.6g}",
+            f"    R-squared          = {self.r2:.6f}",
+            f"    Akaike info crit   = {self.aic:.4f}",
+            f"    Bayesian info crit = {self.bic:.4f}",
+            f"    entropy range      = [{self.H.min():.4g}, {self.H.max():.4g}]",
+            f"    score range        = [{self.R.min():.4g}, {self.R.max():.4g}]",
+        ]
         if self.steps is not None:
             lines.append(f"    step range         = [{self.steps.min():g}, {self.steps.max():g}]")
         lines.append("[[Variables]]")
@@ -660,14 +738,18 @@ class LawFit:
             lines.append("[[Correlations]]")
             lines += [f"    C({p}, {q}) = {r:+.4f}" for p, q, r in corr]
         what = "b" if self.form == "linear" else "b - a"
-        lines += ["[[Ceiling]]",
-                  f"    R(H=0) = {what} = {_pm(self.ceiling, self.ceiling_stderr)}",
-                  f"    95% CI [{self.ceiling_ci[0]:.6g}, {self.ceiling_ci[1]:.6g}]"]
+        lines += [
+            "[[Ceiling]]",
+            f"    R(H=0) = {what} = {_pm(self.ceiling, self.ceiling_stderr)}",
+            f"    95% CI [{self.ceiling_ci[0]:.6g}, {self.ceiling_ci[1]:.6g}]",
+        ]
         if self.bootstrap is not None:
             bs = self.bootstrap
-            lines.append(f"    bootstrap ({bs.n_used} of {bs.n_resamples} resamples): 95% CI "
-                         f"[{bs.ceiling_ci[0]:.6g}, {bs.ceiling_ci[1]:.6g}], a [{bs.a_ci[0]:.4g}, {bs.a_ci[1]:.4g}], "
-                         f"b [{bs.b_ci[0]:.4g}, {bs.b_ci[1]:.4g}]")
+            lines.append(
+                f"    bootstrap ({bs.n_used} of {bs.n_resamples} resamples): 95% CI "
+                f"[{bs.ceiling_ci[0]:.6g}, {bs.ceiling_ci[1]:.6g}], a [{bs.a_ci[0]:.4g}, {bs.a_ci[1]:.4g}], "
+                f"b [{bs.b_ci[0]:.4g}, {bs.b_ci[1]:.4g}]"
+            )
         if self.noise is not None:
             lines += ["[[Noise]]", f"    {self.noise.text()}"]
         lines.append("[[Verdict]]")
@@ -682,20 +764,34 @@ class LawFit:
     def to_dict(self) -> dict:
         """A JSON-serialisable summary (NaN and inf become None)."""
         return {
-            "form": self.form, "formula": FORMS[self.form], "loss": self.loss, "method": self.method,
-            "run": self.run, "n": self.n, "dof": self.dof,
+            "form": self.form,
+            "formula": FORMS[self.form],
+            "loss": self.loss,
+            "method": self.method,
+            "run": self.run,
+            "n": self.n,
+            "dof": self.dof,
             "params": {k: _num(v) for k, v in self.params.items()},
             "stderr": {"a": _num(self.a_stderr), "b": _num(self.b_stderr), "c": _num(self.c_stderr)},
             "ci95": {"a": _ci(self.a_ci), "b": _ci(self.b_ci), "c": _ci(self.c_ci)},
-            "ceiling": _num(self.ceiling), "ceiling_stderr": _num(self.ceiling_stderr),
+            "ceiling": _num(self.ceiling),
+            "ceiling_stderr": _num(self.ceiling_stderr),
             "ceiling_ci": _ci(self.ceiling_ci),
-            "r2": _num(self.r2), "rmse": _num(self.rmse), "rss": _num(self.rss),
-            "aic": _num(self.aic), "bic": _num(self.bic),
+            "r2": _num(self.r2),
+            "rmse": _num(self.rmse),
+            "rss": _num(self.rss),
+            "aic": _num(self.aic),
+            "bic": _num(self.bic),
             "covariance": [[_num(v) for v in row] for row in np.asarray(self.covariance)],
             "bootstrap": None if self.bootstrap is None else self.bootstrap.to_dict(),
             "noise": None if self.noise is None else self.noise.to_dict(),
-            "ok": self.ok, "reasons": list(self.reasons), "warnings": list(self.warnings),
-            "H": _arr(self.H), "R": _arr(self.R), "steps": _arr(self.steps), "residuals": _arr(self.residuals),
+            "ok": self.ok,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+            "H": _arr(self.H),
+            "R": _arr(self.R),
+            "steps": _arr(self.steps),
+            "residuals": _arr(self.residuals),
         }
 
 
@@ -724,7 +820,7 @@ def _information(rss: float, n: int, k: int) -> tuple[float, float]:
 def _summarise_bootstrap(form: str, draws: np.ndarray, B: int) -> BootstrapSummary:
     """Percentile intervals from the (B, k) parameter draws (NaN rows = degenerate resamples, dropped)."""
     draws = draws[np.all(np.isfinite(draws), axis=1)]
-    ceiling = draws[:, 1] - (0.0 if form == "linear" else draws[:, 0])   # R(H=0) for each draw
+    ceiling = draws[:, 1] - (0.0 if form == "linear" else draws[:, 0])  # R(H=0) for each draw
     table = np.column_stack([draws, ceiling]) if len(draws) else np.empty((0, draws.shape[1] + 1))
     lo, hi = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
     if len(table) >= 2:
@@ -733,14 +829,33 @@ def _summarise_bootstrap(form: str, draws: np.ndarray, B: int) -> BootstrapSumma
     else:
         q, se = np.full((2, table.shape[1]), np.nan), np.full(table.shape[1], np.nan)
     ci = [(float(q[0, j]), float(q[1, j])) for j in range(table.shape[1])]
-    return BootstrapSummary(n_resamples=B, n_used=len(table), a_ci=ci[0], b_ci=ci[1], ceiling_ci=ci[-1],
-                            a_se=float(se[0]), b_se=float(se[1]), ceiling_se=float(se[-1]),
-                            c_ci=ci[2] if form == "exp_c" else None, draws=table)
+    return BootstrapSummary(
+        n_resamples=B,
+        n_used=len(table),
+        a_ci=ci[0],
+        b_ci=ci[1],
+        ceiling_ci=ci[-1],
+        a_se=float(se[0]),
+        b_se=float(se[1]),
+        ceiling_se=float(se[-1]),
+        c_ci=ci[2] if form == "exp_c" else None,
+        draws=table,
+    )
 
 
-def fit_law(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
-            form: str = "exp", loss: str = "linear", bootstrap: int = 0, seed: int = 0,
-            run: str | None = None, val_size: int | None = None) -> LawFit:
+def fit_law(
+    data: pd.DataFrame | None = None,
+    *,
+    H: Any = None,
+    R: Any = None,
+    steps: Any = None,
+    form: str = "exp",
+    loss: str = "linear",
+    bootstrap: int = 0,
+    seed: int = 0,
+    run: str | None = None,
+    val_size: int | None = None,
+) -> LawFit:
     """Fit R = -a*exp(H) + b (or another `form`) to one run and judge whether the law describes it.
 
     data: a DataFrame of fit points (run, step, entropy, score) for one run (or pass run= to pick one), or None
@@ -787,20 +902,44 @@ def fit_law(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, s
     summary = None
     if bootstrap:
         rng = np.random.default_rng(seed)
-        draws = np.vstack([_ols_weighted(_basis(form, H), R, W) if closed
-                           else _bootstrap_loop(form, H, R, theta, loss, f_scale, W)
-                           for W in _resample_counts(n, int(bootstrap), rng)])
+        draws = np.vstack(
+            [
+                _ols_weighted(_basis(form, H), R, W) if closed else _bootstrap_loop(form, H, R, theta, loss, f_scale, W)
+                for W in _resample_counts(n, int(bootstrap), rng)
+            ]
+        )
         summary = _summarise_bootstrap(form, draws, int(bootstrap))
 
     fit = LawFit(
-        form=form, a=float(theta[0]), b=float(theta[1]), a_stderr=float(se[0]), b_stderr=float(se[1]),
-        a_ci=ci(theta[0], se[0]), b_ci=ci(theta[1], se[1]),
-        ceiling=ceiling, ceiling_stderr=ceiling_se, ceiling_ci=ci(ceiling, ceiling_se),
-        r2=1.0 - rss / tss if tss > 0 else math.nan, rmse=math.sqrt(rss / n), aic=aic, bic=bic, n=n, loss=loss,
-        covariance=cov, residuals=resid, H=H, R=R, steps=pts.steps, run=pts.run,
-        c=float(theta[2]) if form == "exp_c" else None, c_stderr=float(se[2]) if form == "exp_c" else None,
+        form=form,
+        a=float(theta[0]),
+        b=float(theta[1]),
+        a_stderr=float(se[0]),
+        b_stderr=float(se[1]),
+        a_ci=ci(theta[0], se[0]),
+        b_ci=ci(theta[1], se[1]),
+        ceiling=ceiling,
+        ceiling_stderr=ceiling_se,
+        ceiling_ci=ci(ceiling, ceiling_se),
+        r2=1.0 - rss / tss if tss > 0 else math.nan,
+        rmse=math.sqrt(rss / n),
+        aic=aic,
+        bic=bic,
+        n=n,
+        loss=loss,
+        covariance=cov,
+        residuals=resid,
+        H=H,
+        R=R,
+        steps=pts.steps,
+        run=pts.run,
+        c=float(theta[2]) if form == "exp_c" else None,
+        c_stderr=float(se[2]) if form == "exp_c" else None,
         c_ci=ci(theta[2], se[2]) if form == "exp_c" else None,
-        rss=rss, dof=dof, method=method, bootstrap=summary,
+        rss=rss,
+        dof=dof,
+        method=method,
+        bootstrap=summary,
         noise=noise_check(R, resid, _gradient(form, H, theta), H=H, val_size=val_size),
     )
     serious, notes = _verdict(fit)
@@ -812,20 +951,21 @@ def fit_law(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, s
 # 7. Forecast: fit on the early points, predict the rest from their entropy (and the reverse test)
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Forecast:
     """The paper's prediction test: the law fitted on one window of steps predicts the held-out scores."""
 
     fit: LawFit
     reverse: bool
-    fraction_label: str                 # "15%" or "36 steps": the size of the fitting window
-    cutoff: float                       # the window's boundary step
+    fraction_label: str  # "15%" or "36 steps": the size of the fitting window
+    cutoff: float  # the window's boundary step
     n_fit: int
     n_heldout: int
     rmse: float
     mae: float
-    final_error: float                  # predicted - actual at the held-out point farthest from the window
-    coverage: float                     # share of held-out scores inside the 95% prediction interval
+    final_error: float  # predicted - actual at the held-out point farthest from the window
+    coverage: float  # share of held-out scores inside the 95% prediction interval
     steps: np.ndarray = field(repr=False)
     H: np.ndarray = field(repr=False)
     actual: np.ndarray = field(repr=False)
@@ -836,35 +976,63 @@ class Forecast:
 
     def __str__(self) -> str:
         side = "last" if self.reverse else "first"
-        return (f"Forecast[{self.fit.run or '-'}] fit on the {side} {self.fraction_label} ({self.n_fit} points), "
-                f"predict {self.n_heldout}: RMSE {self.rmse:.4g}, MAE {self.mae:.4g}, "
-                f"{'first' if self.reverse else 'final'}-step error {self.final_error:+.4g}")
+        return (
+            f"Forecast[{self.fit.run or '-'}] fit on the {side} {self.fraction_label} ({self.n_fit} points), "
+            f"predict {self.n_heldout}: RMSE {self.rmse:.4g}, MAE {self.mae:.4g}, "
+            f"{'first' if self.reverse else 'final'}-step error {self.final_error:+.4g}"
+        )
 
     def report(self) -> str:
         side, end = ("last", "first") if self.reverse else ("first", "final")
-        lines = ["[[Forecast]]",
-                 f"    fit on the {side} {self.fraction_label} of steps "
-                 f"({'>=' if self.reverse else '<='} {self.cutoff:g}): {self.n_fit} points",
-                 f"    predict the other {self.n_heldout} points from their entropy",
-                 f"    held-out RMSE      = {self.rmse:.6g}",
-                 f"    held-out MAE       = {self.mae:.6g}",
-                 f"    {end}-step error   = {self.final_error:+.6g}  (predicted - actual)",
-                 f"    95% PI coverage    = {self.coverage:.1%}"]
+        lines = [
+            "[[Forecast]]",
+            f"    fit on the {side} {self.fraction_label} of steps "
+            f"({'>=' if self.reverse else '<='} {self.cutoff:g}): {self.n_fit} points",
+            f"    predict the other {self.n_heldout} points from their entropy",
+            f"    held-out RMSE      = {self.rmse:.6g}",
+            f"    held-out MAE       = {self.mae:.6g}",
+            f"    {end}-step error   = {self.final_error:+.6g}  (predicted - actual)",
+            f"    95% PI coverage    = {self.coverage:.1%}",
+        ]
         lines += [f"    note: {w}" for w in self.warnings]
         return "\n".join(lines) + "\n" + self.fit.report()
 
     def to_dict(self) -> dict:
-        return {"reverse": self.reverse, "fraction_label": self.fraction_label, "cutoff": _num(self.cutoff),
-                "n_fit": self.n_fit, "n_heldout": self.n_heldout, "rmse": _num(self.rmse), "mae": _num(self.mae),
-                "final_error": _num(self.final_error), "coverage": _num(self.coverage),
-                "warnings": list(self.warnings), "fit": self.fit.to_dict(),
-                "steps": _arr(self.steps), "H": _arr(self.H), "actual": _arr(self.actual),
-                "predicted": _arr(self.predicted), "lower": _arr(self.lower), "upper": _arr(self.upper)}
+        return {
+            "reverse": self.reverse,
+            "fraction_label": self.fraction_label,
+            "cutoff": _num(self.cutoff),
+            "n_fit": self.n_fit,
+            "n_heldout": self.n_heldout,
+            "rmse": _num(self.rmse),
+            "mae": _num(self.mae),
+            "final_error": _num(self.final_error),
+            "coverage": _num(self.coverage),
+            "warnings": list(self.warnings),
+            "fit": self.fit.to_dict(),
+            "steps": _arr(self.steps),
+            "H": _arr(self.H),
+            "actual": _arr(self.actual),
+            "predicted": _arr(self.predicted),
+            "lower": _arr(self.lower),
+            "upper": _arr(self.upper),
+        }
 
 
-def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
-             fit_first: float | None = 0.15, first_steps: int | None = None, reverse: bool = False,
-             form: str = "exp", loss: str = "linear", run: str | None = None, val_size: int | None = None) -> Forecast:
+def forecast(
+    data: pd.DataFrame | None = None,
+    *,
+    H: Any = None,
+    R: Any = None,
+    steps: Any = None,
+    fit_first: float | None = 0.15,
+    first_steps: int | None = None,
+    reverse: bool = False,
+    form: str = "exp",
+    loss: str = "linear",
+    run: str | None = None,
+    val_size: int | None = None,
+) -> Forecast:
     """Fit the law on the points in the first `fit_first` fraction of the step range (or the first
     `first_steps` step numbers), predict the remaining scores from their entropy, and score the prediction.
 
@@ -883,7 +1051,7 @@ def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, 
         cutoff = hi - first_steps if reverse else lo + first_steps
         mask = s > cutoff if reverse else s < cutoff
         label = f"{first_steps} steps"
-        cutoff = cutoff + 1 if reverse else cutoff - 1   # report the inclusive bound
+        cutoff = cutoff + 1 if reverse else cutoff - 1  # report the inclusive bound
     elif fit_first is not None:
         if not 0 < fit_first < 1:
             raise FitError(f"fit_first must be a fraction in (0, 1), not {fit_first}")
@@ -895,16 +1063,17 @@ def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, 
     warnings: list[str] = []
     if mask.sum() < MIN_POINTS:
         side = "last" if reverse else "first"
-        warnings.append(f"only {int(mask.sum())} point(s) in the {side} {label} of steps: "
-                        f"fitted on the {side} {MIN_POINTS} points instead")
+        warnings.append(
+            f"only {int(mask.sum())} point(s) in the {side} {label} of steps: "
+            f"fitted on the {side} {MIN_POINTS} points instead"
+        )
         mask = np.zeros(len(s), bool)
         mask[slice(-MIN_POINTS, None) if reverse else slice(0, MIN_POINTS)] = True
         cutoff = float(s[mask].min() if reverse else s[mask].max())
     if mask.all():
         raise FitError(f"the fitting window ({label}) holds all {len(s)} points: nothing left to predict")
     try:
-        fit = fit_law(H=pts.H[mask], R=pts.R[mask], steps=s[mask], form=form, loss=loss, run=pts.run,
-                      val_size=val_size)
+        fit = fit_law(H=pts.H[mask], R=pts.R[mask], steps=s[mask], form=form, loss=loss, run=pts.run, val_size=val_size)
     except FitError as err:
         raise FitError(f"forecast window ({label}, {int(mask.sum())} points): {err}") from None
     held = ~mask
@@ -912,11 +1081,22 @@ def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, 
     err = pred - pts.R[held]
     far = 0 if reverse else -1
     return Forecast(
-        fit=fit, reverse=reverse, fraction_label=label, cutoff=float(cutoff), n_fit=int(mask.sum()),
-        n_heldout=int(held.sum()), rmse=float(np.sqrt(np.mean(err ** 2))), mae=float(np.mean(np.abs(err))),
+        fit=fit,
+        reverse=reverse,
+        fraction_label=label,
+        cutoff=float(cutoff),
+        n_fit=int(mask.sum()),
+        n_heldout=int(held.sum()),
+        rmse=float(np.sqrt(np.mean(err**2))),
+        mae=float(np.mean(np.abs(err))),
         final_error=float(err[far]),
         coverage=float(np.mean((pts.R[held] >= pi_lo) & (pts.R[held] <= pi_hi))),
-        steps=s[held], H=pts.H[held], actual=pts.R[held], predicted=pred, lower=pi_lo, upper=pi_hi,
+        steps=s[held],
+        H=pts.H[held],
+        actual=pts.R[held],
+        predicted=pred,
+        lower=pi_lo,
+        upper=pi_hi,
         warnings=warnings + [f"fit: {w}" for w in fit.reasons],
     )
 
@@ -924,6 +1104,7 @@ def forecast(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, 
 # --------------------------------------------------------------------------------------------------
 # 8. Several runs: one fit each, or one (a, b) shared by all (extra-sum-of-squares F-test)
 # --------------------------------------------------------------------------------------------------
+
 
 def _split_runs(points: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if not isinstance(points, pd.DataFrame) or "run" not in points.columns:
@@ -956,8 +1137,8 @@ class SharedFit:
     separate: dict[str, LawFit]
     rss_shared: float
     rss_separate: float
-    df_num: int                          # 2k - 2 extra parameters of the separate model
-    df_den: int                          # n - 2k residual dof of the separate model
+    df_num: int  # 2k - 2 extra parameters of the separate model
+    df_den: int  # n - 2k residual dof of the separate model
     f_stat: float
     p_value: float
     aic_shared: float
@@ -971,8 +1152,10 @@ class SharedFit:
 
     @property
     def verdict(self) -> str:
-        tail = (f"(F = {self.f_stat:.3g} on {self.df_num}, {self.df_den} dof; "
-                f"AIC shared {self.aic_shared:.1f} vs separate {self.aic_separate:.1f})")
+        tail = (
+            f"(F = {self.f_stat:.3g} on {self.df_num}, {self.df_den} dof; "
+            f"AIC shared {self.aic_shared:.1f} vs separate {self.aic_separate:.1f})"
+        )
         if self.same:
             return f"sharing (a, b) fits as well: p={self.p_value:.2g} {tail}"
         return f"runs differ: p={self.p_value:.2g} {tail}"
@@ -981,26 +1164,46 @@ class SharedFit:
         return f"SharedFit[{len(self.runs)} runs, n={self.n}] {self.verdict}"
 
     def report(self) -> str:
-        lines = ["[[Shared law]]", f"    {FORMS[self.form]} across {len(self.runs)} runs, {self.n} points",
-                 f"    shared:   a = {_pm(self.shared.a, self.shared.a_stderr)}, "
-                 f"b = {_pm(self.shared.b, self.shared.b_stderr)}, ceiling {self.shared.ceiling:.4g}, "
-                 f"RSS {self.rss_shared:.6g}, AIC {self.aic_shared:.2f}",
-                 f"    separate: RSS {self.rss_separate:.6g}, AIC {self.aic_separate:.2f}"]
+        lines = [
+            "[[Shared law]]",
+            f"    {FORMS[self.form]} across {len(self.runs)} runs, {self.n} points",
+            f"    shared:   a = {_pm(self.shared.a, self.shared.a_stderr)}, "
+            f"b = {_pm(self.shared.b, self.shared.b_stderr)}, ceiling {self.shared.ceiling:.4g}, "
+            f"RSS {self.rss_shared:.6g}, AIC {self.aic_shared:.2f}",
+            f"    separate: RSS {self.rss_separate:.6g}, AIC {self.aic_separate:.2f}",
+        ]
         for name, fit in self.separate.items():
-            lines.append(f"      {name}: a = {fit.a:.4g}, b = {fit.b:.4g}, ceiling {fit.ceiling:.4g}, "
-                         f"n = {fit.n}{'' if fit.ok else '  (not trustworthy)'}")
-        lines += ["[[F-test]]",
-                  f"    F = {self.f_stat:.6g} on ({self.df_num}, {self.df_den}) dof, p = {self.p_value:.3g}",
-                  "[[Verdict]]", f"    {self.verdict}"]
+            lines.append(
+                f"      {name}: a = {fit.a:.4g}, b = {fit.b:.4g}, ceiling {fit.ceiling:.4g}, "
+                f"n = {fit.n}{'' if fit.ok else '  (not trustworthy)'}"
+            )
+        lines += [
+            "[[F-test]]",
+            f"    F = {self.f_stat:.6g} on ({self.df_num}, {self.df_den}) dof, p = {self.p_value:.3g}",
+            "[[Verdict]]",
+            f"    {self.verdict}",
+        ]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"form": self.form, "runs": list(self.runs), "n": self.n, "rss_shared": _num(self.rss_shared),
-                "rss_separate": _num(self.rss_separate), "df_num": self.df_num, "df_den": self.df_den,
-                "f_stat": _num(self.f_stat), "p_value": _num(self.p_value), "aic_shared": _num(self.aic_shared),
-                "aic_separate": _num(self.aic_separate), "alpha": self.alpha, "same": self.same,
-                "verdict": self.verdict, "shared": self.shared.to_dict(),
-                "separate": {k: v.to_dict() for k, v in self.separate.items()}}
+        return {
+            "form": self.form,
+            "runs": list(self.runs),
+            "n": self.n,
+            "rss_shared": _num(self.rss_shared),
+            "rss_separate": _num(self.rss_separate),
+            "df_num": self.df_num,
+            "df_den": self.df_den,
+            "f_stat": _num(self.f_stat),
+            "p_value": _num(self.p_value),
+            "aic_shared": _num(self.aic_shared),
+            "aic_separate": _num(self.aic_separate),
+            "alpha": self.alpha,
+            "same": self.same,
+            "verdict": self.verdict,
+            "shared": self.shared.to_dict(),
+            "separate": {k: v.to_dict() for k, v in self.separate.items()},
+        }
 
 
 def fit_shared(points: pd.DataFrame, form: str = "exp", *, alpha: float = 0.05) -> SharedFit:
@@ -1033,10 +1236,22 @@ def fit_shared(points: pd.DataFrame, form: str = "exp", *, alpha: float = 0.05) 
         p = float(special.fdtrc(df_num, df_den, f_stat))
     else:
         f_stat, p = (math.inf, 0.0) if shared.rss > 0 else (0.0, 1.0)
-    return SharedFit(form=form, runs=list(separate), n=n, shared=shared, separate=separate,
-                     rss_shared=shared.rss, rss_separate=rss_sep, df_num=df_num, df_den=df_den, f_stat=f_stat,
-                     p_value=p, aic_shared=_information(shared.rss, n, 2)[0],
-                     aic_separate=_information(rss_sep, n, 2 * k)[0], alpha=alpha)
+    return SharedFit(
+        form=form,
+        runs=list(separate),
+        n=n,
+        shared=shared,
+        separate=separate,
+        rss_shared=shared.rss,
+        rss_separate=rss_sep,
+        df_num=df_num,
+        df_den=df_den,
+        f_stat=f_stat,
+        p_value=p,
+        aic_shared=_information(shared.rss, n, 2)[0],
+        aic_separate=_information(rss_sep, n, 2 * k)[0],
+        alpha=alpha,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1046,8 +1261,9 @@ def fit_shared(points: pd.DataFrame, form: str = "exp", *, alpha: float = 0.05) 
 COMPARED = (("exp", "linear"), ("linear", "linear"), ("exp_c", "linear"), ("exp", "soft_l1"))
 
 
-def compare_forms(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
-                  run: str | None = None) -> pd.DataFrame:
+def compare_forms(
+    data: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None, run: str | None = None
+) -> pd.DataFrame:
     """Fit every form (and the robust exp fit) to one run; one row each, sorted by AIC, with Akaike weights.
 
     AIC = n*log(RSS/n) + 2k uses squared residuals for every row, so a robust fit (which does not minimise
@@ -1063,10 +1279,22 @@ def compare_forms(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = N
         except FitError as err:
             rows.append({"model": name, "form": form, "loss": loss, "k": len(PARAMS[form]), "note": str(err)})
             continue
-        rows.append({"model": name, "form": form, "loss": loss, "k": len(PARAMS[form]),
-                     "params": ", ".join(f"{p}={v:.4g}" for p, v in fit.params.items()),
-                     "ceiling": fit.ceiling, "r2": fit.r2, "rmse": fit.rmse, "aic": fit.aic, "bic": fit.bic,
-                     "ok": fit.ok, "note": "; ".join(fit.reasons)})
+        rows.append(
+            {
+                "model": name,
+                "form": form,
+                "loss": loss,
+                "k": len(PARAMS[form]),
+                "params": ", ".join(f"{p}={v:.4g}" for p, v in fit.params.items()),
+                "ceiling": fit.ceiling,
+                "r2": fit.r2,
+                "rmse": fit.rmse,
+                "aic": fit.aic,
+                "bic": fit.bic,
+                "ok": fit.ok,
+                "note": "; ".join(fit.reasons),
+            }
+        )
     table = pd.DataFrame(rows)
     for col in ("params", "ceiling", "r2", "rmse", "aic", "bic", "ok"):
         if col not in table:
@@ -1075,8 +1303,22 @@ def compare_forms(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = N
     weight = np.exp(-0.5 * delta)
     table["delta_aic"] = delta
     table["weight"] = weight / weight.sum()
-    cols = ["model", "form", "loss", "k", "params", "ceiling", "r2", "rmse", "aic", "bic", "delta_aic",
-            "weight", "ok", "note"]
+    cols = [
+        "model",
+        "form",
+        "loss",
+        "k",
+        "params",
+        "ceiling",
+        "r2",
+        "rmse",
+        "aic",
+        "bic",
+        "delta_aic",
+        "weight",
+        "ok",
+        "note",
+    ]
     return table[cols].sort_values("aic", na_position="last").reset_index(drop=True)
 
 
@@ -1084,11 +1326,11 @@ def compare_forms(data: pd.DataFrame | None = None, *, H: Any = None, R: Any = N
 # 10. The law while a run trains: one forecast per new validation point, alarms, the forecast's history
 # --------------------------------------------------------------------------------------------------
 
-COLLAPSE_SHARE = 0.1     # entropy below this share of its first value: near collapse
-REBOUND_SHARE = 0.25     # entropy back up by this share of its fall from the first value: rebounding
-BREAK_POINTS = 5         # the newest residuals that must not sit on one side of the fit beyond the noise
-BREAK_Z = 2.58           # ... by more than this many standard errors (two-sided 1%)
-REACHED_SIGMAS = 1.0     # headroom below this many noise sds: the ceiling is reached within noise
+COLLAPSE_SHARE = 0.1  # entropy below this share of its first value: near collapse
+REBOUND_SHARE = 0.25  # entropy back up by this share of its fall from the first value: rebounding
+BREAK_POINTS = 5  # the newest residuals that must not sit on one side of the fit beyond the noise
+BREAK_Z = 2.58  # ... by more than this many standard errors (two-sided 1%)
+REACHED_SIGMAS = 1.0  # headroom below this many noise sds: the ceiling is reached within noise
 
 
 def headroom(fit: LawFit, entropy: float) -> float:
@@ -1109,8 +1351,9 @@ def alarms(fit: LawFit | None, H: Any, steps: Any = None, *, noise_sd: float | N
             out.append(f"entropy near collapse: {now:.3g} nats, {now / first:.0%} of its first value {first:.3g}")
         fall = first - low
         if fall > 0 and now - low >= REBOUND_SHARE * fall and now > low:
-            out.append(f"entropy rebounding: up from {low:.3g} to {now:.3g} nats "
-                       f"({(now - low) / fall:.0%} of its fall)")
+            out.append(
+                f"entropy rebounding: up from {low:.3g} to {now:.3g} nats ({(now - low) / fall:.0%} of its fall)"
+            )
     if fit is None:
         return out
     sd = noise_sd if noise_sd is not None else (fit.noise.sigma if fit.noise is not None else fit.sigma)
@@ -1119,13 +1362,17 @@ def alarms(fit: LawFit | None, H: Any, steps: Any = None, *, noise_sd: float | N
         z = float(np.mean(last) / (sd / math.sqrt(BREAK_POINTS)))
         if abs(z) > BREAK_Z:
             side = "above" if z > 0 else "below"
-            out.append(f"the law is breaking: the last {BREAK_POINTS} scores sit {side} the fit by "
-                       f"{abs(float(np.mean(last))):.3g} on average ({abs(z):.1f} standard errors of the noise)")
+            out.append(
+                f"the law is breaking: the last {BREAK_POINTS} scores sit {side} the fit by "
+                f"{abs(float(np.mean(last))):.3g} on average ({abs(z):.1f} standard errors of the noise)"
+            )
     if fit.ok and sd and np.isfinite(sd):
         room = headroom(fit, float(fit.H[-1]))
         if room < REACHED_SIGMAS * sd:
-            out.append(f"ceiling reached within noise: {room:+.3g} left to the ceiling {fit.ceiling:.3g}, "
-                       f"less than the score's noise ({sd:.3g})")
+            out.append(
+                f"ceiling reached within noise: {room:+.3g} left to the ceiling {fit.ceiling:.3g}, "
+                f"less than the score's noise ({sd:.3g})"
+            )
     return out
 
 
@@ -1142,9 +1389,17 @@ def verdict_line(fit: LawFit) -> str:
     return "not trustworthy: " + "; ".join(reasons)
 
 
-def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
-                  val_size: int | None = None, previous: LawFit | None = None, entropy_series: Any = None,
-                  run: str | None = None) -> tuple[dict, LawFit | None]:
+def live_forecast(
+    points: pd.DataFrame | None = None,
+    *,
+    H: Any = None,
+    R: Any = None,
+    steps: Any = None,
+    val_size: int | None = None,
+    previous: LawFit | None = None,
+    entropy_series: Any = None,
+    run: str | None = None,
+) -> tuple[dict, LawFit | None]:
     """The forecast after a new validation point: a JSON-ready record and the fit (None below 3 points).
 
     The record: step, n, score and entropy of the newest point, ceiling with its 95% interval (`ceiling_low`,
@@ -1166,15 +1421,33 @@ def live_forecast(points: pd.DataFrame | None = None, *, H: Any = None, R: Any =
     try:
         fit = fit_law(H=pts.H, R=pts.R, steps=pts.steps, run=pts.run, val_size=val_size)
     except FitError as err:
-        record.update(ceiling=None, ceiling_low=None, ceiling_high=None, headroom=None, a=None, b=None, ok=False,
-                      verdict=f"no fit yet: {err}", reasons=[], lack_of_fit_p=None, alarms=alarms(None, series))
+        record.update(
+            ceiling=None,
+            ceiling_low=None,
+            ceiling_high=None,
+            headroom=None,
+            a=None,
+            b=None,
+            ok=False,
+            verdict=f"no fit yet: {err}",
+            reasons=[],
+            lack_of_fit_p=None,
+            alarms=alarms(None, series),
+        )
         return record, None
     record.update(
-        ceiling=_num(fit.ceiling), ceiling_low=_num(fit.ceiling_ci[0]), ceiling_high=_num(fit.ceiling_ci[1]),
-        headroom=_num(headroom(fit, float(pts.H[-1]))), a=_num(fit.a), b=_num(fit.b), ok=fit.ok,
-        verdict=verdict_line(fit), reasons=list(fit.reasons),
+        ceiling=_num(fit.ceiling),
+        ceiling_low=_num(fit.ceiling_ci[0]),
+        ceiling_high=_num(fit.ceiling_ci[1]),
+        headroom=_num(headroom(fit, float(pts.H[-1]))),
+        a=_num(fit.a),
+        b=_num(fit.b),
+        ok=fit.ok,
+        verdict=verdict_line(fit),
+        reasons=list(fit.reasons),
         lack_of_fit_p=None if fit.noise is None else _num(fit.noise.p_value),
-        alarms=alarms(fit, series, noise_sd=None))
+        alarms=alarms(fit, series, noise_sd=None),
+    )
     return record, fit
 
 
@@ -1203,18 +1476,29 @@ class LiveLaw:
         self.steps.append(float(step))
         self.H.append(float(entropy))
         self.R.append(float(score))
-        self.record, fit = live_forecast(H=self.H, R=self.R, steps=self.steps, val_size=self.val_size,
-                                         previous=self.fit)
+        self.record, fit = live_forecast(
+            H=self.H, R=self.R, steps=self.steps, val_size=self.val_size, previous=self.fit
+        )
         self.fit = fit if fit is not None else self.fit
         if fit is None:
             return {}
-        return {key: float(self.record[name]) for key, name in zip(LAW_KEYS, ("ceiling", "ceiling_low",
-                                                                              "ceiling_high", "headroom"))
-                if self.record[name] is not None}
+        return {
+            key: float(self.record[name])
+            for key, name in zip(LAW_KEYS, ("ceiling", "ceiling_low", "ceiling_high", "headroom"))
+            if self.record[name] is not None
+        }
 
 
-def forecast_history(points: pd.DataFrame | None = None, *, H: Any = None, R: Any = None, steps: Any = None,
-                     val_size: int | None = None, min_points: int = MIN_POINTS, run: str | None = None) -> pd.DataFrame:
+def forecast_history(
+    points: pd.DataFrame | None = None,
+    *,
+    H: Any = None,
+    R: Any = None,
+    steps: Any = None,
+    val_size: int | None = None,
+    min_points: int = MIN_POINTS,
+    run: str | None = None,
+) -> pd.DataFrame:
     """Replay a finished run: at each validation point, what the law fitted on the points so far predicted.
 
     One row per prefix of at least `min_points` points: `step`, `n`, `ceiling` with `ceiling_low/high` (95%),
@@ -1232,12 +1516,35 @@ def forecast_history(points: pd.DataFrame | None = None, *, H: Any = None, R: An
         except FitError:
             continue
         pred, lo, hi = fit.predict(h_final, return_band=True, interval="prediction")
-        rows.append({"step": float(pts.steps[k - 1]), "n": k, "ceiling": fit.ceiling,
-                     "ceiling_low": fit.ceiling_ci[0], "ceiling_high": fit.ceiling_ci[1],
-                     "final_pred": float(pred[0]), "final_low": float(lo[0]), "final_high": float(hi[0]),
-                     "final_actual": r_final, "ok": fit.ok})
-    out = pd.DataFrame(rows, columns=["step", "n", "ceiling", "ceiling_low", "ceiling_high", "final_pred",
-                                      "final_low", "final_high", "final_actual", "ok"])
+        rows.append(
+            {
+                "step": float(pts.steps[k - 1]),
+                "n": k,
+                "ceiling": fit.ceiling,
+                "ceiling_low": fit.ceiling_ci[0],
+                "ceiling_high": fit.ceiling_ci[1],
+                "final_pred": float(pred[0]),
+                "final_low": float(lo[0]),
+                "final_high": float(hi[0]),
+                "final_actual": r_final,
+                "ok": fit.ok,
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "step",
+            "n",
+            "ceiling",
+            "ceiling_low",
+            "ceiling_high",
+            "final_pred",
+            "final_low",
+            "final_high",
+            "final_actual",
+            "ok",
+        ],
+    )
     out.attrs.update(run=pts.run, first_step=float(pts.steps[0]), last_step=float(pts.steps[-1]))
     return out
 
@@ -1250,8 +1557,10 @@ def reliable_from(history: pd.DataFrame, tol: float = 0.02) -> dict[str, float |
         return {"final_step": None, "final_share": None, "ceiling_step": None, "ceiling_share": None}
     first, last = history.attrs.get("first_step", 0.0), history.attrs.get("last_step", history["step"].iloc[-1])
     span = max(float(last) - float(first), 1e-300)
-    for name, err in (("final", history["final_pred"] - history["final_actual"]),
-                      ("ceiling", history["ceiling"] - history["ceiling"].iloc[-1])):
+    for name, err in (
+        ("final", history["final_pred"] - history["final_actual"]),
+        ("ceiling", history["ceiling"] - history["ceiling"].iloc[-1]),
+    ):
         bad = np.flatnonzero(~(np.abs(err.to_numpy()) <= tol))
         i = 0 if len(bad) == 0 else int(bad[-1]) + 1
         step = float(history["step"].iloc[i]) if i < len(history) else None

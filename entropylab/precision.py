@@ -99,5 +99,12 @@ def workload_key(model, batch: torch.Tensor, threads: int | None = None) -> tupl
     """What a probe result depends on: model shape, batch shape, thread count and device."""
     c = model.config
     dev = next(model.parameters()).device
-    return (c.model_type, c.hidden_size, c.num_hidden_layers, c.vocab_size, tuple(batch.shape),
-            threads or torch.get_num_threads(), str(dev))
+    return (
+        c.model_type,
+        c.hidden_size,
+        c.num_hidden_layers,
+        c.vocab_size,
+        tuple(batch.shape),
+        threads or torch.get_num_threads(),
+        str(dev),
+    )

@@ -25,8 +25,15 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Entries of one kind by name, in registration order; reads like a read-only dict (`in`, `[]`, iteration)."""
 
-    def __init__(self, kind: str, *, plural: str | None = None, field: str | None = None,
-                 error: type[Exception] = ConfigError, sort_names: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        plural: str | None = None,
+        field: str | None = None,
+        error: type[Exception] = ConfigError,
+        sort_names: bool = False,
+    ) -> None:
         """`kind` names an entry in messages ("policy loss"); `field` the config field errors start with;
         `error` the exception class of a failed lookup; `sort_names` lists the known names alphabetically in it
         (else in registration order)."""

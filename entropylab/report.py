@@ -48,8 +48,10 @@ class Report:
 
     def to_html(self) -> str:
         """Render the page; every figure is inlined so the file can be mailed or opened offline."""
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>",
-                 f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>"]
+        parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>",
+            f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>",
+        ]
         if self.intro:
             parts.append(f"<p>{html.escape(self.intro)}</p>")
         for sec in self.sections:

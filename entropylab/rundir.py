@@ -153,8 +153,9 @@ def parse_metrics(text: str, path: str | Path, *, first_line: int = 1) -> tuple[
             if i == len(lines) - 1:
                 notes.append(f"{path}: the last line has no newline (a log still being written?): skipped")
                 break
-            raise MetricsError(f"{path}:{number}: not JSON ({exc.msg}); only a log's last line may be "
-                               f"incomplete") from None
+            raise MetricsError(
+                f"{path}:{number}: not JSON ({exc.msg}); only a log's last line may be incomplete"
+            ) from None
         if not isinstance(record, dict):
             raise MetricsError(f"{path}:{number}: not a JSON object")
         records.append((number, record))
@@ -283,8 +284,10 @@ def validate_dump(df: Any, path: str | Path | None = None, columns: Iterable[str
     kinds = _column_kinds(df)
     missing = [c for c in wanted if c not in kinds]
     if missing:
-        raise DumpError(f"{where}: missing column(s) {', '.join(missing)} "
-                        f"(has: {', '.join(kinds) or 'none'}; schema: entropylab.rundir.DUMP_COLUMNS)")
+        raise DumpError(
+            f"{where}: missing column(s) {', '.join(missing)} "
+            f"(has: {', '.join(kinds) or 'none'}; schema: entropylab.rundir.DUMP_COLUMNS)"
+        )
     schema = {**DUMP_COLUMNS, **OPTIONAL_COLUMNS}
     wrong = []
     for c in wanted:
@@ -317,8 +320,9 @@ def _dump_schema(path: Path) -> Any:
         raise DumpError(f"rollout dump {path}: cannot be read as Parquet ({exc})") from exc
 
 
-def read_dumps(run_dir: str | Path, steps: Iterable[int] | None = None,
-               columns: Sequence[str] | None = None) -> pd.DataFrame:
+def read_dumps(
+    run_dir: str | Path, steps: Iterable[int] | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The rollout dumps of a run as one DataFrame, steps ascending, reading only `columns` (plus `step`).
 
     `steps=None` reads every dump; asking for a step that was not dumped is an error that lists the dumped
@@ -384,8 +388,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     return checkpoint_dir(run_dir, steps[-1])
 
 
-def save_checkpoint(run_dir: str | Path, step: int, model: Any, tokenizer: Any,
-                    write_state: Callable[[Path], None], keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: str | Path, step: int, model: Any, tokenizer: Any, write_state: Callable[[Path], None], keep: int = 2
+) -> Path:
     """Save `model` and `tokenizer` (their `save_pretrained`) and the trainer state (`write_state(path)` writes
     RUN_DIR/checkpoints/step_N/trainer_state.pt) for `step`, atomically; keep the newest `keep` checkpoints."""
     final = checkpoint_dir(run_dir, step)

@@ -35,8 +35,14 @@ class RunState:
 class Watcher:
     """Follows logs and refits at each new validation point; `poll()` returns the new forecast records."""
 
-    def __init__(self, paths: Sequence[str | Path], *, val_size: int | None = None, forecasts: str | Path | None = None,
-                 **follow_kw: Any) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        val_size: int | None = None,
+        forecasts: str | Path | None = None,
+        **follow_kw: Any,
+    ) -> None:
         self.followers = [Follower(p, **follow_kw) for p in paths]
         self.val_size = val_size
         self.forecasts = Path(forecasts) if forecasts else None
@@ -85,13 +91,18 @@ class Watcher:
         new: list[dict] = []
         first = state.n == 0
         # The first poll of a log that already holds points gives one forecast (now); later polls one per point.
-        for k in ([len(points)] if first else range(state.n + 1, len(points) + 1)):
+        for k in [len(points)] if first else range(state.n + 1, len(points) + 1):
             prefix = points.iloc[:k]
             last_step = prefix["step"].iloc[-1]
             series = None if entropy is None else entropy[(steps <= last_step)]
             record, fit = law.live_forecast(prefix, val_size=val_size, previous=state.fit, entropy_series=series)
-            record.update(time=datetime.now(timezone.utc).isoformat(timespec="seconds"), log=log, run=run,
-                          score_key=column, val_size=val_size)
+            record.update(
+                time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                log=log,
+                run=run,
+                score_key=column,
+                val_size=val_size,
+            )
             state.fit = fit if fit is not None else state.fit
             state.record = record
             new.append(record)
@@ -115,8 +126,14 @@ def table(watcher: Watcher) -> Any:
 
     t = Table(title="entropylab watch: the reward-entropy law, live", title_justify="left", expand=False)
     t.add_column("run", justify="left", overflow="ellipsis", no_wrap=True, max_width=20)
-    for name, justify in (("step", "right"), ("score", "right"), ("ceiling [95%]", "right"),
-                          ("headroom", "right"), ("last error", "right"), ("verdict", "left")):
+    for name, justify in (
+        ("step", "right"),
+        ("score", "right"),
+        ("ceiling [95%]", "right"),
+        ("headroom", "right"),
+        ("last error", "right"),
+        ("verdict", "left"),
+    ):
         t.add_column(name, justify=justify, overflow="fold", min_width=16 if name == "verdict" else None)
     lines = []
     for state in watcher.runs.values():
@@ -124,11 +141,21 @@ def table(watcher: Watcher) -> Any:
         if "ceiling" not in r:
             t.add_row(state.run, "-", "-", "-", "-", "-", state.status)
             continue
-        ceiling = (f"{_fmt(r['ceiling'])} [{_fmt(r['ceiling_low'])}, {_fmt(r['ceiling_high'])}]"
-                   if r.get("ceiling") is not None else "-")
+        ceiling = (
+            f"{_fmt(r['ceiling'])} [{_fmt(r['ceiling_low'])}, {_fmt(r['ceiling_high'])}]"
+            if r.get("ceiling") is not None
+            else "-"
+        )
         verdict = Text("ok", style="green") if r.get("ok") else Text(r.get("verdict", ""), style="yellow")
-        t.add_row(state.run, _fmt(r.get("step"), "g"), _fmt(r.get("score")), ceiling, _fmt(r.get("headroom"), "+.3f"),
-                  _fmt(r.get("last_error"), "+.3f"), verdict)
+        t.add_row(
+            state.run,
+            _fmt(r.get("step"), "g"),
+            _fmt(r.get("score")),
+            ceiling,
+            _fmt(r.get("headroom"), "+.3f"),
+            _fmt(r.get("last_error"), "+.3f"),
+            verdict,
+        )
         lines += [Text(f"! {state.run}: {a}", style="bold red") for a in r.get("alarms", [])]
     lines += [Text(f"{log}: {msg}", style="dim") for log, msg in watcher.errors.items()]
     return Group(t, *lines)
@@ -136,17 +163,33 @@ def table(watcher: Watcher) -> Any:
 
 def plain(record: dict) -> str:
     """One line per forecast, for output that is not a terminal (scripts, CI logs)."""
-    ceiling = ("-" if record.get("ceiling") is None else
-               f"{record['ceiling']:.3f} [{_fmt(record['ceiling_low'])}, {_fmt(record['ceiling_high'])}]")
-    parts = [f"{record['run']} step {_fmt(record.get('step'), 'g')}", f"n {record['n']}",
-             f"score {_fmt(record.get('score'))}", f"ceiling {ceiling}",
-             f"headroom {_fmt(record.get('headroom'), '+.3f')}", f"last error {_fmt(record.get('last_error'), '+.3f')}",
-             record.get("verdict", "")]
+    ceiling = (
+        "-"
+        if record.get("ceiling") is None
+        else f"{record['ceiling']:.3f} [{_fmt(record['ceiling_low'])}, {_fmt(record['ceiling_high'])}]"
+    )
+    parts = [
+        f"{record['run']} step {_fmt(record.get('step'), 'g')}",
+        f"n {record['n']}",
+        f"score {_fmt(record.get('score'))}",
+        f"ceiling {ceiling}",
+        f"headroom {_fmt(record.get('headroom'), '+.3f')}",
+        f"last error {_fmt(record.get('last_error'), '+.3f')}",
+        record.get("verdict", ""),
+    ]
     return " | ".join(parts) + "".join(f"\n  ! {a}" for a in record.get("alarms", []))
 
 
-def watch(paths: Sequence[str | Path], *, interval: float = 5.0, once: bool = False, forecasts: str | None = None,
-          val_size: int | None = None, out: TextIO | None = None, **follow_kw: Any) -> int:
+def watch(
+    paths: Sequence[str | Path],
+    *,
+    interval: float = 5.0,
+    once: bool = False,
+    forecasts: str | None = None,
+    val_size: int | None = None,
+    out: TextIO | None = None,
+    **follow_kw: Any,
+) -> int:
     """Follow `paths` until Ctrl-C (`once`: read them once, print one snapshot and return). Returns 0."""
     from rich.console import Console
 
@@ -182,6 +225,9 @@ def watch(paths: Sequence[str | Path], *, interval: float = 5.0, once: bool = Fa
     finally:
         if live is not None:
             live.stop()
-    console.print(f"stopped; {sum(s.n for s in watcher.runs.values())} validation points in "
-                  f"{len(watcher.runs)} run(s)" + (f"; forecasts in {forecasts}" if forecasts else ""), highlight=False)
+    console.print(
+        f"stopped; {sum(s.n for s in watcher.runs.values())} validation points in "
+        f"{len(watcher.runs)} run(s)" + (f"; forecasts in {forecasts}" if forecasts else ""),
+        highlight=False,
+    )
     return 0

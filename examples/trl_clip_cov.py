@@ -26,8 +26,9 @@ from collections.abc import Sequence
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from entropylab.rl.losses import POLICY_LOSSES
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", default="arith", help="local checkpoint directory or a shipped name (default: arith)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--task", default="arith", help="synthetic entropylab task (default: arith)")
@@ -40,10 +41,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cov-scope", choices=["micro", "batch"], default="micro")
     p.add_argument("--entropy-scope", choices=["micro", "batch"], default="micro")
     p.add_argument("--mask-normalise", choices=["selected", "all"], default="selected")
-    p.add_argument("--epsilon", type=float, default=None,
-                   help="PPO clip window [1-eps, 1+eps] (default: 1.0 for clip_cov, the paper's recipe; else 0.2)")
-    p.add_argument("--num-iterations", type=int, default=None,
-                   help="PPO epochs per rollout batch (default: 2 for kl_cov, which needs off-policy updates; else 1)")
+    p.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="PPO clip window [1-eps, 1+eps] (default: 1.0 for clip_cov, the paper's recipe; else 0.2)",
+    )
+    p.add_argument(
+        "--num-iterations",
+        type=int,
+        default=None,
+        help="PPO epochs per rollout batch (default: 2 for kl_cov, which needs off-policy updates; else 1)",
+    )
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--num-generations", type=int, default=8, help="group size G")
     p.add_argument("--batch-size", type=int, default=32, help="completions per device and step (a multiple of G)")
@@ -122,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:
         last = next((h for h in reversed(trainer.state.log_history) if "entropy" in h), {})
-        print(f"done: {trainer.state.global_step} steps in {args.output_dir}; last entropy {last.get('entropy')}, "
-              f"reward {last.get('reward')}; read it with: entropylab diagnose {args.output_dir}")
+        print(
+            f"done: {trainer.state.global_step} steps in {args.output_dir}; last entropy {last.get('entropy')}, "
+            f"reward {last.get('reward')}; read it with: entropylab diagnose {args.output_dir}"
+        )
     return 0
 
 

@@ -17,8 +17,14 @@ import pytest  # noqa: E402
 #: `tiny_model` and `tiny_checkpoint`: hidden 32, one layer, 2 heads / 1 KV head, tied, 256-token context.
 TINY = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1)
 #: `sharp_model`: hidden 64, two layers, untied, the head scaled by 40 (entropies spread out), 64-token context.
-SHARP = dict(hidden_size=64, num_layers=2, intermediate_size=128, tie_word_embeddings=False, head_scale=40.0,
-             max_position_embeddings=64)
+SHARP = dict(
+    hidden_size=64,
+    num_layers=2,
+    intermediate_size=128,
+    tie_word_embeddings=False,
+    head_scale=40.0,
+    max_position_embeddings=64,
+)
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,20 @@ def test_ingest_step_and_run_keys(tmp_path: Path, capsys):
 
 def test_fit_through_the_cli(tmp_path: Path, capsys):
     out_json = tmp_path / "fit.json"
-    assert main(["fit", str(REAL / "deepseek-low-variance.log"), str(REAL / "grpo-step.jsonl"),
-                 "--json", str(out_json), "--history", str(tmp_path / "history")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(REAL / "deepseek-low-variance.log"),
+                str(REAL / "grpo-step.jsonl"),
+                "--json",
+                str(out_json),
+                "--history",
+                str(tmp_path / "history"),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     lines = {line.split()[0]: line for line in captured.out.splitlines() if line.startswith(("deepseek", "grpo"))}
     assert lines["deepseek-low-variance"].rstrip().endswith("ok")  # R² 0.40, within the binomial noise
@@ -63,16 +75,18 @@ def test_fit_val_size_overrides_and_changes_the_verdict(capsys):
 def test_fit_errors_are_one_line(tmp_path: Path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"step": 1, "entropy": 0.5}\n{"entropy": 0.4}\n')
-    proc = subprocess.run([sys.executable, "-m", "entropylab.cli", "fit", str(bad)], cwd=ROOT, capture_output=True,
-                          text=True, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-m", "entropylab.cli", "fit", str(bad)], cwd=ROOT, capture_output=True, text=True, env=ENV
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("entropylab fit: error: ")
     assert "line 2: no step field" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_fit_real_log_in_a_subprocess():
-    proc = subprocess.run([sys.executable, "-m", "entropylab.cli", "fit", str(GEMMA)], cwd=ROOT, capture_output=True,
-                          text=True, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-m", "entropylab.cli", "fit", str(GEMMA)], cwd=ROOT, capture_output=True, text=True, env=ENV
+    )
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("gemma"))
     assert "0.696 [0.665, 0.726]" in row and row.rstrip().endswith("ok")

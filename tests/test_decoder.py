@@ -38,9 +38,20 @@ PROMPTS = [[1, 2, 3], [4], [5, 6]]
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=12, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False, eos_token_id=EOS,
-                      pad_token_id=EOS, bos_token_id=None, initializer_range=0.15)
+    cfg = Qwen2Config(
+        vocab_size=12,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+        eos_token_id=EOS,
+        pad_token_id=EOS,
+        bos_token_id=None,
+        initializer_range=0.15,
+    )
     return Qwen2ForCausalLM(cfg).eval()
 
 
@@ -141,8 +152,9 @@ def test_proposal_plain_greedy_and_processed():
     assert Proposal().plain and Proposal(alpha=1.0).plain and not Proposal(top_k=2).plain
     assert Proposal().logprobs(logits, logp) is logp
     assert Proposal(temperature=0).greedy and not Proposal(alpha=2.0).greedy
-    torch.testing.assert_close(Proposal(alpha=2.0, top_p=0.9).logprobs(logits),
-                               token_stats(logits, alpha=2.0, top_p=0.9).logp)
+    torch.testing.assert_close(
+        Proposal(alpha=2.0, top_p=0.9).logprobs(logits), token_stats(logits, alpha=2.0, top_p=0.9).logp
+    )
     doubled = Proposal(processor=lambda z: 2 * z).logprobs(logits, logp)
     torch.testing.assert_close(doubled, token_stats(logits, alpha=2.0).logp)
 
@@ -203,8 +215,9 @@ def test_fast_and_hf_decoders_agree_through_prefill_steps_selects_and_forks(mode
     torch.testing.assert_close(fa, fb, atol=1e-5, rtol=0)
     torch.testing.assert_close(fa[:2], a, atol=1e-5, rtol=0)  # forks continue as their source rows do
     fresh = fast.fresh(3, 10)  # the same weights, an empty cache
-    torch.testing.assert_close(fresh.prefill(ids, mask), HFDecoder(model, 3, 10, device).prefill(ids, mask),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        fresh.prefill(ids, mask), HFDecoder(model, 3, 10, device).prefill(ids, mask), atol=1e-5, rtol=0
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the decode loop
@@ -215,8 +228,9 @@ def test_decode_stops_rows_at_their_horizons_and_at_eos(model):
     ids, mask = left_pad(PROMPTS * 2, EOS)
     dec = new_decoder(model, 6, ids.shape[1] + 6, ids.device)
     horizon = torch.tensor([6, 1, 3, 6, 2, 4])
-    out = decode(dec, dec.prefill(ids, mask), horizon, Proposal(), generator=torch.Generator().manual_seed(0),
-                 eos=[EOS], pad=EOS)
+    out = decode(
+        dec, dec.prefill(ids, mask), horizon, Proposal(), generator=torch.Generator().manual_seed(0), eos=[EOS], pad=EOS
+    )
     assert out["tokens"].shape == (6, 6) and (out["n"] <= horizon).all()
     for r in range(6):
         n = int(out["n"][r])
@@ -242,35 +256,77 @@ def test_the_rl_sampler_and_the_plain_baseline_share_one_loop(model):
 # fixed-seed samples of this model, as the samplers drew them before the decode loops were one
 GOLDEN = {
     "continue": [[5, 10, 8, 8, 6, 10, 10, 10], [11, 11, 11, 11, 11, 11, 11, 11], [2, 3, 1, 4, 3, 8, 4, 1]],
-    "plain": [[5, 5, 5, 5, 5, 7, 10, 9], [6, 3, 2, 4, 9, 8, 0, 8], [7, 10, 6, 10, 10, 4, 0, 4], [4, 4, 5, 11, 11, 11, 11, 11],
-              [6, 2, 6, 9, 8, 5, 1, 4], [3, 0, 11, 11, 11, 11, 11, 11]],
-    "mh": [[6, 10, 6, 11, 11, 11], [5, 10, 8, 8, 0, 11], [11, 11, 11, 11, 11, 11], [11, 11, 11, 11, 11, 11],
-           [8, 5, 0, 11, 11, 11], [3, 7, 4, 11, 11, 11]],
-    "mh_recompute": [[5, 10, 8, 4, 10, 11, 11, 11], [6, 10, 8, 0, 6, 10, 10, 10], [0, 11, 11, 11, 11, 11, 11, 11],
-                     [4, 4, 11, 11, 11, 11, 11, 11], [1, 5, 11, 11, 11, 11, 11, 11], [6, 2, 2, 5, 5, 5, 1, 10]],
-    "smc": [[6, 10, 8, 4, 10, 11, 11, 11], [10, 8, 6, 0, 10, 1, 11, 11], [4, 11, 11, 11, 11, 11, 11, 11],
-            [7, 11, 11, 11, 11, 11, 11, 11], [11, 11, 11, 11, 11, 11, 11, 11], [11, 11, 11, 11, 11, 11, 11, 11]],
-    "sps": [[10, 10, 11, 11, 11, 11, 11, 11], [5, 10, 4, 10, 11, 11, 11, 11], [11, 11, 11, 11, 11, 11, 11, 11],
-            [11, 11, 11, 11, 11, 11, 11, 11], [2, 5, 5, 10, 3, 5, 1, 1], [8, 3, 11, 11, 11, 11, 11, 11]],
+    "plain": [
+        [5, 5, 5, 5, 5, 7, 10, 9],
+        [6, 3, 2, 4, 9, 8, 0, 8],
+        [7, 10, 6, 10, 10, 4, 0, 4],
+        [4, 4, 5, 11, 11, 11, 11, 11],
+        [6, 2, 6, 9, 8, 5, 1, 4],
+        [3, 0, 11, 11, 11, 11, 11, 11],
+    ],
+    "mh": [
+        [6, 10, 6, 11, 11, 11],
+        [5, 10, 8, 8, 0, 11],
+        [11, 11, 11, 11, 11, 11],
+        [11, 11, 11, 11, 11, 11],
+        [8, 5, 0, 11, 11, 11],
+        [3, 7, 4, 11, 11, 11],
+    ],
+    "mh_recompute": [
+        [5, 10, 8, 4, 10, 11, 11, 11],
+        [6, 10, 8, 0, 6, 10, 10, 10],
+        [0, 11, 11, 11, 11, 11, 11, 11],
+        [4, 4, 11, 11, 11, 11, 11, 11],
+        [1, 5, 11, 11, 11, 11, 11, 11],
+        [6, 2, 2, 5, 5, 5, 1, 10],
+    ],
+    "smc": [
+        [6, 10, 8, 4, 10, 11, 11, 11],
+        [10, 8, 6, 0, 10, 1, 11, 11],
+        [4, 11, 11, 11, 11, 11, 11, 11],
+        [7, 11, 11, 11, 11, 11, 11, 11],
+        [11, 11, 11, 11, 11, 11, 11, 11],
+        [11, 11, 11, 11, 11, 11, 11, 11],
+    ],
+    "sps": [
+        [10, 10, 11, 11, 11, 11, 11, 11],
+        [5, 10, 4, 10, 11, 11, 11, 11],
+        [11, 11, 11, 11, 11, 11, 11, 11],
+        [11, 11, 11, 11, 11, 11, 11, 11],
+        [2, 5, 5, 10, 3, 5, 1, 1],
+        [8, 3, 11, 11, 11, 11, 11, 11],
+    ],
 }
 
 
 def test_fixed_seed_samples_are_unchanged(model):
     ids, mask = left_pad(PROMPTS, EOS)
     for backend in ("fast", "hf"):
-        out = continue_sampling(model, ids, mask, max_new_tokens=8, temperature=0.8, top_k=6,
-                                generator=torch.Generator().manual_seed(0), eos_token_id=EOS, pad_token_id=EOS,
-                                backend=backend)
+        out = continue_sampling(
+            model,
+            ids,
+            mask,
+            max_new_tokens=8,
+            temperature=0.8,
+            top_k=6,
+            generator=torch.Generator().manual_seed(0),
+            eos_token_id=EOS,
+            pad_token_id=EOS,
+            backend=backend,
+        )
         assert out["response_ids"].tolist() == GOLDEN["continue"], backend
     kw = dict(max_new_tokens=8, seed=1, eos_token_id=EOS)
     mh = dict(alpha=2.0, mcmc_steps=3, block_size=4, n_chains=2)
     got = {
         "plain": sample_plain(model, None, PROMPTS, n=2, **kw),
         "mh": power_sample_mh(model, None, PROMPTS, **mh, **kw),
-        "mh_recompute": power_sample_mh(model, None, PROMPTS, **mh, kv="recompute", cuts="entropy",
-                                        cut_temperature=1.0, **kw),
+        "mh_recompute": power_sample_mh(
+            model, None, PROMPTS, **mh, kv="recompute", cuts="entropy", cut_temperature=1.0, **kw
+        ),
         "smc": power_sample_smc(model, None, PROMPTS, alpha=2.0, n_particles=4, n=2, top_p=0.9, **kw),
-        "sps": power_sample_sps(model, None, PROMPTS, alpha=2.0, n=2, n_candidates=3, n_rollouts=2, rollout_len=3, **kw),
+        "sps": power_sample_sps(
+            model, None, PROMPTS, alpha=2.0, n=2, n_candidates=3, n_rollouts=2, rollout_len=3, **kw
+        ),
     }
     for name, s in got.items():
         assert s.response_ids.tolist() == GOLDEN[name], name

@@ -7,9 +7,14 @@ import json
 
 from entropylab.demo import PIECES, run_demo
 
-SECTIONS = ["The reward-entropy law on real verl runs", "Forecasting a run from its first 15% of steps",
-            "Entropy collapse under GRPO", "Covariance between log-probability and advantage",
-            "Which tokens the model is unsure about", "Power sampling: p^alpha without training"]
+SECTIONS = [
+    "The reward-entropy law on real verl runs",
+    "Forecasting a run from its first 15% of steps",
+    "Entropy collapse under GRPO",
+    "Covariance between log-probability and advantage",
+    "Which tokens the model is unsure about",
+    "Power sampling: p^alpha without training",
+]
 
 
 def test_demo_quick_writes_a_complete_self_contained_report(tmp_path, capsys):
@@ -49,8 +54,15 @@ def test_a_quick_piece_is_not_reused_by_a_full_demo_in_the_same_folder(tmp_path,
         asked.append(n)
         rng = np.random.default_rng(n)
         tokens = rng.choice(list("abcdefgh"), size=20 * n)
-        return pd.DataFrame({"text_id": np.repeat(np.arange(n), 20), "position": np.tile(np.arange(20), n),
-                             "token": tokens, "in_prompt": False, "entropy": rng.exponential(0.1, 20 * n)})
+        return pd.DataFrame(
+            {
+                "text_id": np.repeat(np.arange(n), 20),
+                "position": np.tile(np.arange(20), n),
+                "token": tokens,
+                "in_prompt": False,
+                "entropy": rng.exponential(0.1, 20 * n),
+            }
+        )
 
     monkeypatch.setattr(ex, "token_profiles", profiles)
     cache = Cache(tmp_path / "demo")

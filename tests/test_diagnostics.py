@@ -59,10 +59,20 @@ def test_token_covariance_rejects_mismatched_shapes():
 # ---------------------------------------------------------------- Table 1
 
 
-@pytest.mark.parametrize(("n", "q", "k"), [
-    (10, 0.2, 2), (10_000, 0.0002, 2), (10_001, 0.0002, 3), (100, 0.0002, 1), (1, 0.2, 1),
-    (3, 1.0, 3), (0, 0.2, 0), (2048, 0.002, 5), (5000, 0.02, 100),
-])
+@pytest.mark.parametrize(
+    ("n", "q", "k"),
+    [
+        (10, 0.2, 2),
+        (10_000, 0.0002, 2),
+        (10_001, 0.0002, 3),
+        (100, 0.0002, 1),
+        (1, 0.2, 1),
+        (3, 1.0, 3),
+        (0, 0.2, 0),
+        (2048, 0.002, 5),
+        (5000, 0.02, 100),
+    ],
+)
 def test_top_k_count_is_max_1_ceil_qn(n, q, k):
     assert top_k_count(n, q) == k
 
@@ -72,8 +82,7 @@ def _slow_table(df: pd.DataFrame, quantiles, scope: str) -> pd.DataFrame:
     df = df.astype({"logprob": float, "advantage": float})
     keys = ["step"] if scope == "batch" else ["step", "micro_batch"]
     g = df.groupby(keys)
-    df["cov"] = ((df["advantage"] - g["advantage"].transform("mean"))
-                 * (df["logprob"] - g["logprob"].transform("mean")))
+    df["cov"] = (df["advantage"] - g["advantage"].transform("mean")) * (df["logprob"] - g["logprob"].transform("mean"))
     rows = []
     for step, sub in df.groupby("step"):
         vals = sub["cov"].sort_values(ascending=False).to_numpy()
@@ -96,8 +105,9 @@ def _random_dump(seed: int, sizes=(1, 3, 7, 40, 4999, 10_001), ties: bool = True
     if ties:  # coarse values: many equal covariances, including at the cut-offs
         lp, adv = np.round(lp, 1), np.round(adv, 0)
     micro = np.concatenate([np.arange(s) * 3 // s for s in sizes])
-    df = pd.DataFrame({"step": steps, "logprob": lp.astype(np.float32), "advantage": adv.astype(np.float32),
-                       "micro_batch": micro})
+    df = pd.DataFrame(
+        {"step": steps, "logprob": lp.astype(np.float32), "advantage": adv.astype(np.float32), "micro_batch": micro}
+    )
     return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # rows in any order
 
 
@@ -186,11 +196,16 @@ def _exact_run(form: str, eta: float, n_steps: int = 6, vocab: int = 25, n_token
         counts = np.round(pi * n_tokens).astype(int)
         actions = np.repeat(np.arange(vocab), counts)
         logp = np.log(pi)
-        frames.append(pd.DataFrame({"step": step, "logprob": logp[actions], "advantage": adv[actions],
-                                    "entropy": softmax_entropy(z)}))
+        frames.append(
+            pd.DataFrame(
+                {"step": step, "logprob": logp[actions], "advantage": adv[actions], "entropy": softmax_entropy(z)}
+            )
+        )
         dz = eta * (adv if form == "npg" else pi * adv)
-        metrics += [{"step": step, "entropy": softmax_entropy(z), "lr": eta},
-                    {"step": step + 1, "entropy": softmax_entropy(z + dz), "lr": eta}]
+        metrics += [
+            {"step": step, "entropy": softmax_entropy(z), "lr": eta},
+            {"step": step + 1, "entropy": softmax_entropy(z + dz), "lr": eta},
+        ]
     return pd.concat(frames, ignore_index=True), pd.DataFrame(metrics)
 
 
@@ -230,8 +245,9 @@ def test_entropy_change_check_eta_and_measurement_sources():
 def test_entropy_change_check_prefers_the_same_batch_measurement():
     dump, metrics = _exact_run("npg", eta=1e-3, n_steps=3, n_tokens=20_000)
     steps = sorted(dump["step"].unique())
-    update = pd.DataFrame({"step": steps, "entropy/before_update": [1.0, 2.0, 3.0],
-                           "entropy/after_update": [0.9, 2.2, 2.7]})
+    update = pd.DataFrame(
+        {"step": steps, "entropy/before_update": [1.0, 2.0, 3.0], "entropy/after_update": [0.9, 2.2, 2.7]}
+    )
     merged = metrics.merge(update, on="step", how="outer")
     check = entropy_change_check(dump, merged)
     assert check.measured_source == "update"

@@ -36,13 +36,26 @@ def test_diagnose_end_to_end(run, tmp_path):
     assert sorted(p.name for p in d.files) == ["covariance_table.csv", "entropy_change.csv"]
     assert pd.read_csv(tmp_path / "out" / "covariance_table.csv").shape == d.table.shape
     figures = write_diagnostics_figures(d.table, d.theory, d.correlations, tmp_path / "out")
-    assert sorted(p.name for p in figures) == ["covariance_quantiles.png", "covariance_quantiles.svg",
-                                               "entropy_change.png", "entropy_change.svg"]
+    assert sorted(p.name for p in figures) == [
+        "covariance_quantiles.png",
+        "covariance_quantiles.svg",
+        "entropy_change.png",
+        "entropy_change.svg",
+    ]
     assert all(p.exists() and p.stat().st_size > 1000 for p in figures)
     assert d.table1().columns.tolist() == ["tokens", "step 0", "step 10", "step 19"]
     text = d.report(figures)
-    for needle in ("Table 1", "step 0", "step 10", "step 19", "top 0.02%", "natural PG", "Pearson",
-                   "closest: batch", "covariance_quantiles.png"):
+    for needle in (
+        "Table 1",
+        "step 0",
+        "step 10",
+        "step 19",
+        "top 0.02%",
+        "natural PG",
+        "Pearson",
+        "closest: batch",
+        "covariance_quantiles.png",
+    ):
         assert needle in text, needle
 
 
@@ -69,8 +82,10 @@ def test_random_dump_shape_and_micro_batches():
 
 
 def test_diagnostics_statistics_do_not_import_torch_or_matplotlib():
-    code = ("import sys, entropylab.diagnostics; "
-            "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, entropylab.diagnostics; "
+        "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

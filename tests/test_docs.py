@@ -24,8 +24,9 @@ def python_blocks(path: Path) -> dict[str, str]:
     return blocks
 
 
-@pytest.mark.parametrize("title, registry, name", [("Add a policy loss", "losses", "reinforce_is"),
-                                                   ("Add a sampler", "samplers", "nucleus")])
+@pytest.mark.parametrize(
+    "title, registry, name", [("Add a policy loss", "losses", "reinforce_is"), ("Add a sampler", "samplers", "nucleus")]
+)
 def test_howto_example_runs(title, registry, name):
     from entropylab.rl.losses import POLICY_LOSSES
     from entropylab.sampling.registry import SAMPLERS

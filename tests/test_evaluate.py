@@ -60,8 +60,16 @@ def test_accuracy_and_entropy_stats():
 
 def test_evaluate_task_on_random_model(tiny_model, tiny_tokenizer):
     out = evaluate_task(tiny_model, tiny_tokenizer, "arith", n_problems=3, n_samples=4, max_new_tokens=12, seed=0)
-    for key in ("pass@1", "pass@2", "pass@4", "mean_length", "entropy_p50", "entropy_p80", "entropy_p95",
-                "entropy_frac_below_0.01"):
+    for key in (
+        "pass@1",
+        "pass@2",
+        "pass@4",
+        "mean_length",
+        "entropy_p50",
+        "entropy_p80",
+        "entropy_p95",
+        "entropy_frac_below_0.01",
+    ):
         assert key in out
     assert "pass@8" not in out
     assert 0 <= out["pass@1"] <= out["pass@4"] <= 1
@@ -123,5 +131,5 @@ def test_comparison_paired_tests(tmp_path):
     comp = Comparison(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rows), {})
     t = comp.paired("temp", k=2).iloc[0]
     assert t["method"] == "mh" and (t["method_only"], t["reference_only"]) == (10, 0)
-    assert t["accuracy_difference"] == pytest.approx(0.25) and t["mcnemar_p"] == pytest.approx(2 / 2 ** 10)
+    assert t["accuracy_difference"] == pytest.approx(0.25) and t["mcnemar_p"] == pytest.approx(2 / 2**10)
     assert t["pass@2_difference"] == pytest.approx(0.25) and t["pass@2_low"] > 0

@@ -34,8 +34,11 @@ def test_an_entry_is_reused_for_the_same_key_and_computed_again_for_another(tmp_
     assert cache.get("kind", "x", parts, _counting(calls), _read) == 1
     assert cache.get("kind", "x", dict(reversed(parts.items())), _counting(calls), _read) == 1  # key order: same
     assert len(calls) == 1
-    for changed in ({**parts, "seed": 1}, {**parts, "sizes": {"n": 8, "alphas": (1.0, 4.0)}},
-                    {**parts, "model": "other weights"}):
+    for changed in (
+        {**parts, "seed": 1},
+        {**parts, "sizes": {"n": 8, "alphas": (1.0, 4.0)}},
+        {**parts, "model": "other weights"},
+    ):
         cache.get("kind", "x", changed, _counting(calls), _read)
     assert len(calls) == 4
     assert cache.entry("kind", "x", parts) != cache.entry("other", "x", parts)

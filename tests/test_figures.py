@@ -27,10 +27,29 @@ def test_only_draws_the_named_figures_and_computes_only_their_jobs(tmp_path, cap
     from entropylab.cli import main
 
     out, runs = tmp_path / "figures", tmp_path / "runs"
-    assert main(["figures", "--scale", "quick", "--out", str(out), "--runs-dir", str(runs), "--quiet",
-                 "--only", "toy_example,mh_exactness"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["mh_exactness.png", "mh_exactness.svg", "toy_example.png",
-                                                     "toy_example.svg"]
+    assert (
+        main(
+            [
+                "figures",
+                "--scale",
+                "quick",
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(runs),
+                "--quiet",
+                "--only",
+                "toy_example,mh_exactness",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mh_exactness.png",
+        "mh_exactness.svg",
+        "toy_example.png",
+        "toy_example.svg",
+    ]
     assert [p.name for p in runs.iterdir()] == ["exactness"]  # no training run, comparison or profile
     assert main(["figures", "--out", str(out), "--runs-dir", str(runs), "--only", "toy_example,nope"]) == 2
     err = capsys.readouterr().err.strip()

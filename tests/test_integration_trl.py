@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("trl", reason="TRL is not installed (pip install 'entropylab[trl]'): the TRL integration is optional")
+pytest.importorskip(
+    "trl", reason="TRL is not installed (pip install 'entropylab[trl]'): the TRL integration is optional"
+)
 
 from entropylab import rundir  # noqa: E402
 from entropylab.errors import ConfigError  # noqa: E402
@@ -60,23 +62,40 @@ def digits(prompts, completions, **kwargs) -> list[float]:
 
 
 def config(out: Path, **overrides) -> EntropyGRPOConfig:
-    kw = dict(output_dir=str(out), use_cpu=True, per_device_train_batch_size=8, num_generations=4,
-              max_completion_length=12, max_steps=2, logging_steps=1, save_strategy="no", report_to=[], seed=0,
-              learning_rate=1e-3, disable_tqdm=True)
+    kw = dict(
+        output_dir=str(out),
+        use_cpu=True,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=12,
+        max_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        learning_rate=1e-3,
+        disable_tqdm=True,
+    )
     kw.update(overrides)
     return EntropyGRPOConfig(**kw)
 
 
 def train(model_dir, dataset, out: Path, **overrides) -> EntropyGRPOTrainer:
-    trainer = EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=config(out, **overrides),
-                                 train_dataset=dataset)
+    trainer = EntropyGRPOTrainer(
+        model=model_dir, reward_funcs=digits, args=config(out, **overrides), train_dataset=dataset
+    )
     trainer.train()
     return trainer
 
 
 CASES = {
-    "clip_cov": dict(entropylab_policy_loss="clip_cov", epsilon=1.0, entropylab_clip_cov_ratio=0.1,
-                     entropylab_clip_cov_lb=0.0, entropylab_dump_every=1),
+    "clip_cov": dict(
+        entropylab_policy_loss="clip_cov",
+        epsilon=1.0,
+        entropylab_clip_cov_ratio=0.1,
+        entropylab_clip_cov_lb=0.0,
+        entropylab_dump_every=1,
+    ),
     "kl_cov": dict(entropylab_policy_loss="kl_cov", num_iterations=2, entropylab_kl_cov_ratio=0.05),
     "top20": dict(entropylab_entropy_mask="top", entropylab_rho=0.2),
     "bottom80": dict(entropylab_entropy_mask="bottom", entropylab_rho=0.2, entropylab_mask_normalise="all"),
@@ -100,8 +119,14 @@ def test_added_losses_train_and_log(runs, name):
     steps = history(runs[name])
     assert [h["step"] for h in steps] == [1, 2]
     for h in steps:
-        for key in ("entropylab/pg_loss", "entropylab/mask_selected_frac", "entropylab/cov/top0.2%",
-                    "entropylab/cov/top20%", "entropylab/cov/mean", "entropy"):
+        for key in (
+            "entropylab/pg_loss",
+            "entropylab/mask_selected_frac",
+            "entropylab/cov/top0.2%",
+            "entropylab/cov/top20%",
+            "entropylab/cov/mean",
+            "entropy",
+        ):
             assert math.isfinite(h[key]), (name, key, h)
         assert h["entropylab/cov/top0.2%"] >= h["entropylab/cov/top20%"] >= h["entropylab/cov/mean"]
     assert math.isfinite(steps[0]["reward"])  # logged when rollouts are generated
@@ -135,7 +160,8 @@ class _Spy:
             att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
             with torch.no_grad():  # TRL's own scoring of the same batch, before the optimizer step
                 logps, ent, _ = trainer._get_per_token_logps_and_entropies(
-                    model, ids, att, inputs["completion_ids"].size(1), compute_entropy=True)
+                    model, ids, att, inputs["completion_ids"].size(1), compute_entropy=True
+                )
             self.calls[-1].update(loss=loss.detach(), logps=logps, entropies=ent)
             return loss
 
@@ -143,16 +169,33 @@ class _Spy:
         monkeypatch.setattr(trainer, "_compute_loss", spy_compute)
 
 
-@pytest.mark.parametrize("setup", [
-    dict(entropylab_policy_loss="clip_cov", epsilon=1.0, entropylab_clip_cov_ratio=0.1, entropylab_clip_cov_lb=0.0,
-         entropylab_entropy_mask="top"),
-    dict(entropylab_policy_loss="kl_cov", loss_type="grpo", gradient_accumulation_steps=2, num_iterations=2,
-         per_device_train_batch_size=4, entropylab_kl_cov_ratio=0.05, entropylab_entropy_mask="bottom",
-         entropylab_mask_normalise="all"),
-], ids=["dapo-clip_cov-top20", "grpo-accum2-kl_cov-bottom80"])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        dict(
+            entropylab_policy_loss="clip_cov",
+            epsilon=1.0,
+            entropylab_clip_cov_ratio=0.1,
+            entropylab_clip_cov_lb=0.0,
+            entropylab_entropy_mask="top",
+        ),
+        dict(
+            entropylab_policy_loss="kl_cov",
+            loss_type="grpo",
+            gradient_accumulation_steps=2,
+            num_iterations=2,
+            per_device_train_batch_size=4,
+            entropylab_kl_cov_ratio=0.05,
+            entropylab_entropy_mask="bottom",
+            entropylab_mask_normalise="all",
+        ),
+    ],
+    ids=["dapo-clip_cov-top20", "grpo-accum2-kl_cov-bottom80"],
+)
 def test_loss_equals_compute_policy_loss(model_dir, dataset, tmp_path, monkeypatch, setup):
-    trainer = EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=config(tmp_path, **setup),
-                                 train_dataset=dataset)
+    trainer = EntropyGRPOTrainer(
+        model=model_dir, reward_funcs=digits, args=config(tmp_path, **setup), train_dataset=dataset
+    )
     spy = _Spy(trainer, monkeypatch)
     trainer.train()
     assert len(spy.calls) == 2 * trainer.args.gradient_accumulation_steps
@@ -165,11 +208,15 @@ def test_loss_equals_compute_policy_loss(model_dir, dataset, tmp_path, monkeypat
         adv = inputs["advantages"].unsqueeze(1).expand_as(call["logps"])
         gen = torch.Generator().manual_seed(0)
         gen.set_state(call["generator_state"])
-        expected, _ = compute_policy_loss(call["logps"], old, adv, mask, trainer.entropylab_options,
-                                          entropy=call["entropies"], generator=gen)
+        expected, _ = compute_policy_loss(
+            call["logps"], old, adv, mask, trainer.entropylab_options, entropy=call["entropies"], generator=gen
+        )
         if trainer.loss_type == "dapo":  # token sum over TRL's global token count of the accumulation window
-            expected = expected * mask.sum() / (inputs["num_items_in_batch"] * accumulation
-                                                / trainer.args.steps_per_generation)
+            expected = (
+                expected
+                * mask.sum()
+                / (inputs["num_items_in_batch"] * accumulation / trainer.args.steps_per_generation)
+            )
         else:
             expected = expected / accumulation
         torch.testing.assert_close(call["loss"], expected.float(), rtol=1e-5, atol=1e-6)
@@ -186,14 +233,23 @@ def test_batch_scope_on_one_process_equals_micro(runs):
     assert etrl.batch_center(acc, logp, adv, mask) == covariance_center(logp, adv, mask)
     assert etrl.batch_entropy_cutoff(acc, ent, mask, 0.2) == entropy_threshold(ent, mask, 0.2)
     assert etrl.batch_entropy_cutoff(acc, ent, mask, 0.3, "quantile") == pytest.approx(
-        float(torch.quantile(ent[mask], 0.7)))
+        float(torch.quantile(ent[mask], 0.7))
+    )
     for policy in ("clip_cov", "kl_cov"):
         common = dict(policy_loss=policy, clip_cov_ratio=0.2, clip_cov_lb=0.0, kl_cov_ratio=0.1, entropy_mask="top")
-        batch = etrl.entropylab_loss(acc, logp, old, adv, mask, LossOptions(cov_scope="batch", entropy_scope="batch",
-                                                                            **common),
-                                     entropy=ent, generator=torch.Generator().manual_seed(5))
-        micro, metrics = compute_policy_loss(logp, old, adv, mask, LossOptions(**common), entropy=ent,
-                                             generator=torch.Generator().manual_seed(5))
+        batch = etrl.entropylab_loss(
+            acc,
+            logp,
+            old,
+            adv,
+            mask,
+            LossOptions(cov_scope="batch", entropy_scope="batch", **common),
+            entropy=ent,
+            generator=torch.Generator().manual_seed(5),
+        )
+        micro, metrics = compute_policy_loss(
+            logp, old, adv, mask, LossOptions(**common), entropy=ent, generator=torch.Generator().manual_seed(5)
+        )
         assert not batch.shared
         assert batch.center == covariance_center(logp, adv, mask)
         assert batch.cutoff == entropy_threshold(ent, mask, 0.2)
@@ -208,10 +264,25 @@ def _free_port() -> int:
 
 
 def _torchrun(script: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
-        "PYTHONPATH", "")]), "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(script), *args]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(script),
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -227,8 +298,14 @@ def two_processes(model_dir, tmp_path_factory) -> Path:
 
 def test_two_processes_select_the_tokens_one_process_selects(two_processes):
     results = json.loads((two_processes / "selection.json").read_text())
-    assert set(results) == {"clip_cov", "kl_cov", "top20_selected", "bottom80_all", "top25_quantile",
-                            "clip_cov_top20_seqmean"}
+    assert set(results) == {
+        "clip_cov",
+        "kl_cov",
+        "top20_selected",
+        "bottom80_all",
+        "top25_quantile",
+        "clip_cov_top20_seqmean",
+    }
     for name, r in results.items():
         assert r["selection_equal"], name
         assert 0 < r["n_selected"] < r["n_valid"], name
@@ -275,19 +352,22 @@ def test_version_guard_at_construction(monkeypatch, tmp_path, model_dir):
         EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=None)
 
 
-@pytest.mark.parametrize("overrides, match", [
-    (dict(top_entropy_quantile=0.2, entropylab_entropy_mask="top"), "two masks"),
-    (dict(loss_type="cispo"), "loss_type = 'cispo'"),
-    (dict(loss_type="sapo"), "loss_type = 'sapo'"),
-    (dict(entropylab_loss_agg_mode="seq-mean-token-mean"), "conflicts with loss_type = 'dapo'.*'grpo'"),
-    (dict(entropy_coef=0.01), "entropylab_entropy_coef"),
-    (dict(importance_sampling_level="sequence", loss_type="grpo"), "importance_sampling_level"),
-    (dict(delta=2.0), "delta"),
-    (dict(entropylab_rho=0.0), "entropylab_rho"),
-    (dict(entropylab_policy_loss="clip_higher"), "entropylab_policy_loss"),
-    (dict(entropylab_cov_scope="global"), "entropylab_cov_scope"),
-    (dict(entropylab_entropy_cutoff="median"), "entropylab_entropy_cutoff"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(top_entropy_quantile=0.2, entropylab_entropy_mask="top"), "two masks"),
+        (dict(loss_type="cispo"), "loss_type = 'cispo'"),
+        (dict(loss_type="sapo"), "loss_type = 'sapo'"),
+        (dict(entropylab_loss_agg_mode="seq-mean-token-mean"), "conflicts with loss_type = 'dapo'.*'grpo'"),
+        (dict(entropy_coef=0.01), "entropylab_entropy_coef"),
+        (dict(importance_sampling_level="sequence", loss_type="grpo"), "importance_sampling_level"),
+        (dict(delta=2.0), "delta"),
+        (dict(entropylab_rho=0.0), "entropylab_rho"),
+        (dict(entropylab_policy_loss="clip_higher"), "entropylab_policy_loss"),
+        (dict(entropylab_cov_scope="global"), "entropylab_cov_scope"),
+        (dict(entropylab_entropy_cutoff="median"), "entropylab_entropy_cutoff"),
+    ],
+)
 def test_incompatible_options_fail_at_construction(tmp_path, overrides, match):
     with pytest.raises(ConfigError, match=match):
         config(tmp_path, **overrides)
@@ -301,8 +381,12 @@ def test_liger_loss_and_plain_config_refused_by_the_trainer(tmp_path, model_dir,
     with pytest.raises(ConfigError, match="use_liger_loss"):
         EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=args, train_dataset=dataset)
     with pytest.raises(ConfigError, match="EntropyGRPOConfig"):
-        EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True),
-                           train_dataset=dataset)
+        EntropyGRPOTrainer(
+            model=model_dir,
+            reward_funcs=digits,
+            args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True),
+            train_dataset=dataset,
+        )
 
 
 def test_kl_cov_on_policy_warns(tmp_path):
@@ -324,14 +408,36 @@ def test_hf_argument_parser_reads_the_options(tmp_path):
     from transformers import HfArgumentParser
 
     (args,) = HfArgumentParser(EntropyGRPOConfig).parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path), "--use_cpu", "true", "--entropylab_policy_loss", "clip_cov",
-         "--entropylab_entropy_mask", "top", "--entropylab_clip_ratio_c", "3.0", "--entropylab_rho", "0.3",
-         "--entropylab_cov_scope", "batch", "--entropylab_dump_every", "5"])
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--use_cpu",
+            "true",
+            "--entropylab_policy_loss",
+            "clip_cov",
+            "--entropylab_entropy_mask",
+            "top",
+            "--entropylab_clip_ratio_c",
+            "3.0",
+            "--entropylab_rho",
+            "0.3",
+            "--entropylab_cov_scope",
+            "batch",
+            "--entropylab_dump_every",
+            "5",
+        ]
+    )
     opts = loss_options(args)
-    assert (opts.policy_loss, opts.entropy_mask, opts.clip_ratio_c, opts.rho, opts.cov_scope) == \
-        ("clip_cov", "top", 3.0, 0.3, "batch")
+    assert (opts.policy_loss, opts.entropy_mask, opts.clip_ratio_c, opts.rho, opts.cov_scope) == (
+        "clip_cov",
+        "top",
+        3.0,
+        0.3,
+        "batch",
+    )
     (none,) = HfArgumentParser(EntropyGRPOConfig).parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path), "--use_cpu", "true", "--entropylab_entropy_mask", "none"])
+        ["--output_dir", str(tmp_path), "--use_cpu", "true", "--entropylab_entropy_mask", "none"]
+    )
     assert none.entropylab_entropy_mask is None
 
 
@@ -373,10 +479,36 @@ def test_example_runs_on_cpu(model_dir, tmp_path):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     out = tmp_path / "example"
-    assert example.main(["--model", model_dir, "--task", "arith", "--output-dir", str(out), "--policy-loss",
-                         "clip_cov", "--max-steps", "2", "--batch-size", "8", "--num-generations", "4",
-                         "--max-completion-length", "12", "--n-problems", "16", "--dump-every", "1", "--cpu",
-                         "--threads", "1"]) == 0
+    assert (
+        example.main(
+            [
+                "--model",
+                model_dir,
+                "--task",
+                "arith",
+                "--output-dir",
+                str(out),
+                "--policy-loss",
+                "clip_cov",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--num-generations",
+                "4",
+                "--max-completion-length",
+                "12",
+                "--n-problems",
+                "16",
+                "--dump-every",
+                "1",
+                "--cpu",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("entropylab/clip_cov_frac" in h for h in state["log_history"])
     assert rundir.dump_path(out, 2).is_file() and (out / "config.json").is_file()

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl", reason="TRL is not installed (pip install 'entropylab[trl]'): the TRL integration is optional")
+pytest.importorskip(
+    "trl", reason="TRL is not installed (pip install 'entropylab[trl]'): the TRL integration is optional"
+)
 
 import torch  # noqa: E402
 
@@ -42,13 +44,27 @@ def digits(prompts, completions, **kwargs) -> list[float]:
 
 def run(tmp_path: Path, data, callback: LawForecastCallback, max_steps: int) -> EntropyGRPOTrainer:
     train, val = data
-    args = EntropyGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8,
-                             per_device_eval_batch_size=8, num_generations=4, num_generations_eval=4,
-                             max_completion_length=12, max_steps=max_steps, logging_steps=1, save_strategy="no",
-                             eval_strategy="steps", eval_steps=1, report_to=[], seed=0, learning_rate=1e-3,
-                             disable_tqdm=True)
-    trainer = EntropyGRPOTrainer(model=ARITH, reward_funcs=digits, args=args, train_dataset=train,
-                                 eval_dataset=val, callbacks=[callback])
+    args = EntropyGRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        num_generations=4,
+        num_generations_eval=4,
+        max_completion_length=12,
+        max_steps=max_steps,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="steps",
+        eval_steps=1,
+        report_to=[],
+        seed=0,
+        learning_rate=1e-3,
+        disable_tqdm=True,
+    )
+    trainer = EntropyGRPOTrainer(
+        model=ARITH, reward_funcs=digits, args=args, train_dataset=train, eval_dataset=val, callbacks=[callback]
+    )
     assert callback.trainer is trainer  # bound by the trainer
     trainer.evaluate()  # step 0: the law's first point, before training
     trainer.train()

@@ -45,8 +45,9 @@ def test_closed_form_equals_curve_fit_and_lmfit():
     model = lmfit.Model(lambda H, a, b: b - a * np.exp(H), independent_vars=["H"])
     res = model.fit(R, model.make_params(a=1.0, b=1.0), H=H)
     np.testing.assert_allclose([fit.a, fit.b], [res.params["a"].value, res.params["b"].value], rtol=1e-8)
-    np.testing.assert_allclose([fit.a_stderr, fit.b_stderr], [res.params["a"].stderr, res.params["b"].stderr],
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        [fit.a_stderr, fit.b_stderr], [res.params["a"].stderr, res.params["b"].stderr], rtol=1e-7
+    )
     assert fit.aic == pytest.approx(res.aic, rel=1e-9)
     assert fit.bic == pytest.approx(res.bic, rel=1e-9)
     assert fit.r2 == pytest.approx(res.rsquared, rel=1e-9)
@@ -62,8 +63,9 @@ def test_linear_form_equals_polyfit_and_ceiling_variance():
     fit = fit_law(H=H, R=R)
     cov = fit.covariance
     assert fit.ceiling == pytest.approx(fit.b - fit.a)
-    assert fit.ceiling_stderr ** 2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=1e-10)
+    assert fit.ceiling_stderr**2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=1e-10)
     from scipy import stats
+
     half = stats.t.ppf(0.975, fit.n - 2) * fit.ceiling_stderr
     assert fit.ceiling_ci == pytest.approx((fit.ceiling - half, fit.ceiling + half), rel=1e-10)
 
@@ -94,7 +96,7 @@ def test_vectorised_bootstrap_equals_refits_one_by_one():
         np.testing.assert_allclose(row, [-slope, intercept], rtol=1e-9, atol=1e-12)
     fit = fit_law(H=H, R=R, bootstrap=200, seed=1)
     again = fit_law(H=H, R=R, bootstrap=200, seed=1)
-    assert fit.bootstrap.ceiling_ci == again.bootstrap.ceiling_ci      # seeded
+    assert fit.bootstrap.ceiling_ci == again.bootstrap.ceiling_ci  # seeded
     assert fit.bootstrap.n_used == 200
     lo, hi = fit.bootstrap.ceiling_ci
     assert lo < fit.ceiling < hi
@@ -108,12 +110,12 @@ def test_exp_c_recovers_c_and_robust_loss_resists_outliers():
     assert fit.c == pytest.approx(0.7, abs=0.05) and fit.ceiling == pytest.approx(0.6, abs=0.02)
     assert abs(fit.c - 0.7) < 3 * fit.c_stderr and fit.c_ci[0] < fit.c < fit.c_ci[1] and fit.ok
     H, R, steps = synthetic(n=60, sigma=0.01, seed=8)
-    R[::10] += 0.5                                              # six gross outliers
+    R[::10] += 0.5  # six gross outliers
     ols = fit_law(H=H, R=R, steps=steps)
     robust = fit_law(H=H, R=R, steps=steps, loss="soft_l1")
     assert abs(robust.ceiling - 0.6) < 0.02 < abs(ols.ceiling - 0.6)
     assert "soft_l1" in robust.method and fit_law(H=H, R=R, loss="huber").a > 0
-    slow = fit_law(H=H, R=R, steps=steps, loss="soft_l1", bootstrap=20)   # per-resample refits
+    slow = fit_law(H=H, R=R, steps=steps, loss="soft_l1", bootstrap=20)  # per-resample refits
     assert slow.bootstrap.n_used == 20 and slow.bootstrap.ceiling_ci[0] < slow.ceiling < slow.bootstrap.ceiling_ci[1]
 
 
@@ -138,16 +140,19 @@ def test_several_runs_need_fit_runs_or_a_run_name():
         fit_law(df, run="z")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(H=[0.1, 0.2], R=[0.5, 0.4]), "only 2 point"),
-    (dict(H=[0.3] * 6, R=np.linspace(0, 1, 6)), "same entropy"),
-    (dict(H=[0.1, 0.2, np.nan, 0.4, np.inf], R=[0.5, 0.4, 0.3, np.nan, 0.1]), "3 of 5 points"),
-    (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4]), "differ in length"),
-    (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], form="cubic"), "unknown form"),
-    (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], loss="l2"), "unknown loss"),
-    (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], form="exp_c"), "at least 4"),
-    (dict(H=None, R=None), "nothing to fit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(H=[0.1, 0.2], R=[0.5, 0.4]), "only 2 point"),
+        (dict(H=[0.3] * 6, R=np.linspace(0, 1, 6)), "same entropy"),
+        (dict(H=[0.1, 0.2, np.nan, 0.4, np.inf], R=[0.5, 0.4, 0.3, np.nan, 0.1]), "3 of 5 points"),
+        (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4]), "differ in length"),
+        (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], form="cubic"), "unknown form"),
+        (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], loss="l2"), "unknown loss"),
+        (dict(H=[0.1, 0.2, 0.3], R=[0.5, 0.4, 0.3], form="exp_c"), "at least 4"),
+        (dict(H=None, R=None), "nothing to fit"),
+    ],
+)
 def test_unfittable_inputs_raise_fit_error(kwargs, match):
     with pytest.raises(FitError, match=match):
         fit_law(**kwargs)
@@ -208,12 +213,12 @@ def test_narrow_entropy_range_is_flagged():
 
 def test_autocorrelated_residuals_get_a_note_and_a_drift_beyond_the_noise_a_veto():
     H, R, steps = synthetic(n=40, sigma=0.001, seed=15)
-    drift = 0.01 * np.sin(np.linspace(0, np.pi, 40))               # slow drift: misfit over time
+    drift = 0.01 * np.sin(np.linspace(0, np.pi, 40))  # slow drift: misfit over time
     fit = fit_law(H=H, R=R + drift, steps=steps)
     assert any("Durbin-Watson" in w for w in fit.warnings)
     assert not fit.ok and any("within the noise of the score" in r for r in fit.reasons)  # 10x the noise
     H, R, steps = synthetic(n=40, sigma=0.01, seed=15)
-    fit = fit_law(H=H, R=R + 0.5 * drift, steps=steps)              # the same drift inside the noise
+    fit = fit_law(H=H, R=R + 0.5 * drift, steps=steps)  # the same drift inside the noise
     assert fit.ok and fit.noise.fits
 
 
@@ -224,13 +229,21 @@ def test_report_sections_and_json():
     H, R, steps = synthetic(seed=16)
     fit = fit_law(frame(H, R, steps), bootstrap=100)
     text = fit.report()
-    for section in ("[[Model]]", "[[Fit Statistics]]", "[[Variables]]", "[[Ceiling]]", "[[Verdict]]",
-                    "95% CI", "bootstrap (100 of 100 resamples)", "R(H=0) = b - a"):
+    for section in (
+        "[[Model]]",
+        "[[Fit Statistics]]",
+        "[[Variables]]",
+        "[[Ceiling]]",
+        "[[Verdict]]",
+        "95% CI",
+        "bootstrap (100 of 100 resamples)",
+        "R(H=0) = b - a",
+    ):
         assert section in text
     d = json.loads(json.dumps(fit.to_dict(), allow_nan=False))
     assert d["params"]["a"] == pytest.approx(fit.a) and d["bootstrap"]["n_resamples"] == 100
     assert d["ok"] is True and len(d["H"]) == fit.n and d["run"] == "run1"
-    noiseless = fit_law(H=H, R=1.2 - 0.6 * np.exp(H))           # RSS = 0: AIC stays finite, JSON stays valid
+    noiseless = fit_law(H=H, R=1.2 - 0.6 * np.exp(H))  # RSS = 0: AIC stays finite, JSON stays valid
     json.dumps(noiseless.to_dict(), allow_nan=False)
     assert "ceiling" in str(fit) and "R^2" in str(fit)
 

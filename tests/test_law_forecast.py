@@ -47,7 +47,7 @@ def test_noisy_forecast_numbers_equal_a_hand_computation():
     mask = s <= s.min() + 0.15 * (s.max() - s.min())
     err = by_hand(df, mask)
     assert fc.n_fit == mask.sum() and fc.n_heldout == (~mask).sum()
-    assert fc.rmse == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-10)
+    assert fc.rmse == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-10)
     assert fc.mae == pytest.approx(np.mean(np.abs(err)), rel=1e-10)
     assert fc.final_error == pytest.approx(err[-1], rel=1e-10)
     np.testing.assert_allclose(fc.predicted - fc.actual, err, rtol=1e-10)
@@ -63,18 +63,18 @@ def test_reverse_forecast_fits_the_last_fraction_and_scores_the_first_step():
     mask = s >= s.max() - 0.3 * (s.max() - s.min())
     err = by_hand(df, mask)
     assert fc.reverse and fc.n_fit == mask.sum()
-    assert fc.rmse == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-10)
-    assert fc.final_error == pytest.approx(err[0], rel=1e-10)     # farthest from the window: the first step
+    assert fc.rmse == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-10)
+    assert fc.final_error == pytest.approx(err[0], rel=1e-10)  # farthest from the window: the first step
     assert fc.fit.steps.min() >= fc.cutoff
 
 
 def test_first_steps_window_and_fallback_to_three_points():
-    df = run_points(sigma=0.01, seed=3)                           # steps 1, 5, 9, ...
-    fc = forecast(df, first_steps=36)                              # steps 1..36: 9 points
+    df = run_points(sigma=0.01, seed=3)  # steps 1, 5, 9, ...
+    fc = forecast(df, first_steps=36)  # steps 1..36: 9 points
     assert fc.n_fit == 9 and fc.fit.steps.max() == 33 and fc.fraction_label == "36 steps"
     fc = forecast(df, first_steps=36, reverse=True)
     assert fc.n_fit == 9 and fc.fit.steps.min() == df["step"].max() - 32
-    fc = forecast(df, fit_first=0.01)                              # one point in the window
+    fc = forecast(df, fit_first=0.01)  # one point in the window
     assert fc.n_fit == 3 and any("first 3 points" in w for w in fc.warnings)
     assert fc.fit.steps.tolist() == [1, 5, 9]
 
@@ -117,8 +117,9 @@ def test_shared_fit_same_law_vs_different_laws():
     rss_sep = sum(f.rss for f in shared.separate.values())
     f_hand = (shared.rss_shared - rss_sep) / 2 / (rss_sep / (len(same) - 4))
     assert shared.f_stat == pytest.approx(f_hand, rel=1e-10)
-    differ = pd.concat([run_points(sigma=0.02, seed=9, run="x"),
-                        run_points(a=0.5, b=1.0, sigma=0.02, seed=10, run="y")])
+    differ = pd.concat(
+        [run_points(sigma=0.02, seed=9, run="x"), run_points(a=0.5, b=1.0, sigma=0.02, seed=10, run="y")]
+    )
     shared = fit_shared(differ)
     assert shared.p_value < 1e-6 and not shared.same and shared.verdict.startswith("runs differ")
     assert shared.aic_separate < shared.aic_shared

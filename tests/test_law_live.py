@@ -59,12 +59,11 @@ def test_alarms_in_plain_words():
     rebound = alarms(None, [1.0, 0.6, 0.3, 0.2, 0.5])
     assert rebound == ["entropy rebounding: up from 0.2 to 0.5 nats (37% of its fall)"]
     broken = R.copy()
-    broken[-5:] -= 0.05                      # the last five scores fall away from the law
+    broken[-5:] -= 0.05  # the last five scores fall away from the law
     msgs = alarms(fit_law(H=H, R=broken, steps=steps), H, noise_sd=0.005)
     assert any(m.startswith("the law is breaking: the last 5 scores sit below the fit") for m in msgs)
-    flat_H = np.linspace(0.3, 0.002, 20)      # entropy almost exhausted: the score is at the ceiling
-    flat = fit_law(H=flat_H, R=1.0 - 0.3 * np.exp(flat_H) + np.random.default_rng(1).normal(0, 0.005, 20),
-                   steps=steps)
+    flat_H = np.linspace(0.3, 0.002, 20)  # entropy almost exhausted: the score is at the ceiling
+    flat = fit_law(H=flat_H, R=1.0 - 0.3 * np.exp(flat_H) + np.random.default_rng(1).normal(0, 0.005, 20), steps=steps)
     reached = alarms(flat, flat_H, noise_sd=0.01)
     assert any(m.startswith("ceiling reached within noise") for m in reached)
 
@@ -73,7 +72,7 @@ def test_live_law_is_the_trainers_hook():
     H, R, steps = run()
     live = LiveLaw(val_size=None)
     logged = [live.update(s, h, r) for s, h, r in zip(steps, H, R)]
-    assert logged[0] == {} and logged[1] == {}      # below 3 points: nothing to log
+    assert logged[0] == {} and logged[1] == {}  # below 3 points: nothing to log
     assert set(logged[2]) == set(LAW_KEYS)
     fit = fit_law(H=H, R=R, steps=steps)
     assert logged[-1]["law/ceiling"] == pytest.approx(fit.ceiling)
@@ -89,7 +88,9 @@ def test_forecast_history_replays_a_run():
     full = fit_law(H=H, R=R, steps=steps)
     assert history["ceiling"].iloc[-1] == pytest.approx(full.ceiling)
     assert (history["final_actual"] == R[-1]).all()
-    assert (history["ceiling_low"] <= history["ceiling"]).all() and (history["ceiling"] <= history["ceiling_high"]).all()
+    assert (history["ceiling_low"] <= history["ceiling"]).all() and (
+        history["ceiling"] <= history["ceiling_high"]
+    ).all()
     when = reliable_from(history, tol=0.02)
     assert when["ceiling_step"] is not None and 0 <= when["ceiling_share"] <= 1
     late = history["step"] >= when["ceiling_step"]

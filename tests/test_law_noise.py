@@ -9,16 +9,16 @@ import pytest
 from entropylab.law import NOISE_ALPHA, fit_law, noise_check, smoother_noise
 
 N_PROBLEMS = 500
-H = np.linspace(1.2, 0.15, 30)              # entropy falls over 30 validation points
+H = np.linspace(1.2, 0.15, 30)  # entropy falls over 30 validation points
 STEPS = np.arange(1, 31) * 10
 
 
 def the_law(h):
-    return 0.9 - 0.2 * np.exp(h)               # ceiling 0.7
+    return 0.9 - 0.2 * np.exp(h)  # ceiling 0.7
 
 
 def not_the_law(h):
-    return 0.25 + 0.5 / (1 + np.exp(-12 * (0.7 - h)))   # a sigmoid: flat at both ends, steep between
+    return 0.25 + 0.5 / (1 + np.exp(-12 * (0.7 - h)))  # a sigmoid: flat at both ends, steep between
 
 
 def verdicts(truth, *, reps: int, seed: int, val_size: int | None) -> tuple[float, float]:
@@ -36,7 +36,7 @@ def verdicts(truth, *, reps: int, seed: int, val_size: int | None) -> tuple[floa
 @pytest.mark.parametrize("val_size", [N_PROBLEMS, None], ids=["binomial", "smoother"])
 def test_law_true_is_ok_at_its_nominal_rate(val_size):
     ok, fits = verdicts(the_law, reps=300, seed=1, val_size=val_size)
-    nominal = 1 - NOISE_ALPHA                   # 0.99: 297 of 300 expected, sd about 1.7
+    nominal = 1 - NOISE_ALPHA  # 0.99: 297 of 300 expected, sd about 1.7
     assert abs(fits - nominal) <= 0.025 and ok == fits  # the other checks pass on these runs
 
 

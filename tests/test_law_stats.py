@@ -21,8 +21,11 @@ def test_exact_intervals_cover_the_truth_95_percent():
     reps = 400
     for _ in range(reps):
         fit = fit_law(H=(d := _draw(rng))[0], R=d[1])
-        hits += [fit.a_ci[0] <= A <= fit.a_ci[1], fit.b_ci[0] <= B <= fit.b_ci[1],
-                 fit.ceiling_ci[0] <= B - A <= fit.ceiling_ci[1]]
+        hits += [
+            fit.a_ci[0] <= A <= fit.a_ci[1],
+            fit.b_ci[0] <= B <= fit.b_ci[1],
+            fit.ceiling_ci[0] <= B - A <= fit.ceiling_ci[1],
+        ]
     coverage = hits / reps
     assert np.all((coverage >= 0.91) & (coverage <= 0.985)), coverage
 
@@ -46,12 +49,15 @@ def test_bootstrap_percentile_intervals_are_reasonably_calibrated():
         H, R = _draw(rng)
         fit = fit_law(H=H, R=R, bootstrap=400, seed=i)
         bs = fit.bootstrap
-        hits += [bs.a_ci[0] <= A <= bs.a_ci[1], bs.b_ci[0] <= B <= bs.b_ci[1],
-                 bs.ceiling_ci[0] <= B - A <= bs.ceiling_ci[1]]
+        hits += [
+            bs.a_ci[0] <= A <= bs.a_ci[1],
+            bs.b_ci[0] <= B <= bs.b_ci[1],
+            bs.ceiling_ci[0] <= B - A <= bs.ceiling_ci[1],
+        ]
         width_ratio.append((bs.ceiling_ci[1] - bs.ceiling_ci[0]) / (fit.ceiling_ci[1] - fit.ceiling_ci[0]))
     coverage = hits / reps
     assert np.all((coverage >= 0.85) & (coverage <= 0.99)), coverage
-    assert 0.8 < np.median(width_ratio) < 1.2                      # agrees with the exact interval under the model
+    assert 0.8 < np.median(width_ratio) < 1.2  # agrees with the exact interval under the model
 
 
 def test_shared_fit_f_test_rejects_about_five_percent_under_the_null():

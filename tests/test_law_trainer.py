@@ -11,9 +11,22 @@ from entropylab.rl.trainer import train
 
 
 def test_trainer_logs_the_law_at_each_validation(tiny_checkpoint, tmp_path):
-    overrides = [f"{k}={v}" for k, v in dict(model=str(tiny_checkpoint), steps=4, prompts_per_step=4, group_size=2,
-                                              max_new_tokens=12, val_every=1, val_problems=4, dump_every=0,
-                                              checkpoint_every=4, threads=1, lr=1e-2).items()]
+    overrides = [
+        f"{k}={v}"
+        for k, v in dict(
+            model=str(tiny_checkpoint),
+            steps=4,
+            prompts_per_step=4,
+            group_size=2,
+            max_new_tokens=12,
+            val_every=1,
+            val_problems=4,
+            dump_every=0,
+            checkpoint_every=4,
+            threads=1,
+            lr=1e-2,
+        ).items()
+    ]
     run = train(resolve_config("grpo", overrides=overrides), tmp_path / "run", progress=False)
     records = rundir.read_metrics(run)
     with_law = [r for r in records if "law/ceiling" in r]

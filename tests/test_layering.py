@@ -60,8 +60,12 @@ GRAPH = _graph()
 
 
 def _edges(pred) -> list[str]:
-    return [f"{where}: {unit or 'entropylab'} imports {mod}" for unit, imps in GRAPH.items()
-            for mod, _names, where in imps if pred(unit, mod)]
+    return [
+        f"{where}: {unit or 'entropylab'} imports {mod}"
+        for unit, imps in GRAPH.items()
+        for mod, _names, where in imps
+        if pred(unit, mod)
+    ]
 
 
 def _target(mod: str) -> str | None:
@@ -134,8 +138,11 @@ def _heavy_reached(module: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("unit", sorted(TORCH_FREE))
 def test_logs_law_and_plots_import_no_torch(unit):
-    mods = [_module_name(p) for p in sorted((PKG / unit).rglob("*.py"))] if (PKG / unit).is_dir() else [
-        f"entropylab.{unit}"]
+    mods = (
+        [_module_name(p) for p in sorted((PKG / unit).rglob("*.py"))]
+        if (PKG / unit).is_dir()
+        else [f"entropylab.{unit}"]
+    )
     bad = [f"{m}: {' -> '.join(chain)}" for m in mods for chain in _heavy_reached(m).values()]
     assert not bad, "\n".join(bad)
 
@@ -150,7 +157,7 @@ def test_units_form_no_circle():
         path.append(u)
         for v in sorted(edges.get(u, ())):
             if state.get(v) == 1:
-                return path[path.index(v):] + [v]
+                return path[path.index(v) :] + [v]
             if v not in state and (c := visit(v)):
                 return c
         state[u] = 2

@@ -31,8 +31,17 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert "no log given" in error([])
 
 
-@pytest.mark.parametrize("name, fmt", [("e.log", "auto"), ("e.log", "verl-console"), ("e.csv", "auto"),
-                                       ("e.jsonl", "jsonl"), ("trainer_state.json", "trl"), ("e.parquet", "auto")])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("e.log", "auto"),
+        ("e.log", "verl-console"),
+        ("e.csv", "auto"),
+        ("e.jsonl", "jsonl"),
+        ("trainer_state.json", "trl"),
+        ("e.parquet", "auto"),
+    ],
+)
 def test_empty_file(tmp_path: Path, name: str, fmt: str) -> None:
     path = tmp_path / name
     path.write_text("  \n\n")
@@ -66,8 +75,10 @@ def test_directory_without_logs(tmp_path: Path) -> None:
 
 def test_no_entropy_key_warns_then_points_raises(tmp_path: Path) -> None:
     path = tmp_path / "noent.log"
-    path.write_text("step:1 - critic/score/mean:0.1 - val/test_score/x:0.2 - actor/pg_loss:0.01\n"
-                    "step:2 - critic/score/mean:0.2 - val/test_score/x:0.3 - actor/pg_loss:0.02\n")
+    path.write_text(
+        "step:1 - critic/score/mean:0.1 - val/test_score/x:0.2 - actor/pg_loss:0.01\n"
+        "step:2 - critic/score/mean:0.2 - val/test_score/x:0.3 - actor/pg_loss:0.02\n"
+    )
     with pytest.warns(logs.LogWarning, match="no entropy key found"):
         df = logs.load(path)
     assert df["entropy"].isna().all() and len(df) == 2
@@ -148,15 +159,18 @@ def test_csv_without_step_column(tmp_path: Path) -> None:
 
 def test_nan_and_inf_values_are_dropped_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "n.log"
-    path.write_text("step:1 - actor/entropy:nan - critic/score/mean:0.1\n"
-                    "step:2 - actor/entropy:0.5 - critic/score/mean:inf\n"
-                    "step:3 - actor/entropy:np.float64(-inf) - critic/score/mean:0.3\n"
-                    "step:4 - actor/entropy:0.25 - critic/score/mean:0.4\n")
+    path.write_text(
+        "step:1 - actor/entropy:nan - critic/score/mean:0.1\n"
+        "step:2 - actor/entropy:0.5 - critic/score/mean:inf\n"
+        "step:3 - actor/entropy:np.float64(-inf) - critic/score/mean:0.3\n"
+        "step:4 - actor/entropy:0.25 - critic/score/mean:0.4\n"
+    )
     with pytest.warns(logs.LogWarning) as record:
         df = logs.load(path)
     msgs = [str(w.message) for w in record]
-    assert msgs == [f"{path}: 3 non-finite value(s) (nan/inf) dropped in 2 keys: actor/entropy (2), "
-                    "critic/score/mean (1)"]  # one line for the kind, not one per key
+    assert msgs == [
+        f"{path}: 3 non-finite value(s) (nan/inf) dropped in 2 keys: actor/entropy (2), critic/score/mean (1)"
+    ]  # one line for the kind, not one per key
     assert not np.isinf(df[["entropy", "reward"]].to_numpy()).any()
     assert logs.points(df)["step"].tolist() == [4]
 
@@ -165,13 +179,16 @@ def test_nan_and_inf_values_are_dropped_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(logs.LogWarning) as record:
         logs.load(csv)
     assert [str(w.message).split(": ", 1)[1] for w in record] == [
-        "3 non-finite value(s) (nan/inf) dropped in 2 keys: entropy (2), reward (1)"]
+        "3 non-finite value(s) (nan/inf) dropped in 2 keys: entropy (2), reward (1)"
+    ]
     jl = tmp_path / "n.jsonl"
     jl.write_text('{"step": 1, "entropy": NaN, "reward": null}\n{"step": 2, "entropy": Infinity}\n')
     with pytest.warns(logs.LogWarning) as record:
         assert logs.load(jl)["entropy"].isna().all()
     assert [str(w.message).split(": ", 1)[1] for w in record] == [
-        "key 'entropy': 2 non-finite value(s) (nan/inf) dropped", "entropy key 'entropy' has no finite value"]
+        "key 'entropy': 2 non-finite value(s) (nan/inf) dropped",
+        "entropy key 'entropy' has no finite value",
+    ]
 
 
 def test_jsonl_bad_lines(tmp_path: Path) -> None:
@@ -232,8 +249,10 @@ def test_run_names_errors() -> None:
 
 def test_initial_validation_after_training_is_ignored_with_warning(tmp_path: Path) -> None:
     path = tmp_path / "late.log"
-    path.write_text("step:1 - actor/entropy:0.5\n\"Initial validation metrics: {'test_score/x': 0.3}\"\n"
-                    "step:2 - actor/entropy:0.4\n")
+    path.write_text(
+        "step:1 - actor/entropy:0.5\n\"Initial validation metrics: {'test_score/x': 0.3}\"\n"
+        "step:2 - actor/entropy:0.4\n"
+    )
     with pytest.warns(logs.LogWarning, match="line 2: 'Initial validation metrics' after training started"):
         df = logs.load(path)
     assert "val/test_score/x" not in df.columns

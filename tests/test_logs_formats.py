@@ -34,13 +34,19 @@ def write_events(directory: Path, steps=range(1, 5), *, offset: float = 0.0, ten
 
     writer = EventFileWriter(str(directory))
     for s in steps:
-        values = [Summary.Value(tag="train/entropy", simple_value=1.0 - 0.125 * s + offset),
-                  Summary.Value(tag="train/reward", simple_value=0.125 * s)]
+        values = [
+            Summary.Value(tag="train/entropy", simple_value=1.0 - 0.125 * s + offset),
+            Summary.Value(tag="train/reward", simple_value=0.125 * s),
+        ]
         if s % 2 == 0:
             meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
-            value = (Summary.Value(tag="eval/reward", metadata=meta,
-                                   tensor=TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[0.25 * s]))
-                     if tensor_eval else Summary.Value(tag="eval/reward", simple_value=0.25 * s))
+            value = (
+                Summary.Value(
+                    tag="eval/reward", metadata=meta, tensor=TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[0.25 * s])
+                )
+                if tensor_eval
+                else Summary.Value(tag="eval/reward", simple_value=0.25 * s)
+            )
             values.append(value)
         writer.add_event(Event(step=s, wall_time=1000.0 + s, summary=Summary(value=values)))
     writer.close()
@@ -70,8 +76,10 @@ def test_verl_console_new_style() -> None:
     meta = df.attrs["entropylab"]["verl-console-new"]
     assert meta["entropy_key"] == "actor/entropy" and meta["reward_key"] == "critic/score/mean"
     assert meta["score"] == acc and meta["score_key"] == "val-core/openai/gsm8k/acc/mean@1"
-    assert meta["val_keys"] == {acc: "val-core/openai/gsm8k/acc/mean@1",
-                                "val/openai/gsm8k/reward/mean@1": "val-aux/openai/gsm8k/reward/mean@1"}
+    assert meta["val_keys"] == {
+        acc: "val-core/openai/gsm8k/acc/mean@1",
+        "val/openai/gsm8k/reward/mean@1": "val-aux/openai/gsm8k/reward/mean@1",
+    }
     assert len(meta["warnings"]) == 2
     pts = logs.points(df)
     assert pts[["step", "entropy", "score"]].values.tolist() == [[3, 0.7, 0.4], [6, 0.55, 0.5]]
@@ -79,10 +87,12 @@ def test_verl_console_new_style() -> None:
 
 def test_verl_console_variants(tmp_path: Path) -> None:
     """3-decimal and full-precision values, legacy keys, CRLF, a prefix-less line, bytes that are not UTF-8."""
-    text = (b"\x1b[2m\x1b[36m(main_task pid=926049)\x1b[0m step:1 - actor/entropy_loss:0.538 - "
-            b"critic/score/mean:0.031 - critic/rewards/mean:0.030 - val/test_score/openai/gsm8k:0.013\r\n"
-            b"junk \xff\xfe\x80 bytes step: not a metric\r\n"
-            b"step:2 - actor/entropy_loss:0.52345678901 - critic/score/mean:1e-3 - np_key:np.int64(3)\r\n")
+    text = (
+        b"\x1b[2m\x1b[36m(main_task pid=926049)\x1b[0m step:1 - actor/entropy_loss:0.538 - "
+        b"critic/score/mean:0.031 - critic/rewards/mean:0.030 - val/test_score/openai/gsm8k:0.013\r\n"
+        b"junk \xff\xfe\x80 bytes step: not a metric\r\n"
+        b"step:2 - actor/entropy_loss:0.52345678901 - critic/score/mean:1e-3 - np_key:np.int64(3)\r\n"
+    )
     path = tmp_path / "old.txt"
     path.write_bytes(text)
     df = logs.load(path)
@@ -149,8 +159,10 @@ def test_openrlhf_jsonl() -> None:
 
 def test_openrlhf_csv_format_forced(tmp_path: Path) -> None:
     path = tmp_path / "o.csv"
-    path.write_text("train/global_step,eval/global_step,train/reward,train/entropy_loss,eval/eval_math_pass1\n"
-                    "1,,0.1,1.1,\n,2,,,0.3\n2,,0.2,1.0,\n")
+    path.write_text(
+        "train/global_step,eval/global_step,train/reward,train/entropy_loss,eval/eval_math_pass1\n"
+        "1,,0.1,1.1,\n,2,,,0.3\n2,,0.2,1.0,\n"
+    )
     df = logs.load(path, format="openrlhf")
     assert df["step"].tolist() == [1, 2] and df["val/math_pass1"].tolist()[1] == 0.3
     assert logs.load(path).attrs["entropylab"]["o"]["format"] == "openrlhf"
@@ -174,8 +186,14 @@ def test_plain_csv_tsv_and_parquet(tmp_path: Path) -> None:
     tsv.write_text("step\tentropy\treward\n1\t0.5\t0.1\n")
     assert logs.load(tsv)["entropy"].tolist() == [0.5]
     pq = tmp_path / "p.parquet"
-    pd.DataFrame({"iteration": [3, 1, 2], "policy/entropy": [0.3, 0.5, 0.4], "rewards/mean": [0.3, 0.1, 0.2],
-                  "tag": ["a", "b", "c"]}).to_parquet(pq)
+    pd.DataFrame(
+        {
+            "iteration": [3, 1, 2],
+            "policy/entropy": [0.3, 0.5, 0.4],
+            "rewards/mean": [0.3, 0.1, 0.2],
+            "tag": ["a", "b", "c"],
+        }
+    ).to_parquet(pq)
     got = logs.load(pq)
     assert got["step"].tolist() == [1, 2, 3] and got["entropy"].tolist() == [0.5, 0.4, 0.3]
     meta = got.attrs["entropylab"]["p"]
@@ -226,11 +244,18 @@ def test_tensorboard_restart_and_subdirs(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- detection, several paths, names
 
 
-@pytest.mark.parametrize("name, fmt", [
-    ("verl-console-new.log", "verl-console"), ("verl-file-logger.jsonl", "verl-jsonl"), ("trl-run", "trl"),
-    ("openrlhf.jsonl", "openrlhf"), ("wandb-history.csv", "wandb"), ("plain.csv", "csv"),
-    ("entropylab-run", "entropylab"),
-])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("verl-console-new.log", "verl-console"),
+        ("verl-file-logger.jsonl", "verl-jsonl"),
+        ("trl-run", "trl"),
+        ("openrlhf.jsonl", "openrlhf"),
+        ("wandb-history.csv", "wandb"),
+        ("plain.csv", "csv"),
+        ("entropylab-run", "entropylab"),
+    ],
+)
 def test_auto_detection_and_forced_format_agree(name: str, fmt: str) -> None:
     auto = load_quiet(FIX / name)
     forced = load_quiet(FIX / name, format=fmt)
@@ -240,14 +265,20 @@ def test_auto_detection_and_forced_format_agree(name: str, fmt: str) -> None:
 
 def test_auto_detection_without_telling_extensions(tmp_path: Path) -> None:
     (tmp_path / "a.out").write_text('{"step": 1, "data": {"actor/entropy": 0.5}}\n')
-    (tmp_path / "b.json").write_text(json.dumps({"global_step": 1, "log_history": [{"step": 1, "entropy": 0.4}]},
-                                                indent=2))
+    (tmp_path / "b.json").write_text(
+        json.dumps({"global_step": 1, "log_history": [{"step": 1, "entropy": 0.4}]}, indent=2)
+    )
     (tmp_path / "c").write_text("step,entropy\n1,0.3\n")
     (tmp_path / "d.jsonl").write_text('{"step": 1, "entropy": 0.2}\n')
     (tmp_path / "e.jsonl").write_text('{"_step": 1, "train/entropy": 0.1}\n')
     got = {p.name: load_quiet(p).attrs["entropylab"] for p in sorted(tmp_path.iterdir())}
     assert {k: next(iter(v.values()))["format"] for k, v in got.items()} == {
-        "a.out": "verl-jsonl", "b.json": "trl", "c": "csv", "d.jsonl": "jsonl", "e.jsonl": "wandb"}
+        "a.out": "verl-jsonl",
+        "b.json": "trl",
+        "c": "csv",
+        "d.jsonl": "jsonl",
+        "e.jsonl": "wandb",
+    }
 
 
 def test_several_paths_and_unique_names(tmp_path: Path) -> None:
@@ -295,8 +326,9 @@ def test_overrides_take_original_or_canonical_keys() -> None:
     by_orig = load_quiet(path, score_key="val-aux/openai/gsm8k/reward/mean@1")
     for frame in (by_canon, by_orig):
         assert frame.attrs["entropylab"]["verl-console-new"]["score"] == "val/openai/gsm8k/reward/mean@1"
-    assert load_quiet(path, score_key="reward").attrs["entropylab"]["verl-console-new"]["score_key"] == \
-        "critic/score/mean"
+    assert (
+        load_quiet(path, score_key="reward").attrs["entropylab"]["verl-console-new"]["score_key"] == "critic/score/mean"
+    )
 
 
 def test_points_score_argument_accepts_original_keys() -> None:
@@ -315,22 +347,43 @@ def test_alias_table() -> None:
     assert canon("eval_reward") == "val/reward" and canon("eval/reward") == "val/reward"
     assert canon("eval/eval_aime_pass1") == "val/aime_pass1"
     assert canon("actor/entropy") == "actor/entropy"
-    tiers = [aliases.score_tier(k) for k in ("val-core/x/acc/mean@1", "val-core/x/reward/mean@1",
-                                             "test_score/x", "val/acc", "eval_reward", "eval/eval_x_pass1")]
+    tiers = [
+        aliases.score_tier(k)
+        for k in (
+            "val-core/x/acc/mean@1",
+            "val-core/x/reward/mean@1",
+            "test_score/x",
+            "val/acc",
+            "eval_reward",
+            "eval/eval_x_pass1",
+        )
+    ]
     assert tiers == sorted(tiers)
     for key in ("eval_runtime", "eval_samples_per_second", "eval_loss", "eval_entropy", "val-aux/x/reward/std@4"):
         assert aliases.score_tier(key) is None
     assert aliases.score_tier("critic/score/mean") is None
     assert aliases.ENTROPY_KEYS[:3] == ("actor/entropy", "actor/entropy_loss", "entropy")
     assert aliases.REWARD_KEYS[0] == "critic/score/mean"
-    assert logs.FORMATS == ("verl-console", "verl-jsonl", "trl", "openrlhf", "tensorboard", "wandb", "csv", "jsonl",
-                            "parquet", "entropylab")
+    assert logs.FORMATS == (
+        "verl-console",
+        "verl-jsonl",
+        "trl",
+        "openrlhf",
+        "tensorboard",
+        "wandb",
+        "csv",
+        "jsonl",
+        "parquet",
+        "entropylab",
+    )
 
 
 def test_score_priority_val_core_acc_first(tmp_path: Path) -> None:
     path = tmp_path / "v.log"
-    path.write_text("step:1 - actor/entropy:0.5 - val/test_score/a:0.1 - val-core/a/reward/mean@1:0.2 - "
-                    "val-core/a/acc/mean@1:0.3 - critic/score/mean:0.4\n")
+    path.write_text(
+        "step:1 - actor/entropy:0.5 - val/test_score/a:0.1 - val-core/a/reward/mean@1:0.2 - "
+        "val-core/a/acc/mean@1:0.3 - critic/score/mean:0.4\n"
+    )
     df = logs.load(path)
     assert df.attrs["entropylab"]["v"]["score"] == "val/a/acc/mean@1"
     assert list(df.columns[4:7]) == ["val/a/acc/mean@1", "val/a/reward/mean@1", "val/test_score/a"]

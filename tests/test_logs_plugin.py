@@ -21,7 +21,7 @@ LINES = "step=1 entropy=0.9 reward=0.2\nstep=2 entropy=0.7 reward=0.4\nstep=3 en
 
 def _readme_example() -> str:
     text = README.read_text()
-    section = text[text.index("**How to add a log format.**"):]
+    section = text[text.index("**How to add a log format.**") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -61,7 +61,9 @@ def test_the_readme_example_adds_a_format_that_load_and_watch_read(plugin, tmp_p
 
 
 def test_a_format_from_a_temporary_module_is_one_file_and_found_in_a_folder(plugin, tmp_path: Path) -> None:
-    plugin("tinyfmt", '''
+    plugin(
+        "tinyfmt",
+        """
 from entropylab.logs import LogFormat, register_format
 from entropylab.logs.tabular import JsonLinesParser
 
@@ -76,7 +78,8 @@ def read(path, fmt, *, step_key=None, run_key=None):
 
 register_format(LogFormat(name="tiny", read=read, match_name=lambda p: p.suffix == ".tiny", suffixes=(".tiny",),
                           step_keys=("iteration",)))
-''')
+""",
+    )
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "a.tiny").write_text("1;0.8;0.1\n2;0.6;0.3\n")

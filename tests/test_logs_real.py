@@ -49,8 +49,14 @@ def test_real_log_counts_and_values(log_dir: Path, name: str) -> None:
     # The real logs read without a warning. The gemma log ends inside its last line (no newline), as a log
     # still being written does: that line's last value may be cut mid-number and is left out, with a note
     # (normal input, not a warning).
-    torn = [f"{log_dir / name}: the last line has no newline (a log still being written?): its last value, "
-            "possibly cut mid-number, left out"] if name == GEMMA else []
+    torn = (
+        [
+            f"{log_dir / name}: the last line has no newline (a log still being written?): its last value, "
+            "possibly cut mid-number, left out"
+        ]
+        if name == GEMMA
+        else []
+    )
     assert [str(w.message) for w in record] == []
     assert df.attrs["entropylab"][name.removesuffix(".log")]["notes"] == torn
     assert list(df.columns[:5]) == ["run", "step", "entropy", "reward", SCORE]

@@ -41,8 +41,9 @@ def test_jsonl_with_grpo_step_and_row_kinds() -> None:
     assert "grpo_step" not in df.columns
     assert "val/accuracy" in df.columns  # `accuracy` in rows of type eval is a validation metric
     assert df["val/accuracy"].notna().sum() == 12 and df["entropy"].notna().sum() == 24
-    assert msgs == [] and notes_of(df) == [f"{REAL / 'grpo-step.jsonl'}: the last line has no newline (a log "
-                                           "still being written?): skipped"]  # the torn end: a note, no warning
+    assert msgs == [] and notes_of(df) == [
+        f"{REAL / 'grpo-step.jsonl'}: the last line has no newline (a log still being written?): skipped"
+    ]  # the torn end: a note, no warning
     assert len(logs.points(df)) == 12
     # --step-key picks the field when the names are unusual
     custom = REAL.parent / "custom-step.jsonl"
@@ -97,8 +98,9 @@ def test_bare_json_list_still_being_written(tmp_path: Path) -> None:
     path.write_text(text[: text.index('"step": 7') + 4])  # cut inside the record of step 7, no closing bracket
     df, msgs = load_recorded(path)
     assert df["step"].tolist() == list(range(1, 7)) and msgs == []
-    assert notes_of(df) == [f"{path}: the list of records ends inside a record (still being written?): the torn "
-                            "record skipped"]
+    assert notes_of(df) == [
+        f"{path}: the list of records ends inside a record (still being written?): the torn record skipped"
+    ]
 
 
 def test_wandb_cut_verl_lines_choose_the_score_with_points() -> None:
@@ -128,8 +130,10 @@ def test_tensorboard_nan_in_many_keys_is_one_warning(tmp_path: Path) -> None:
     writer.close()
     df, msgs = load_recorded(tmp_path)
     assert len(df) == 5
-    assert msgs == [f"{tmp_path}: 20 non-finite value(s) (nan/inf) dropped in 20 keys: train/k0 (1), train/k1 (1), "
-                    "train/k2 (1) and 17 more"]
+    assert msgs == [
+        f"{tmp_path}: 20 non-finite value(s) (nan/inf) dropped in 20 keys: train/k0 (1), train/k1 (1), "
+        "train/k2 (1) and 17 more"
+    ]
 
 
 def test_deepseek_like_low_variance_run_is_judged_by_its_noise() -> None:
@@ -166,17 +170,20 @@ def test_verl_console_cut_at_any_byte_never_crashes(tmp_path: Path, cut: int) ->
     whole = logs.load(REF)
     common = df.columns.intersection(whole.columns).drop("run")
     n = len(df) - 1  # every complete line reads exactly as in the whole file
-    pd.testing.assert_frame_equal(df[common].iloc[:n].reset_index(drop=True),
-                                  whole[common].iloc[:n].reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        df[common].iloc[:n].reset_index(drop=True), whole[common].iloc[:n].reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_verl_console_line_cut_mid_value_and_joined(tmp_path: Path) -> None:
     path = tmp_path / "run.log"
-    path.write_text("step:1 - actor/entropy:0.9 - critic/score/mean:0.1\n"
-                    "step:2 - actor/entropy:0.8 - critic/score/mean:0.2 -\n"          # cut after a separator
-                    "step:3 - actor/entropy:0.7 - critic/score/mean:0.3 - critic/sc\n"  # cut inside a key
-                    "step:4 - actor/entropy:0.6 - critic/score/mean:0.4 5 - x:1\n"     # junk joined to a value
-                    "step:5 - actor/entropy:0.5 - critic/score/mean:0.")
+    path.write_text(
+        "step:1 - actor/entropy:0.9 - critic/score/mean:0.1\n"
+        "step:2 - actor/entropy:0.8 - critic/score/mean:0.2 -\n"  # cut after a separator
+        "step:3 - actor/entropy:0.7 - critic/score/mean:0.3 - critic/sc\n"  # cut inside a key
+        "step:4 - actor/entropy:0.6 - critic/score/mean:0.4 5 - x:1\n"  # junk joined to a value
+        "step:5 - actor/entropy:0.5 - critic/score/mean:0."
+    )
     df, msgs = load_recorded(path)
     assert df["step"].tolist() == [1, 2, 3, 4, 5]
     assert df["entropy"].tolist() == [0.9, 0.8, 0.7, 0.6, 0.5]
@@ -219,9 +226,11 @@ def test_rollout_rows_and_kind_keys(tmp_path: Path) -> None:
     assert kind_key("train", "reward") == "reward" and kind_key("Rollout", "reward") == "rollout/reward"
     assert kind_key("fast", "reward") == "reward"  # a `mode` that is a setting, not a kind of row
     path = tmp_path / "kinds.jsonl"
-    path.write_text('{"step": 1, "split": "rollout", "reward": 0.1, "entropy": 0.9}\n'
-                    '{"step": 1, "split": "train", "reward": 0.5}\n'
-                    '{"step": 1, "split": "test", "reward": 0.3}\n')
+    path.write_text(
+        '{"step": 1, "split": "rollout", "reward": 0.1, "entropy": 0.9}\n'
+        '{"step": 1, "split": "train", "reward": 0.5}\n'
+        '{"step": 1, "split": "test", "reward": 0.3}\n'
+    )
     df, msgs = load_recorded(path)
     assert msgs == []  # three kinds of "reward" at one step: three metrics, not a restart
     row = df.iloc[0]

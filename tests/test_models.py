@@ -98,12 +98,41 @@ def test_tiny_config_size_and_save_load(tok, tiny_model, tmp_path):
 
 def test_save_checkpoint_then_load_model(tiny_model, tok, tmp_path):
     task = get_task("arith")
-    metrics = {"n_problems": 2, "n_samples": 2, "pass@1": 0.25, "pass@2": 0.5, "mean_length": 9.5, "frac_finished": 1.0,
-               **{f"entropy_{k}": 0.1 for k in ("p50", "p80", "p95", "frac_below_0.01", "mean")}}
-    params = dict(task="arith", steps=3, batch_size=4, seq_len=32, lr=1e-3, seed=0, error_rate=0.5, clean_steps=2,
-                  easy_share=0.3, init="scratch", difficulty=None, hidden_size=32, num_layers=1, threads=1)
-    result = dict(params=params, metrics=metrics, n_params=n_params(tiny_model), train_seconds=1.5, final_loss=2.5,
-                  initial_loss=4.0, train_tokens=123, machine={})
+    metrics = {
+        "n_problems": 2,
+        "n_samples": 2,
+        "pass@1": 0.25,
+        "pass@2": 0.5,
+        "mean_length": 9.5,
+        "frac_finished": 1.0,
+        **{f"entropy_{k}": 0.1 for k in ("p50", "p80", "p95", "frac_below_0.01", "mean")},
+    }
+    params = dict(
+        task="arith",
+        steps=3,
+        batch_size=4,
+        seq_len=32,
+        lr=1e-3,
+        seed=0,
+        error_rate=0.5,
+        clean_steps=2,
+        easy_share=0.3,
+        init="scratch",
+        difficulty=None,
+        hidden_size=32,
+        num_layers=1,
+        threads=1,
+    )
+    result = dict(
+        params=params,
+        metrics=metrics,
+        n_params=n_params(tiny_model),
+        train_seconds=1.5,
+        final_loss=2.5,
+        initial_loss=4.0,
+        train_tokens=123,
+        machine={},
+    )
     out = save_checkpoint(tiny_model, tok, tmp_path / "ck", task, result)
     model, tok2 = load_model(out)
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), model.parameters()))
@@ -170,18 +199,49 @@ def test_shipped_checkpoints_load_and_talk(name, monkeypatch):
 
 def test_short_pretraining_lowers_loss(tmp_path):
     out = tmp_path / "ck"
-    res = pretrain("arith", out, steps=60, batch_size=16, seq_len=96, lr=3e-3, hidden_size=64, num_layers=2,
-                   eval_problems=4, eval_samples=4, progress=False)
+    res = pretrain(
+        "arith",
+        out,
+        steps=60,
+        batch_size=16,
+        seq_len=96,
+        lr=3e-3,
+        hidden_size=64,
+        num_layers=2,
+        eval_problems=4,
+        eval_samples=4,
+        progress=False,
+    )
     assert res["final_loss"] < 0.6 * res["initial_loss"]
     for f in ("config.json", "model.safetensors", "tokenizer.json", "model_card.md", "entropylab.json"):
         assert (out / f).is_file(), f
     manifest = json.loads((out / "entropylab.json").read_text())
     assert manifest["task"] == "arith" and "pass@1" in manifest["metrics"]
     assert "entropylab pretrain --task arith" in (out / "model_card.md").read_text()
-    again = pretrain("arith", tmp_path / "ck2", steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
-                     eval_problems=2, eval_samples=2, progress=False)
-    twice = pretrain("arith", tmp_path / "ck3", steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
-                     eval_problems=2, eval_samples=2, progress=False)
+    again = pretrain(
+        "arith",
+        tmp_path / "ck2",
+        steps=3,
+        batch_size=4,
+        seq_len=32,
+        hidden_size=32,
+        num_layers=1,
+        eval_problems=2,
+        eval_samples=2,
+        progress=False,
+    )
+    twice = pretrain(
+        "arith",
+        tmp_path / "ck3",
+        steps=3,
+        batch_size=4,
+        seq_len=32,
+        hidden_size=32,
+        num_layers=1,
+        eval_problems=2,
+        eval_samples=2,
+        progress=False,
+    )
     assert again["loss_curve"] == twice["loss_curve"]  # seeded and reproducible
 
 
@@ -223,8 +283,19 @@ def test_arith_recipe_reaches_the_targets(tmp_path):
 
 def test_ladder_card_describes_its_routes(tmp_path):
     """A task that chooses routes: the card says what its documents hold and which routes the model took."""
-    res = pretrain("ladder", tmp_path / "ck", steps=3, batch_size=4, seq_len=64, hidden_size=32, num_layers=1,
-                   init="scratch", eval_problems=2, eval_samples=2, progress=False)
+    res = pretrain(
+        "ladder",
+        tmp_path / "ck",
+        steps=3,
+        batch_size=4,
+        seq_len=64,
+        hidden_size=32,
+        num_layers=1,
+        init="scratch",
+        eval_problems=2,
+        eval_samples=2,
+        progress=False,
+    )
     card = (tmp_path / "ck" / "model_card.md").read_text()
     assert "fast 55% (right on 40% of problems)" in card and "routes taken (share, accuracy)" in card
     shares = [v for k, v in res["metrics"].items() if k.startswith("route_share/")]

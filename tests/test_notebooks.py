@@ -12,16 +12,24 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted(p for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")
-                   if p.name != "token_entropy_explorer.ipynb")
+NOTEBOOKS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")
+    if p.name != "token_entropy_explorer.ipynb"
+)
 #: Small values for the parameters a notebook declares (only the ones it declares are passed).
 SMALL = dict(SCALE="quick", N_PROFILES=8, BOOTSTRAP=20, WORKERS=2)
 
 
 def _parameters(nb) -> set[str]:
     code = next(c for c in nb.cells if c.cell_type == "code")
-    return {t.id for node in ast.parse(code.source).body if isinstance(node, ast.Assign) for t in node.targets
-            if isinstance(t, ast.Name)}
+    return {
+        t.id
+        for node in ast.parse(code.source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
 
 
 def test_every_notebook_is_named_in_the_readme():
@@ -50,8 +58,9 @@ def test_notebook_executes(path, tmp_path, shared_runs_dir):
     declared = _parameters(nbformat.read(path, as_version=4))
     params = {k: v for k, v in {**SMALL, "RUNS_DIR": str(shared_runs_dir)}.items() if k in declared}
     out = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent),
-                               progress_bar=False, parameters=params)
+    papermill.execute_notebook(
+        str(path), str(out), kernel_name="python3", cwd=str(path.parent), progress_bar=False, parameters=params
+    )
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -17,8 +17,15 @@ def runs(seeds: int) -> pd.DataFrame:
     for preset, drop in (("grpo", 0.9), ("clip_cov", 0.3)):
         for s in range(seeds):
             for step in range(0, 11):
-                rows.append({"preset": preset, "seed": s, "step": step, "entropy": 1.0 - drop * step / 10 + 0.01 * s,
-                             "val/acc": 0.2 + 0.02 * step + 0.03 * s if step % 5 == 0 else np.nan})
+                rows.append(
+                    {
+                        "preset": preset,
+                        "seed": s,
+                        "step": step,
+                        "entropy": 1.0 - drop * step / 10 + 0.01 * s,
+                        "val/acc": 0.2 + 0.02 * step + 0.03 * s if step % 5 == 0 else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

@@ -27,8 +27,9 @@ class FakeClock:
         self.now += self.cost[precision]
 
 
-@pytest.mark.parametrize("cost, fastest", [({"float32": 0.4, "bfloat16": 3.0}, "float32"),
-                                           ({"float32": 0.4, "bfloat16": 0.1}, "bfloat16")])
+@pytest.mark.parametrize(
+    "cost, fastest", [({"float32": 0.4, "bfloat16": 3.0}, "float32"), ({"float32": 0.4, "bfloat16": 0.1}, "bfloat16")]
+)
 def test_probe_keeps_the_faster_precision(monkeypatch, cost, fastest):
     clock = FakeClock(cost)
     monkeypatch.setattr(prec.time, "perf_counter", clock)
@@ -70,8 +71,17 @@ def test_model_step_leaves_the_weights_and_gradients_alone(tiny_model):
 def test_pretrain_records_its_precision_and_both_precisions_learn(tmp_path):
     """The same short recipe in float32 and in bf16 autocast: both lower the loss alike, and the manifest,
     the card and the reproduce command name the precision used."""
-    kw = dict(steps=40, batch_size=16, seq_len=96, lr=3e-3, hidden_size=64, num_layers=2, eval_problems=2,
-              eval_samples=2, progress=False)
+    kw = dict(
+        steps=40,
+        batch_size=16,
+        seq_len=96,
+        lr=3e-3,
+        hidden_size=64,
+        num_layers=2,
+        eval_problems=2,
+        eval_samples=2,
+        progress=False,
+    )
     runs = {p: pretrain("arith", tmp_path / p, precision=p, **kw) for p in prec.PRECISIONS}
     for p, res in runs.items():
         assert res["params"]["precision"] == p
@@ -82,8 +92,18 @@ def test_pretrain_records_its_precision_and_both_precisions_learn(tmp_path):
         assert f"| precision | {p} |" in (tmp_path / p / "model_card.md").read_text()
     f32, b16 = (runs[p]["loss_curve"] for p in prec.PRECISIONS)
     assert abs(f32[-1] - b16[-1]) < 0.15 * f32[-1] + 0.05  # same curve up to rounding
-    auto = pretrain("arith", tmp_path / "auto", steps=2, batch_size=4, seq_len=32, hidden_size=32, num_layers=1,
-                    eval_problems=1, eval_samples=1, progress=False)
+    auto = pretrain(
+        "arith",
+        tmp_path / "auto",
+        steps=2,
+        batch_size=4,
+        seq_len=32,
+        hidden_size=32,
+        num_layers=1,
+        eval_problems=1,
+        eval_samples=1,
+        progress=False,
+    )
     machine = auto["machine"]
     assert machine["precision_requested"] == "auto" and auto["params"]["precision"] in prec.PRECISIONS
     assert set(machine["precision_probe_seconds"]) == set(prec.PRECISIONS)

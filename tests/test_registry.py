@@ -65,8 +65,9 @@ def test_losses_and_advantages_refuse_a_second_function_under_a_taken_name() -> 
     assert POLICY_LOSSES.get("vanilla") is vanilla_policy_loss
     with pytest.raises(ConfigError, match="advantage estimator 'grpo' is already registered"):
         register_advantage_estimator("grpo")(lambda *a, **k: None)
-    with pytest.raises(ConfigError, match="advantage: unknown advantage estimator 'gae'; known advantage "
-                                          "estimators: grpo, rloo"):
+    with pytest.raises(
+        ConfigError, match="advantage: unknown advantage estimator 'gae'; known advantage estimators: grpo, rloo"
+    ):
         get_advantage_estimator("gae")
     assert {"grpo", "rloo"} <= set(ADVANTAGE_ESTIMATORS)
 
@@ -86,7 +87,9 @@ def test_samplers_refuse_a_duplicate_instead_of_replacing() -> None:
 
     register_sampler("mine", mine, "a test sampler")
     try:
-        assert get_sampler("mine") is mine and list_samplers()[-1] == "mine" and DESCRIPTIONS["mine"] == "a test sampler"
+        assert (
+            get_sampler("mine") is mine and list_samplers()[-1] == "mine" and DESCRIPTIONS["mine"] == "a test sampler"
+        )
     finally:
         SAMPLERS.unregister("mine")
         DESCRIPTIONS.pop("mine")
@@ -102,8 +105,10 @@ def test_cli_choices_come_from_the_registries() -> None:
     parser = build_parser()
     assert list(_action(parser, "sample", "--method").choices) == SAMPLERS.names()
     for command in ("ingest", "fit", "watch"):
-        assert list(_action(parser, command, "--format").choices) == ["auto", *sorted(
-            LOG_FORMATS, key=lambda n: (LOG_FORMATS[n].rank, n))]
+        assert list(_action(parser, command, "--format").choices) == [
+            "auto",
+            *sorted(LOG_FORMATS, key=lambda n: (LOG_FORMATS[n].rank, n)),
+        ]
     with pytest.raises(SystemExit):
         parser.parse_args(["sample", "--method", "beam"])
     assert parser.parse_args(["sample", "--method", "smc"]).method == "smc"

@@ -16,8 +16,14 @@ def test_report_inlines_figures_and_escapes_text(tmp_path):
     ax.plot([0, 1], [1, 0])
     png = [p for p in save_figure(fig, tmp_path / "fig") if p.suffix == ".png"][0]
     report = Report("title <x>", intro="intro & more")
-    report.add("Section", "what it shows", figures=[png], tables=[pd.DataFrame({"a": [1.5], "b": ["x"]})],
-               text=["<pre-text>"], notes=["careful"])
+    report.add(
+        "Section",
+        "what it shows",
+        figures=[png],
+        tables=[pd.DataFrame({"a": [1.5], "b": ["x"]})],
+        text=["<pre-text>"],
+        notes=["careful"],
+    )
     html = report.write(tmp_path / "r.html").read_text()
     assert "title &lt;x&gt;" in html and "intro &amp; more" in html and "&lt;pre-text&gt;" in html
     data = html.split("data:image/png;base64,")[1].split("'")[0]

@@ -31,8 +31,9 @@ MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
 
 
 def close(a, b, tol=1e-6):
-    return torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32),
-                          atol=tol, rtol=0)
+    return torch.allclose(
+        torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32), atol=tol, rtol=0
+    )
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -90,7 +91,8 @@ def test_token_covariance_by_hand_and_center_helpers():
     assert covariance_center(CC_LOGP, CC_ADV, CC_MASK) == pytest.approx((0.0, -1.0))
     # summing the sums of two halves (what an all-reduce does) gives the centre of the whole
     halves = covariance_sums(CC_LOGP[:, :2], CC_ADV[:, :2], CC_MASK[:, :2]) + covariance_sums(
-        CC_LOGP[:, 2:], CC_ADV[:, 2:], CC_MASK[:, 2:])
+        CC_LOGP[:, 2:], CC_ADV[:, 2:], CC_MASK[:, 2:]
+    )
     assert center_from_sums(halves) == pytest.approx((0.0, -1.0))
     padded = token_covariance(torch.tensor([[0.0, 5.0]]), torch.tensor([[1.0, 9.0]]), torch.tensor([[1, 0]]))
     assert close(padded, [[0.0, 0.0]])
@@ -104,8 +106,9 @@ def test_clip_cov_by_hand():
     assert len(zeroed) == 1 and zeroed[0] in (0, 3)
     assert m["clip_cov_frac"] == pytest.approx(0.25) and m["pg_clipfrac"] == 0.0
     # r = 0.5: n = 2 -> both candidates zeroed; the rest keep -A * 1
-    loss, m = clip_cov_policy_loss(CC_LOGP, CC_LOGP, CC_ADV, CC_MASK, LossOptions(policy_loss="clip_cov",
-                                   clip_cov_ratio=0.5), generator=gen)
+    loss, m = clip_cov_policy_loss(
+        CC_LOGP, CC_LOGP, CC_ADV, CC_MASK, LossOptions(policy_loss="clip_cov", clip_cov_ratio=0.5), generator=gen
+    )
     assert close(loss, [[0.0, -2.0, 2.0, 0.0]]) and m["clip_cov_frac"] == pytest.approx(0.5)
 
 
@@ -322,8 +325,9 @@ def test_selected_vs_all_normalisation():
     assert float(sel) == pytest.approx(9 / 3) and float(alls) == pytest.approx(9 / 4)
     assert float(alls) == pytest.approx(float(sel) * 3 / 4)  # scaled by the selected fraction
     assert float(aggregate(LOSS, AGG_MASK, "seq-mean-token-mean", selected=SELECTED)) == pytest.approx(3.25)
-    assert float(aggregate(LOSS, AGG_MASK, "seq-mean-token-mean", selected=SELECTED,
-                           normalise="all")) == pytest.approx((5 / 3 + 4) / 2)
+    assert float(aggregate(LOSS, AGG_MASK, "seq-mean-token-mean", selected=SELECTED, normalise="all")) == pytest.approx(
+        (5 / 3 + 4) / 2
+    )
     nothing = aggregate(LOSS, AGG_MASK, "token-mean", selected=torch.zeros(2, 3, dtype=torch.bool))
     assert float(nothing) == 0.0
 
@@ -363,8 +367,7 @@ def test_compute_policy_loss_plain_matches_aggregate_and_entropy_is_over_all_tok
     h = torch.rand(mask.shape)
     for name in ("vanilla", "clip_cov", "kl_cov"):
         opts = LossOptions(policy_loss=name, loss_agg_mode="seq-mean-token-mean", entropy_mask="bottom")
-        loss, m = compute_policy_loss(logp, old, adv, mask, opts, entropy=h,
-                                      generator=torch.Generator().manual_seed(0))
+        loss, m = compute_policy_loss(logp, old, adv, mask, opts, entropy=h, generator=torch.Generator().manual_seed(0))
         per_token, _ = get_policy_loss(name)(logp, old, adv, mask, opts, generator=torch.Generator().manual_seed(0))
         sel = entropy_mask(h, mask, 0.2, keep="bottom")
         assert float(loss) == pytest.approx(float(aggregate(per_token, mask, "seq-mean-token-mean", selected=sel)))
@@ -429,9 +432,18 @@ def test_loss_options_validation_names_the_field(field, value):
 
 def test_loss_options_defaults():
     opts = LossOptions()
-    assert (opts.policy_loss, opts.clip_ratio_low, opts.clip_ratio_high, opts.clip_ratio_c) == ("vanilla", 0.2, 0.2, 3.0)
+    assert (opts.policy_loss, opts.clip_ratio_low, opts.clip_ratio_high, opts.clip_ratio_c) == (
+        "vanilla",
+        0.2,
+        0.2,
+        3.0,
+    )
     assert (opts.clip_cov_ratio, opts.clip_cov_lb, opts.clip_cov_ub) == (2e-4, 1.0, 5.0)
     assert (opts.kl_cov_ratio, opts.kl_cov_coef) == (2e-3, 1.0)
-    assert (opts.loss_agg_mode, opts.entropy_mask, opts.rho, opts.mask_normalise) == ("token-mean", None, 0.2,
-                                                                                      "selected")
+    assert (opts.loss_agg_mode, opts.entropy_mask, opts.rho, opts.mask_normalise) == (
+        "token-mean",
+        None,
+        0.2,
+        "selected",
+    )
     LossOptions(policy_loss="clip_cov", clip_ratio_low=1.0, clip_ratio_high=1.0, clip_ratio_c=None)  # paper window

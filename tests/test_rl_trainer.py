@@ -28,8 +28,19 @@ TIMING = {"tokens_per_s", "rollout_s", "step_s", "time_s"}
 
 
 def small(model: Path, **extra) -> list[str]:
-    values = dict(model=str(model), steps=5, prompts_per_step=4, group_size=2, max_new_tokens=12, val_every=2,
-                  val_problems=4, dump_every=2, checkpoint_every=2, threads=1, **{"loss.entropy_coef": 0.05})
+    values = dict(
+        model=str(model),
+        steps=5,
+        prompts_per_step=4,
+        group_size=2,
+        max_new_tokens=12,
+        val_every=2,
+        val_problems=4,
+        dump_every=2,
+        checkpoint_every=2,
+        threads=1,
+        **{"loss.entropy_coef": 0.05},
+    )
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
 
@@ -45,8 +56,20 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     rows = metrics(run)
     assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 5]
     assert "val/acc" in rows[0] and "entropy" not in rows[0]  # step 0: validation before any rollout
-    for key in ("entropy", "reward", "reward_std", "accuracy", "response_length", "actor/pg_clipfrac",
-                "actor/mask_selected_frac", "cov/mean", "cov/top0.2%", "grad_norm", "lr", "updates"):
+    for key in (
+        "entropy",
+        "reward",
+        "reward_std",
+        "accuracy",
+        "response_length",
+        "actor/pg_clipfrac",
+        "actor/mask_selected_frac",
+        "cov/mean",
+        "cov/top0.2%",
+        "grad_norm",
+        "lr",
+        "updates",
+    ):
         assert key in rows[1], key
     assert rows[1]["updates"] == 2  # two mini-batches, one epoch
     assert "val/acc_greedy" in rows[2] and "val/acc" not in rows[1]
@@ -70,8 +93,11 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
 def test_route_shares_are_logged_for_a_task_with_routes(tiny_checkpoint, tmp_path):
     """On `ladder` every step logs the share of each route among its rollouts (and validation); a random
     model names no route, so all of it is `none`. Not `val/` keys, so never taken for a score."""
-    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, task="ladder")), tmp_path / "run",
-                progress=False)
+    run = train(
+        resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, task="ladder")),
+        tmp_path / "run",
+        progress=False,
+    )
     rows = metrics(run)
     for r in rows[1:]:
         assert {f"route/share_{k}" for k in ("fast", "half", "add", "none")} <= set(r)
@@ -110,8 +136,11 @@ def test_nan_loss_skips_the_update_and_is_logged(tiny_checkpoint, tmp_path, monk
     from entropylab.tasks.base import Task
 
     monkeypatch.setattr(Task, "reward", lambda self, completions, problems: [math.nan] * len(completions))
-    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0, **{"loss.entropy_coef": 0.0})),
-                tmp_path / "nan", progress=False)
+    run = train(
+        resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0, **{"loss.entropy_coef": 0.0})),
+        tmp_path / "nan",
+        progress=False,
+    )
     row = metrics(run)[-1]
     assert row["nan_skipped"] == 2 and row["updates"] == 0
     from safetensors.torch import load_file
@@ -122,20 +151,30 @@ def test_nan_loss_skips_the_update_and_is_logged(tiny_checkpoint, tmp_path, monk
 
 
 def test_existing_run_is_not_overwritten(tiny_checkpoint, tmp_path):
-    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0)), tmp_path / "r",
-                progress=False)
+    run = train(
+        resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1, val_every=0)), tmp_path / "r", progress=False
+    )
     with pytest.raises(EntropylabError, match="already holds a run"):
         train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=1)), run, progress=False)
     with pytest.raises(EntropylabError, match="nothing to resume"):
         train(resolve_config("grpo"), tmp_path / "empty", resume=True, progress=False)
 
 
-@pytest.mark.parametrize("override, field", [
-    ("group_size=1", "group_size"), ("loss.rho=0", "rho"), ("loss.rho=1.5", "rho"),
-    ("loss.clip_cov_ratio=-0.1", "clip_cov_ratio"), ("lr=-1e-4", "lr"), ("mini_batches=0", "mini_batches"),
-    ("loss.policy_loss=nope", "policy_loss"), ("lr_schedule=step", "lr_schedule"), ("stepz=3", "stepz"),
-    ("precision=fp16", "precision"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("group_size=1", "group_size"),
+        ("loss.rho=0", "rho"),
+        ("loss.rho=1.5", "rho"),
+        ("loss.clip_cov_ratio=-0.1", "clip_cov_ratio"),
+        ("lr=-1e-4", "lr"),
+        ("mini_batches=0", "mini_batches"),
+        ("loss.policy_loss=nope", "policy_loss"),
+        ("lr_schedule=step", "lr_schedule"),
+        ("stepz=3", "stepz"),
+        ("precision=fp16", "precision"),
+    ],
+)
 def test_invalid_config_names_the_field(override, field):
     with pytest.raises(ConfigError, match=field):
         resolve_config("grpo", overrides=[override])
@@ -190,17 +229,22 @@ def test_cli_train_and_diagnose(tiny_checkpoint, tmp_path):
 def test_update_precision_is_applied_and_recorded(tiny_checkpoint, tmp_path, precision):
     """The policy update runs in the configured precision (auto: the probe's choice), recorded in
     precision.json; bf16 autocast trains to the same numbers up to rounding."""
-    run = train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, precision=precision)),
-                tmp_path / precision, progress=False)
+    run = train(
+        resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2, precision=precision)),
+        tmp_path / precision,
+        progress=False,
+    )
     record = json.loads((run / rundir.PRECISION).read_text())
     assert record["requested"] == precision and record["precision"] in ("float32", "bfloat16")
-    assert (record["precision"] == precision) if precision != "auto" else set(record["seconds"]) == {
-        "float32", "bfloat16"}
+    assert (
+        (record["precision"] == precision) if precision != "auto" else set(record["seconds"]) == {"float32", "bfloat16"}
+    )
     assert record["cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
     rows = metrics(run)
     assert math.isfinite(rows[-1]["actor/pg_loss"]) and rows[-1]["updates"] == 2
     if precision == "bfloat16":
-        ref = metrics(train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2)), tmp_path / "f32",
-                            progress=False))
+        ref = metrics(
+            train(resolve_config("grpo", overrides=small(tiny_checkpoint, steps=2)), tmp_path / "f32", progress=False)
+        )
         assert rows[1]["actor/entropy"] == pytest.approx(ref[1]["actor/entropy"], rel=0.02)
         assert rows[1]["actor/pg_loss"] == pytest.approx(ref[1]["actor/pg_loss"], rel=0.05, abs=1e-3)

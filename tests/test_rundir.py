@@ -28,12 +28,22 @@ def run(tmp_path_factory):
 
 
 def _dump_frame(n: int = 6, step: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({
-        "step": step, "prompt_id": 0, "sample_id": np.arange(n) // 3, "position": np.arange(n) % 3,
-        "token_id": np.arange(n), "token": [f"t{i}" for i in range(n)], "logprob": -np.linspace(0.1, 2, n),
-        "old_logprob": -np.linspace(0.1, 2, n), "entropy": 1.0, "advantage": np.linspace(-1, 1, n),
-        "reward": 0.5, "covariance": 0.0,
-    })
+    return pd.DataFrame(
+        {
+            "step": step,
+            "prompt_id": 0,
+            "sample_id": np.arange(n) // 3,
+            "position": np.arange(n) % 3,
+            "token_id": np.arange(n),
+            "token": [f"t{i}" for i in range(n)],
+            "logprob": -np.linspace(0.1, 2, n),
+            "old_logprob": -np.linspace(0.1, 2, n),
+            "entropy": 1.0,
+            "advantage": np.linspace(-1, 1, n),
+            "reward": 0.5,
+            "covariance": 0.0,
+        }
+    )
 
 
 def _metrics(run_dir: Path, text: str) -> Path:
@@ -78,12 +88,15 @@ def test_a_torn_last_line_is_skipped_with_a_note(tmp_path):
     assert rundir.read_metrics(run_dir) == [{"step": 0}, {"step": 1}]
 
 
-@pytest.mark.parametrize("text, line, what", [
-    ('{"step": 0}\nnot json\n{"step": 1}\n', 2, "not JSON"),
-    ('{"step": 0}\n{"step": 1, "ent{"step": 1}\n', 2, "not JSON"),  # a torn line appended to: not the last
-    ('{"step": 0}\n{"step": 1, "entr\n', 2, "not JSON"),  # it has its newline: complete, and bad
-    ('{"step": 0}\n[1, 2]\n', 2, "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "text, line, what",
+    [
+        ('{"step": 0}\nnot json\n{"step": 1}\n', 2, "not JSON"),
+        ('{"step": 0}\n{"step": 1, "ent{"step": 1}\n', 2, "not JSON"),  # a torn line appended to: not the last
+        ('{"step": 0}\n{"step": 1, "entr\n', 2, "not JSON"),  # it has its newline: complete, and bad
+        ('{"step": 0}\n[1, 2]\n', 2, "not a JSON object"),
+    ],
+)
 def test_a_bad_line_before_the_end_is_an_error_naming_file_and_line(tmp_path, text, line, what):
     run_dir = _metrics(tmp_path / "r", text)
     where = f"{run_dir / rundir.METRICS}:{line}: {what}"
@@ -113,8 +126,12 @@ def test_following_a_run_directory_reads_what_load_reads(tmp_path):
 
 
 def test_metrics_frame_merges_lines_of_one_step(tmp_path):
-    lines = [{"step": 0, "entropy": 1.0, "lr": 1e-3}, {"step": 1, "entropy": None}, {"step": 1, "val/acc": 0.5},
-             {"step": 1, "entropy": 0.9}]
+    lines = [
+        {"step": 0, "entropy": 1.0, "lr": 1e-3},
+        {"step": 1, "entropy": None},
+        {"step": 1, "val/acc": 0.5},
+        {"step": 1, "entropy": 0.9},
+    ]
     run_dir = _metrics(tmp_path / "r", "".join(json.dumps(r) + "\n" for r in lines))
     m = rundir.metrics_frame(run_dir)
     assert m["step"].tolist() == [0, 1]
@@ -138,7 +155,10 @@ def test_prune_after_drops_later_lines_dumps_and_temporary_files(tmp_path):
     assert rundir.read_metrics(run_dir) == records[:3]
     assert (run_dir / rundir.METRICS).read_text().endswith("}\n")  # the torn line is gone: appending is safe
     assert list(rundir.dump_files(run_dir)) == [1, 2]
-    assert sorted(p.name for p in (run_dir / rundir.ROLLOUTS).iterdir()) == ["step_000001.parquet", "step_000002.parquet"]
+    assert sorted(p.name for p in (run_dir / rundir.ROLLOUTS).iterdir()) == [
+        "step_000001.parquet",
+        "step_000002.parquet",
+    ]
     assert rundir.truncate_metrics(run_dir, 0) == 1 and rundir.read_metrics(run_dir) == records[:1]
     assert not list(run_dir.glob("*.tmp"))
 
@@ -238,7 +258,9 @@ def test_checkpoints_are_listed_complete_and_pruned(tmp_path):
     for step in (2, 4, 6):
         out = rundir.save_checkpoint(tmp_path, step, model, tokenizer, lambda p: p.write_text("state"), keep=2)
         assert out == rundir.checkpoint_dir(tmp_path, step)
-        assert sorted(f.name for f in out.iterdir()) == sorted(["model.safetensors", "tokenizer.json", rundir.TRAINER_STATE])
+        assert sorted(f.name for f in out.iterdir()) == sorted(
+            ["model.safetensors", "tokenizer.json", rundir.TRAINER_STATE]
+        )
     (tmp_path / rundir.CHECKPOINTS / "step_000008.tmp").mkdir()  # half written: ignored
     (tmp_path / rundir.CHECKPOINTS / "step_000009").mkdir()  # no trainer state: not complete
     assert rundir.list_checkpoints(tmp_path) == [4, 6]  # keep=2 removed step 2
@@ -246,6 +268,8 @@ def test_checkpoints_are_listed_complete_and_pruned(tmp_path):
 
 
 def test_rundir_imports_neither_torch_nor_pandas():
-    code = ("import sys, entropylab.rundir; bad = [m for m in ('torch', 'pandas', 'pyarrow') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, entropylab.rundir; bad = [m for m in ('torch', 'pandas', 'pyarrow') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

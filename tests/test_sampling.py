@@ -78,8 +78,18 @@ def test_mh_kernel_leaves_power_distribution_invariant(small):
 @pytest.mark.parametrize("kv", ["reuse", "recompute"])
 def test_mh_converges_to_power_distribution(small, kv):
     model, tok, per_token, target = small
-    s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,
-                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=1, kv=kv)
+    s = power_sample_mh(
+        model,
+        tok,
+        [[0]],
+        alpha=ALPHA,
+        mcmc_steps=STEPS,
+        block_size=MAX_LEN,
+        max_new_tokens=MAX_LEN,
+        n_chains=CHAINS,
+        seed=1,
+        kv=kv,
+    )
     emp = empirical(responses(s))
     assert tv_distance(emp, target) < 0.05  # measured 0.025
     assert tv_distance(emp, k_step(per_token, True, STEPS)) < 0.05  # the chain's exact law after 30 moves
@@ -114,8 +124,8 @@ def test_entropy_cuts_and_first_token_proposal_keep_the_kernel_exact(small, smal
                 for j, y in enumerate(states):
                     if len(y) > m and y[:m] == x[:m]:
                         lq = lambda s_: small_stats[s_][1]  # noqa: E731
-                        fq = (small_stats[y][3][m] + sum(lq(y)[m + 1:])) if cut_temperature else sum(lq(y)[m:])
-                        rq = (small_stats[x][3][m] + sum(lq(x)[m + 1:])) if cut_temperature else sum(lq(x)[m:])
+                        fq = (small_stats[y][3][m] + sum(lq(y)[m + 1 :])) if cut_temperature else sum(lq(y)[m:])
+                        rq = (small_stats[x][3][m] + sum(lq(x)[m + 1 :])) if cut_temperature else sum(lq(x)[m:])
                         log_r = ALPHA * (sum(small_stats[y][0][m:]) - sum(small_stats[x][0][m:])) + rq - fq
                         wrong[i, j] += w[x][m] / sum(w[x]) * math.exp(fq) * min(1.0, math.exp(min(log_r, 0.0)))
             wrong[i, i] += 1.0 - wrong[i].sum()
@@ -125,12 +135,23 @@ def test_entropy_cuts_and_first_token_proposal_keep_the_kernel_exact(small, smal
 @pytest.mark.parametrize("kv", ["reuse", "recompute"])
 def test_mh_with_entropy_cuts_and_first_token_proposal_samples_the_power_distribution(small, small_stats, kv):
     model, tok, _, target = small
-    s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,
-                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=2, kv=kv, cuts="entropy", cut_temperature=1.0)
+    s = power_sample_mh(
+        model,
+        tok,
+        [[0]],
+        alpha=ALPHA,
+        mcmc_steps=STEPS,
+        block_size=MAX_LEN,
+        max_new_tokens=MAX_LEN,
+        n_chains=CHAINS,
+        seed=2,
+        kv=kv,
+        cuts="entropy",
+        cut_temperature=1.0,
+    )
     emp = empirical(responses(s))
     states, kernel = mh_transition_matrix(small_stats, ALPHA, cuts="entropy", cut_temperature=1.0)
-    law = np.array([math.exp(sum(small_stats[x][1])) for x in states]) @ np.linalg.matrix_power(np.array(kernel),
-                                                                                               STEPS)
+    law = np.array([math.exp(sum(small_stats[x][1])) for x in states]) @ np.linalg.matrix_power(np.array(kernel), STEPS)
     assert tv_distance(emp, dict(zip(states, law))) < 0.05  # the chain's exact law after 30 moves
     assert tv_distance(emp, target) < 0.05
     assert s.meta["cuts"] == "entropy" and s.meta["cut_temperature"] == 1.0
@@ -144,16 +165,34 @@ def test_scalable_power_sampling_approaches_the_power_distribution(small):
     model, tok, _, target = small
     tv = {}
     for m, jk in ((1, True), (4, False), (4, True)):
-        s = power_sample_sps(model, tok, [[0]], alpha=ALPHA, n=CHAINS, n_candidates=VOCAB, n_rollouts=m,
-                             rollout_len=None, max_new_tokens=MAX_LEN, seed=1, jackknife=jk)
+        s = power_sample_sps(
+            model,
+            tok,
+            [[0]],
+            alpha=ALPHA,
+            n=CHAINS,
+            n_candidates=VOCAB,
+            n_rollouts=m,
+            rollout_len=None,
+            max_new_tokens=MAX_LEN,
+            seed=1,
+            jackknife=jk,
+        )
         tv[m, jk] = tv_distance(empirical(responses(s)), target)
     assert tv[1, True] > 0.1 and tv[4, True] < 0.04 and tv[4, True] < tv[4, False]
     assert s.meta["method"] == "sps" and s.stats["estimated_positions"] > 0
 
 
-@pytest.mark.parametrize("kw, field", [(dict(n_candidates=0), "n_candidates"), (dict(n_rollouts=0), "n_rollouts"),
-                                       (dict(alpha=0.0), "alpha"), (dict(entropy_threshold=-0.1), "entropy_threshold"),
-                                       (dict(entropy_threshold=9.0), "entropy_threshold")])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(n_candidates=0), "n_candidates"),
+        (dict(n_rollouts=0), "n_rollouts"),
+        (dict(alpha=0.0), "alpha"),
+        (dict(entropy_threshold=-0.1), "entropy_threshold"),
+        (dict(entropy_threshold=9.0), "entropy_threshold"),
+    ],
+)
 def test_sps_refuses_bad_settings_naming_the_field(small, kw, field):
     from entropylab.sampling import power_sample_sps
 
@@ -164,8 +203,18 @@ def test_sps_refuses_bad_settings_naming_the_field(small, kw, field):
 
 def test_index_choice_correction_matters(small):
     model, tok, per_token, target = small
-    s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN,
-                        max_new_tokens=MAX_LEN, n_chains=CHAINS, seed=1, exact=False)
+    s = power_sample_mh(
+        model,
+        tok,
+        [[0]],
+        alpha=ALPHA,
+        mcmc_steps=STEPS,
+        block_size=MAX_LEN,
+        max_new_tokens=MAX_LEN,
+        n_chains=CHAINS,
+        seed=1,
+        exact=False,
+    )
     emp = empirical(responses(s))
     biased = k_step(per_token, False, 2000)  # the approximate chain's stationary law
     assert tv_distance(biased, target) > 0.1  # 0.139
@@ -179,8 +228,9 @@ def test_smc_matches_power_distribution(small):
     assert tv_distance(empirical(responses(s)), target) < 0.05  # one draw per system; measured 0.031
     assert s.stats["resamples"] > 0
     # 4 particles: one draw per system is biased, the evidence-weighted pool of all particles is not
-    p = power_sample_smc(model, tok, [[0]], alpha=ALPHA, n_particles=4, n=CHAINS, max_new_tokens=MAX_LEN, seed=2,
-                         return_particles=True)
+    p = power_sample_smc(
+        model, tok, [[0]], alpha=ALPHA, n_particles=4, n=CHAINS, max_new_tokens=MAX_LEN, seed=2, return_particles=True
+    )
     lw = p.log_weights.view(CHAINS, 4).double() + p.log_evidence.double()[:, None]
     pooled = empirical(responses(p), torch.softmax(lw.flatten(), 0).tolist())
     assert tv_distance(pooled, target) < 0.05  # measured 0.011
@@ -190,8 +240,18 @@ def test_smc_matches_power_distribution(small):
 
 def test_smc_alpha_ramp_stays_consistent(small):
     model, tok, _, target = small
-    p = power_sample_smc(model, tok, [[0]], alpha=ALPHA, n_particles=8, n=2000, max_new_tokens=MAX_LEN, seed=3,
-                         alpha_ramp=3, return_particles=True)
+    p = power_sample_smc(
+        model,
+        tok,
+        [[0]],
+        alpha=ALPHA,
+        n_particles=8,
+        n=2000,
+        max_new_tokens=MAX_LEN,
+        seed=3,
+        alpha_ramp=3,
+        return_particles=True,
+    )
     lw = p.log_weights.view(2000, 8).double() + p.log_evidence.double()[:, None]
     pooled = empirical(responses(p), torch.softmax(lw.flatten(), 0).tolist())
     assert tv_distance(pooled, target) < 0.05
@@ -203,9 +263,15 @@ def test_smc_alpha_ramp_stays_consistent(small):
 def test_mh_log_ratio_rejects_impossible_moves_without_nan():
     ninf = -math.inf
     t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-    log_r = mh_log_ratio(4.0, logp_new=t(-1.0, -1.0, ninf, -1.0, -2.0), logp_old=t(-2.0, -2.0, -1.0, ninf, -1.0),
-                         logq_new=t(-1.0, -1.0, -1.0, -1.0, ninf), logq_old=t(-1.0, ninf, -1.0, -1.0, ninf),
-                         len_new=torch.tensor([2, 2, 2, 2, 2]), len_old=torch.tensor([3, 3, 3, 3, 3]))
+    log_r = mh_log_ratio(
+        4.0,
+        logp_new=t(-1.0, -1.0, ninf, -1.0, -2.0),
+        logp_old=t(-2.0, -2.0, -1.0, ninf, -1.0),
+        logq_new=t(-1.0, -1.0, -1.0, -1.0, ninf),
+        logq_old=t(-1.0, ninf, -1.0, -1.0, ninf),
+        len_new=torch.tensor([2, 2, 2, 2, 2]),
+        len_old=torch.tensor([3, 3, 3, 3, 3]),
+    )
     assert not torch.isnan(log_r).any()
     assert log_r[0] == pytest.approx(4.0 + math.log(3 / 2))  # alpha * (-1 + 2) + 0 + log L(x) - log L(x')
     assert torch.isneginf(log_r[1:3]).all() and torch.isneginf(log_r[4])  # reverse / proposal impossible
@@ -221,8 +287,20 @@ def test_mh_log_ratio_rejects_impossible_moves_without_nan():
 def test_truncated_proposals_are_safe():
     model, tok = enumerable_model(6, init_scale=0.3, seed=1, num_layers=2)
     for kv in ("reuse", "recompute"):
-        s = power_sample_mh(model, tok, ["ab", "c"], alpha=3.0, mcmc_steps=4, block_size=3, max_new_tokens=7,
-                            n_chains=4, seed=0, top_k=2, top_p=0.8, kv=kv)
+        s = power_sample_mh(
+            model,
+            tok,
+            ["ab", "c"],
+            alpha=3.0,
+            mcmc_steps=4,
+            block_size=3,
+            max_new_tokens=7,
+            n_chains=4,
+            seed=0,
+            top_k=2,
+            top_p=0.8,
+            kv=kv,
+        )
         assert torch.isfinite(s.loglik).all()
         assert torch.isfinite(s.logprobs[s.response_mask]).all()
         assert 0.0 <= s.acceptance_rate <= 1.0
@@ -235,8 +313,19 @@ def test_cache_reuse_matches_recompute_and_fresh_forward():
     prompts = ["a", "abcd", "bb", "cacbda"]  # different lengths: left padding
     out = {}
     for kv, backend in (("reuse", "auto"), ("recompute", "auto"), ("recompute", "hf")):
-        s = power_sample_mh(model, tok, prompts, alpha=3.0, mcmc_steps=5, block_size=4, max_new_tokens=13,
-                            n_chains=3, seed=5, kv=kv, backend=backend)
+        s = power_sample_mh(
+            model,
+            tok,
+            prompts,
+            alpha=3.0,
+            mcmc_steps=5,
+            block_size=4,
+            max_new_tokens=13,
+            n_chains=3,
+            seed=5,
+            kv=kv,
+            backend=backend,
+        )
         ids, mask, resp = s.to_batch()
         lp, ent = logprobs_of(model, ids, mask, resp)
         lq, _ = logprobs_of(model, ids, mask, resp, temperature=1 / 3.0)
@@ -315,8 +404,19 @@ def test_resampling_helpers():
 @pytest.mark.parametrize("backend", ["auto", "hf"])
 def test_smc_resampling_keeps_caches_consistent(backend):
     model, tok = enumerable_model(6, init_scale=0.3, seed=4, num_layers=2)
-    s = power_sample_smc(model, tok, ["a", "bcab", "cc"], alpha=3.0, n_particles=6, n=2, max_new_tokens=10, seed=0,
-                         ess_threshold=1.0, return_particles=True, backend=backend)  # resample after every token
+    s = power_sample_smc(
+        model,
+        tok,
+        ["a", "bcab", "cc"],
+        alpha=3.0,
+        n_particles=6,
+        n=2,
+        max_new_tokens=10,
+        seed=0,
+        ess_threshold=1.0,
+        return_particles=True,
+        backend=backend,
+    )  # resample after every token
     assert s.stats["resamples"] > 10
     ids, mask, resp = s.to_batch()
     lp, ent = logprobs_of(model, ids, mask, resp)
@@ -386,7 +486,17 @@ def test_sampling_does_not_import_rl():
 
 def test_several_blocks_target_power_distribution_when_finished_chains_keep_moving(small):
     model, tok, _, target = small
-    s = power_sample_mh(model, tok, [[0]], alpha=ALPHA, mcmc_steps=STEPS, block_size=2, max_new_tokens=MAX_LEN,
-                        n_chains=CHAINS, seed=4, freeze_finished=False)
+    s = power_sample_mh(
+        model,
+        tok,
+        [[0]],
+        alpha=ALPHA,
+        mcmc_steps=STEPS,
+        block_size=2,
+        max_new_tokens=MAX_LEN,
+        n_chains=CHAINS,
+        seed=4,
+        freeze_finished=False,
+    )
     assert tv_distance(empirical(responses(s)), target) < 0.05
     assert len(s.acceptance_per_block) == 2

@@ -67,8 +67,17 @@ def test_best_of_n_keeps_the_most_likely_candidate():
 def test_compare_methods_on_a_task(char_model, tmp_path):
     model, tok = char_model
     opts = {"mh": {"mcmc_steps": 2, "block_size": 8}, "smc": {"n_particles": 4}, "best_of_n": {"n_candidates": 3}}
-    comp = compare_methods(model, tok, "arith", n_problems=3, k_max=4, alpha=4.0, max_new_tokens=12, options=opts,
-                           extra_checkpoints={"same": (model, tok)})
+    comp = compare_methods(
+        model,
+        tok,
+        "arith",
+        n_problems=3,
+        k_max=4,
+        alpha=4.0,
+        max_new_tokens=12,
+        options=opts,
+        extra_checkpoints={"same": (model, tok)},
+    )
     t = comp.table.set_index("method")
     assert list(t.index) == ["plain", "temp", "best_of_n", "mh", "smc", "same"]
     assert t.loc["plain", "cost_x"] == pytest.approx(1.0)
@@ -95,8 +104,18 @@ def test_compare_methods_on_a_task(char_model, tmp_path):
 
 def test_sweep_and_plot(char_model, tmp_path):
     model, tok = char_model
-    df = sweep(model, tok, "arith", param="mcmc_steps", values=[0, 2], method="mh", n_problems=2, n=2,
-               max_new_tokens=8, options={"block_size": 4})
+    df = sweep(
+        model,
+        tok,
+        "arith",
+        param="mcmc_steps",
+        values=[0, 2],
+        method="mh",
+        n_problems=2,
+        n=2,
+        max_new_tokens=8,
+        options={"block_size": 4},
+    )
     assert df["value"].tolist() == [0, 2] and (df["tokens_per_sample"].diff().dropna() > 0).all()
     from entropylab.plots.sampling import plot_sweep
 
@@ -106,11 +125,27 @@ def test_sweep_and_plot(char_model, tmp_path):
 
 def test_run_sample_cli_writes_samples_and_summary(char_model, tmp_path):
     lines = []
-    summary = run_sample_cli(char_model, "arith", "mh", 4.0, 2, n=2, max_new_tokens=8, mcmc_steps=1, block_size=4,
-                             out=tmp_path / "run", echo=lines.append)
+    summary = run_sample_cli(
+        char_model,
+        "arith",
+        "mh",
+        4.0,
+        2,
+        n=2,
+        max_new_tokens=8,
+        mcmc_steps=1,
+        block_size=4,
+        out=tmp_path / "run",
+        echo=lines.append,
+    )
     assert summary["method"] == "mh" and summary["n_problems"] == 2 and "pass@2" in summary
-    assert summary["options"] == {"mcmc_steps": 1, "block_size": 4, "exact": True, "cuts": "uniform",
-                                  "cut_temperature": None}
+    assert summary["options"] == {
+        "mcmc_steps": 1,
+        "block_size": 4,
+        "exact": True,
+        "cuts": "uniform",
+        "cut_temperature": None,
+    }
     rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {"problem", "text", "reward", "loglik"} <= set(rows[0])
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["method"] == "mh"
@@ -163,8 +198,16 @@ def test_compare_at_a_budget_spends_about_it():
     from entropylab.models import load_model
 
     model, tok = load_model("fork")
-    comp = compare_methods(model, tok, "fork", ["plain", "mh", "smc"], n_problems=6, k_max=2, budget=150,
-                           options={"mh": {"block_size": 64}})
+    comp = compare_methods(
+        model,
+        tok,
+        "fork",
+        ["plain", "mh", "smc"],
+        n_problems=6,
+        k_max=2,
+        budget=150,
+        options={"mh": {"block_size": 64}},
+    )
     spent = comp.table.set_index("method")["tokens_per_sample"]
     assert comp.meta["options"]["smc"]["n_particles"] >= 2 and comp.meta["options"]["mh"]["mcmc_steps"] >= 1
     assert 0.4 * 150 < spent["mh"] < 2.0 * 150 and 0.4 * 150 < spent["smc"] < 2.0 * 150
@@ -172,9 +215,11 @@ def test_compare_at_a_budget_spends_about_it():
 
 def test_mh_entropy_keeps_its_cut_options_when_the_cli_passes_none():
     model, tok = enumerable_model(5, seed=1)
-    s = get_sampler("mh_entropy")(model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2,
-                                  cut_temperature=None)
+    s = get_sampler("mh_entropy")(
+        model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2, cut_temperature=None
+    )
     assert s.method == "mh_entropy" and s.meta["cuts"] == "entropy" and s.meta["cut_temperature"] == 1.0
-    s = get_sampler("mh_entropy")(model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2,
-                                  cut_temperature=2.0)
+    s = get_sampler("mh_entropy")(
+        model, tok, ["ab"], n=2, alpha=2.0, max_new_tokens=4, seed=0, mcmc_steps=2, cut_temperature=2.0
+    )
     assert s.meta["cut_temperature"] == 2.0

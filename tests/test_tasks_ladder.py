@@ -99,7 +99,9 @@ def test_corpus_route_shares_and_accuracy() -> None:
 def test_route_stats_and_flaws() -> None:
     task = get_task("ladder")
     probs = task.problems("test", 40)
-    comps = [task.route_completion(p, "fast") for p in probs[:20]] + [task.route_completion(p, "add") for p in probs[20:]]
+    comps = [task.route_completion(p, "fast") for p in probs[:20]] + [
+        task.route_completion(p, "add") for p in probs[20:]
+    ]
     comps[0] = " xyz\nanswer: 3"
     stats = task.route_stats(comps, probs)
     assert stats["share/add"] == 0.5 and stats["acc/add"] == 1.0

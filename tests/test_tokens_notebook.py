@@ -23,9 +23,18 @@ def test_notebook_executes(tmp_path):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(
-        str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(NOTEBOOK.parents[1]), progress_bar=False,
-        parameters=dict(n_texts=3, max_new_tokens=24, grid_temperatures=[0.7, 1.0], grid_problems=4,
-                        export_path=str(tmp_path / "tokens.html")),
+        str(NOTEBOOK),
+        str(out),
+        kernel_name="python3",
+        cwd=str(NOTEBOOK.parents[1]),
+        progress_bar=False,
+        parameters=dict(
+            n_texts=3,
+            max_new_tokens=24,
+            grid_temperatures=[0.7, 1.0],
+            grid_problems=4,
+            export_path=str(tmp_path / "tokens.html"),
+        ),
     )
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -75,7 +75,9 @@ VALUES = [
 def rendered(**kw):
     probs = [[0.5] * len(r) for r in ROWS]
     alts = [[[("a", 0.4), ("<b>", 0.2)] for _ in r] for r in ROWS]
-    return show_tokens(ROWS, VALUES, probs=probs, alternatives=alts, forking_cutoff=1.0, labels=["first", "second"], **kw)
+    return show_tokens(
+        ROWS, VALUES, probs=probs, alternatives=alts, forking_cutoff=1.0, labels=["first", "second"], **kw
+    )
 
 
 def test_spans_values_tooltips_and_escaping():
@@ -84,7 +86,9 @@ def test_spans_values_tooltips_and_escaping():
     p = parse(view.html)
     assert len(p.spans) == view.n_tokens
     assert p.scripts == 0 and "<script>alert" not in view.html  # escaped, not executed
-    flat = [(r, i, t, v) for r, (toks, vals) in enumerate(zip(ROWS, VALUES)) for i, (t, v) in enumerate(zip(toks, vals))]
+    flat = [
+        (r, i, t, v) for r, (toks, vals) in enumerate(zip(ROWS, VALUES)) for i, (t, v) in enumerate(zip(toks, vals))
+    ]
     for span, (r, i, tok, v) in zip(p.spans, flat):
         assert span["data-row"] == str(r) and span["data-idx"] == str(i)
         assert span["text"] == display_text(tok)
@@ -115,7 +119,7 @@ def test_shared_scale_is_capped_and_reusable():
     assert bg(parse(other.html).spans[0]) == s.color(1.1)
     # one row at a time with a shared scale == several rows at once
     single = show_tokens(ROWS[1], VALUES[1], scale=s)
-    assert [bg(x) for x in parse(single.html).spans] == [bg(x) for x in parse(view.html).spans][len(ROWS[0]):]
+    assert [bg(x) for x in parse(single.html).spans] == [bg(x) for x in parse(view.html).spans][len(ROWS[0]) :]
 
 
 def test_diverging_values_and_errors():
@@ -133,10 +137,18 @@ def test_diverging_values_and_errors():
 
 
 def test_show_frame_on_profile_and_dump():
-    dump = pd.DataFrame({
-        "step": 0, "prompt_id": [0, 0, 1, 1], "sample_id": 0, "position": [1, 0, 0, 1],
-        "token": ["b", "a", "c", "\n"], "entropy": [0.1, 2.0, 0.3, 0.0], "logprob": -0.5, "advantage": [1.0, 1.0, -1.0, -1.0],
-    })
+    dump = pd.DataFrame(
+        {
+            "step": 0,
+            "prompt_id": [0, 0, 1, 1],
+            "sample_id": 0,
+            "position": [1, 0, 0, 1],
+            "token": ["b", "a", "c", "\n"],
+            "entropy": [0.1, 2.0, 0.3, 0.0],
+            "logprob": -0.5,
+            "advantage": [1.0, 1.0, -1.0, -1.0],
+        }
+    )
     view = show_frame(dump, "advantage")
     p = parse(view.html)
     assert [s["text"] for s in p.spans] == ["a", "b", "c", "↵"]
@@ -157,8 +169,18 @@ def chromium() -> str:
 
 
 def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}", *args]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp / 'profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

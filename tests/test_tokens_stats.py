@@ -109,8 +109,9 @@ def test_top_position_overlap():
     # NaN padding is ignored; frames are aligned on their keys whatever the row order
     a_nan = np.where(np.arange(50) < 45, a, np.nan)
     assert top_position_overlap(a_nan, a_nan) == 1.0
-    fa = pd.DataFrame({"text_id": np.repeat(np.arange(8), 50), "position": np.tile(np.arange(50), 8),
-                       "entropy": a.ravel()})
+    fa = pd.DataFrame(
+        {"text_id": np.repeat(np.arange(8), 50), "position": np.tile(np.arange(50), 8), "entropy": a.ravel()}
+    )
     fb = fa.assign(entropy=b.ravel()).sample(frac=1.0, random_state=0)
     assert top_position_overlap(fa, fb) == pytest.approx(60 / 80)
     assert k == 80
@@ -125,10 +126,22 @@ def dump_frame(steps=(0, 5)) -> pd.DataFrame:
         for p in range(2):
             for s in range(2):
                 for pos in range(6):
-                    rows.append(dict(step=step, prompt_id=p, sample_id=s, position=pos, token_id=10 + pos,
-                                     token="ab c\nd"[pos], logprob=-rng.random(), old_logprob=-rng.random(),
-                                     entropy=rng.random(), advantage=1.0 - 2 * s, reward=float(s == 0),
-                                     covariance=rng.normal()))
+                    rows.append(
+                        dict(
+                            step=step,
+                            prompt_id=p,
+                            sample_id=s,
+                            position=pos,
+                            token_id=10 + pos,
+                            token="ab c\nd"[pos],
+                            logprob=-rng.random(),
+                            old_logprob=-rng.random(),
+                            entropy=rng.random(),
+                            advantage=1.0 - 2 * s,
+                            reward=float(s == 0),
+                            covariance=rng.normal(),
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -179,12 +192,14 @@ def test_split_temperature_sampling_and_grid(sharp_model, tiny_tokenizer):
 
     model, tok = sharp_model, tiny_tokenizer
     prompts = ["12+3=", "7*8="]
-    greedy, frac = sample_split_temperature(model, tok, prompts, entropy_cutoff=0.3, t_high=0.0, t_low=0.0,
-                                            max_new_tokens=6)
+    greedy, frac = sample_split_temperature(
+        model, tok, prompts, entropy_cutoff=0.3, t_high=0.0, t_low=0.0, max_new_tokens=6
+    )
     with torch.no_grad():
-        ref = model.generate(torch.tensor([tok(prompts[0])["input_ids"]]), do_sample=False, max_new_tokens=6,
-                             pad_token_id=0)
-    assert greedy[0][0] == tok.decode(ref[0, len(tok(prompts[0])["input_ids"]):], skip_special_tokens=True)
+        ref = model.generate(
+            torch.tensor([tok(prompts[0])["input_ids"]]), do_sample=False, max_new_tokens=6, pad_token_id=0
+        )
+    assert greedy[0][0] == tok.decode(ref[0, len(tok(prompts[0])["input_ids"]) :], skip_special_tokens=True)
     assert 0.0 <= frac <= 1.0
     task = get_task("arith")
     problems = task.problems("test", 3)
@@ -193,8 +208,12 @@ def test_split_temperature_sampling_and_grid(sharp_model, tiny_tokenizer):
     assert list(grid.columns) == ["t_high", "t_low", "accuracy", "high_fraction", "delta"]
     assert len(grid) == 2 and grid["accuracy"].between(0, 1).all()
     fake = temperature_grid(lambda th, tl: th * 10 + tl, t_high=[1.0, 2.0], t_low=[1.0, 0.5])
-    assert fake.set_index(["t_high", "t_low"])["delta"].to_dict() == {(1.0, 1.0): 0.0, (1.0, 0.5): -0.5,
-                                                                      (2.0, 1.0): 10.0, (2.0, 0.5): 9.5}
+    assert fake.set_index(["t_high", "t_low"])["delta"].to_dict() == {
+        (1.0, 1.0): 0.0,
+        (1.0, 0.5): -0.5,
+        (2.0, 1.0): 10.0,
+        (2.0, 0.5): 9.5,
+    }
     assert fake.pivot(index="t_high", columns="t_low", values="accuracy").shape == (2, 2)
 
 
@@ -235,8 +254,10 @@ def test_statistics_and_rendering_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, entropylab.tokens, entropylab.plots.tokens; "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, entropylab.tokens, entropylab.plots.tokens; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-1000:]
 
@@ -250,8 +271,9 @@ def test_split_temperature_samples_through_the_sampler_with_its_processor(monkey
         def texts_by_prompt(self):
             return [["a"], ["b"]]
 
-    def fake_sample(model, tokenizer, prompts, *, n=1, max_new_tokens=8, temperature=1.0, seed=0,
-                    logits_processor=None):
+    def fake_sample(
+        model, tokenizer, prompts, *, n=1, max_new_tokens=8, temperature=1.0, seed=0, logits_processor=None
+    ):
         calls.update(prompts=prompts, temperature=temperature, proc=logits_processor)
         logits_processor(torch.tensor([[0.0, 0.0], [9.0, -9.0]]))
         return Out()

@@ -28,10 +28,22 @@ def synthetic_dump(tok, steps=(0, 10), prompts=3, samples=2, covariance=True) ->
                 length, adv = int(rng.integers(6, 12)), float(rng.normal())
                 for pos in range(length):
                     tid = int(rng.integers(4, len(tok)))
-                    rows.append(dict(step=step, prompt_id=p, sample_id=s, position=pos, token_id=tid, token=inv[tid],
-                                     logprob=-rng.exponential(), old_logprob=-rng.exponential(),
-                                     entropy=rng.exponential(0.5), advantage=adv, reward=float(adv > 0),
-                                     covariance=rng.normal() * 0.1))
+                    rows.append(
+                        dict(
+                            step=step,
+                            prompt_id=p,
+                            sample_id=s,
+                            position=pos,
+                            token_id=tid,
+                            token=inv[tid],
+                            logprob=-rng.exponential(),
+                            old_logprob=-rng.exponential(),
+                            entropy=rng.exponential(0.5),
+                            advantage=adv,
+                            reward=float(adv > 0),
+                            covariance=rng.normal() * 0.1,
+                        )
+                    )
     df = pd.DataFrame(rows)
     return df if covariance else df.drop(columns="covariance")
 

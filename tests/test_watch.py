@@ -83,8 +83,10 @@ def test_follow_reads_each_byte_once(tmp_path: Path, monkeypatch) -> None:
     assert sum(read) == len(data)  # every byte read once over the polls
 
 
-@pytest.mark.parametrize("name, kw", [("grpo-step.jsonl", {}), ("five-runs.csv", {}),
-                                      ("verl-file-logger.jsonl", {}), ("wandb-history.csv", {})])
+@pytest.mark.parametrize(
+    "name, kw",
+    [("grpo-step.jsonl", {}), ("five-runs.csv", {}), ("verl-file-logger.jsonl", {}), ("wandb-history.csv", {})],
+)
 def test_follow_tabular_logs(tmp_path: Path, name: str, kw: dict) -> None:
     src = FIX / "real-world" / name if (FIX / "real-world" / name).exists() else FIX / name
     data = src.read_bytes()
@@ -125,9 +127,12 @@ def test_follow_trl_state_and_tensorboard(tmp_path: Path) -> None:
 def law_log(n_val: int = 14, seed: int = 0) -> list[str]:
     """A verl console log whose validation score follows the law plus binomial noise of 400 problems."""
     rng = np.random.default_rng(seed)
-    lines = ["(TaskRunner pid=1) starting the run", "(TaskRunner pid=1) original dataset len: 7473",
-             "(TaskRunner pid=1) original dataset len: 400",
-             "(TaskRunner pid=1) step:0 - val-core/gsm8k/acc/mean@1:0.2"]
+    lines = [
+        "(TaskRunner pid=1) starting the run",
+        "(TaskRunner pid=1) original dataset len: 7473",
+        "(TaskRunner pid=1) original dataset len: 400",
+        "(TaskRunner pid=1) step:0 - val-core/gsm8k/acc/mean@1:0.2",
+    ]
     for s in range(1, 3 * n_val + 1):
         h = 1.1 * np.exp(-s / 25) + 0.1
         line = f"(TaskRunner pid=1) step:{s} - actor/entropy:{h:.5f} - critic/score/mean:{0.9 - 0.2 * np.exp(h):.4f}"
@@ -147,9 +152,14 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
     head = 4 + 3 * 4  # the start of the run, with 4 validation points
     log.write_text("\n".join(lines[:head]) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "entropylab.cli", "watch", str(log), "--interval", "0.05",
-                             "--forecasts", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entropylab.cli", "watch", str(log), "--interval", "0.05", "--forecasts", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not read_records(out) and time.monotonic() < deadline and proc.poll() is None:
@@ -163,8 +173,11 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
                 f.flush()
                 time.sleep(0.02)
         last = int(lines[-1].split("step:")[1].split(" ")[0])
-        while time.monotonic() < deadline and proc.poll() is None and \
-                not any(r["step"] == last for r in read_records(out)):
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and not any(r["step"] == last for r in read_records(out))
+        ):
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
@@ -180,7 +193,7 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
     for i, r in enumerate(records):
         prefix = tmp_path / "prefix.log"
         cut = next(j for j, line in enumerate(lines) if f"step:{int(r['step'])} " in line)
-        prefix.write_text("\n".join(lines[:cut + 1]) + "\n")
+        prefix.write_text("\n".join(lines[: cut + 1]) + "\n")
         df = batch(prefix, "train")
         assert df.attrs["entropylab"]["train"]["val_size"] == 400
         fit = law.fit_law(logs.points(df), val_size=400)
@@ -212,8 +225,10 @@ def test_watch_alarms_in_plain_output(tmp_path: Path) -> None:
     from entropylab.watch import Watcher, plain
 
     log = tmp_path / "collapse.log"
-    lines = [f"step:{s} - actor/entropy:{1.0 * 0.8 ** s:.5f} - val-core/x/acc/mean@1:{0.8 - 0.3 * np.exp(0.8 ** s):.4f}"
-             for s in range(1, 16)]
+    lines = [
+        f"step:{s} - actor/entropy:{1.0 * 0.8**s:.5f} - val-core/x/acc/mean@1:{0.8 - 0.3 * np.exp(0.8**s):.4f}"
+        for s in range(1, 16)
+    ]
     log.write_text("\n".join(lines) + "\n")
     (record,) = Watcher([log]).poll()
     assert any(a.startswith("entropy near collapse") for a in record["alarms"])

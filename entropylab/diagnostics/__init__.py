@@ -22,6 +22,16 @@ from entropylab.diagnostics.theory import (
 )
 
 __all__ = [
-    "DEFAULT_QUANTILES", "FORMS", "Diagnosis", "TheoryCheck", "agreement", "covariance_table", "diagnose",
-    "dump_covariance_agreement", "entropy_change_check", "step_covariances", "token_covariance", "top_k_count",
+    "DEFAULT_QUANTILES",
+    "FORMS",
+    "Diagnosis",
+    "TheoryCheck",
+    "agreement",
+    "covariance_table",
+    "diagnose",
+    "dump_covariance_agreement",
+    "entropy_change_check",
+    "step_covariances",
+    "token_covariance",
+    "top_k_count",
 ]

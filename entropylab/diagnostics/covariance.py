@@ -84,7 +84,9 @@ def token_covariance(logprob, advantage, *, groups=None) -> np.ndarray:
     logprob = np.asarray(logprob)
     advantage = np.asarray(advantage)
     if logprob.shape != advantage.shape or logprob.ndim != 1:
-        raise ValueError(f"logprob and advantage must be 1-D of equal length, got {logprob.shape} and {advantage.shape}")
+        raise ValueError(
+            f"logprob and advantage must be 1-D of equal length, got {logprob.shape} and {advantage.shape}"
+        )
     group_mean = None
     if groups is not None:
         groups = np.asarray(groups)
@@ -128,13 +130,13 @@ def _micro_ids(df: pd.DataFrame, scope: str) -> np.ndarray | None:
     if scope == "batch":
         return None
     if "micro_batch" not in df.columns:
-        raise DumpError("scope 'micro' needs the dump's micro_batch column, which this dump does not have; "
-                        "use scope 'batch'")
+        raise DumpError(
+            "scope 'micro' needs the dump's micro_batch column, which this dump does not have; use scope 'batch'"
+        )
     return _column(df, "micro_batch", np.int64)
 
 
-def step_arrays(dump_df: pd.DataFrame, scope: str = "batch", *, source: str = "recompute",
-                with_pg: bool = False):
+def step_arrays(dump_df: pd.DataFrame, scope: str = "batch", *, source: str = "recompute", with_pg: bool = False):
     """Yield (step, cov, cov_pg) per step, steps ascending: the dump's token covariances grouped by step.
 
     `source="recompute"` centres logprob and advantage with `scope`; `source="dump"` takes the trainer's
@@ -194,8 +196,13 @@ def top_means(cov: np.ndarray, quantiles: Sequence[float]) -> tuple[list[float],
     return [0.0 - sums[k] / k for k in ks], all_mean
 
 
-def covariance_table(dump_df: pd.DataFrame, quantiles: Sequence[float] = DEFAULT_QUANTILES,
-                     scope: str = "batch", *, source: str = "recompute") -> pd.DataFrame:
+def covariance_table(
+    dump_df: pd.DataFrame,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    scope: str = "batch",
+    *,
+    source: str = "recompute",
+) -> pd.DataFrame:
     """The paper's Table 1 for every dumped step: mean covariance of the top q tokens and of all tokens.
 
     Columns: ``step``, ``n_tokens``, one ``top X%`` column per quantile (ascending q), ``all``. Tokens are

@@ -58,12 +58,14 @@ class Diagnosis:
         t = self.table
         steps = t["step"].tolist()
         picks = _picks(steps)
-        lines = [f"entropylab diagnose {self.run_dir}",
-                 f"{len(steps)} dumped step(s) ({steps[0]}..{steps[-1]}), {int(t['n_tokens'].sum()):,} tokens; "
-                 f"covariance centred per {'step' if self.scope == 'batch' else 'micro-batch'} (scope {self.scope})",
-                 "",
-                 "Table 1: mean covariance (A - mean A)(logp - mean logp) of the top tokens ranked by covariance",
-                 "(top q takes k = max(1, ceil(q*n)) tokens)"]
+        lines = [
+            f"entropylab diagnose {self.run_dir}",
+            f"{len(steps)} dumped step(s) ({steps[0]}..{steps[-1]}), {int(t['n_tokens'].sum()):,} tokens; "
+            f"covariance centred per {'step' if self.scope == 'batch' else 'micro-batch'} (scope {self.scope})",
+            "",
+            "Table 1: mean covariance (A - mean A)(logp - mean logp) of the top tokens ranked by covariance",
+            "(top q takes k = max(1, ceil(q*n)) tokens)",
+        ]
         sub = t.set_index("step").loc[picks]
         value_cols = [c for c in t.columns if c.startswith("top ")] + ["all"]
         header = ["", *[f"step {s}" for s in picks]]
@@ -73,17 +75,34 @@ class Diagnosis:
         if self.covariance_check:
             best = min(self.covariance_check, key=self.covariance_check.get)
             diffs = ", ".join(f"{k} {v:.2g}" for k, v in self.covariance_check.items())
-            lines += ["", f"Trainer's covariance column vs recomputed, max |difference|: {diffs} "
-                          f"(closest: {best} centring)"]
-        lines += ["", "Entropy change per step, predicted by the one-step softmax theory vs measured",
-                  f"  measured: {_MEASURED[self.measured_source]}", f"  eta: {_ETA[self.eta_source]}"]
+            lines += [
+                "",
+                f"Trainer's covariance column vs recomputed, max |difference|: {diffs} (closest: {best} centring)",
+            ]
+        lines += [
+            "",
+            "Entropy change per step, predicted by the one-step softmax theory vs measured",
+            f"  measured: {_MEASURED[self.measured_source]}",
+            f"  eta: {_ETA[self.eta_source]}",
+        ]
         header = ["form", "n", "Pearson", "Spearman", "sign agree", "scale"]
-        rows = [[FORMS[f], str(int(r["n"])), _num(r["pearson"], 3), _num(r["spearman"], 3),
-                 _num(r["sign_agreement"], 2), _num(r["scale"], 3)] for f, r in self.correlations.iterrows()]
+        rows = [
+            [
+                FORMS[f],
+                str(int(r["n"])),
+                _num(r["pearson"], 3),
+                _num(r["spearman"], 3),
+                _num(r["sign_agreement"], 2),
+                _num(r["scale"], 3),
+            ]
+            for f, r in self.correlations.iterrows()
+        ]
         lines += _table(header, rows)
         if int(self.correlations["n"].max()) < 3:
-            lines.append("  (fewer than 3 steps with both a prediction and a measurement: no correlation; "
-                         "dump consecutive steps or log entropy every step)")
+            lines.append(
+                "  (fewer than 3 steps with both a prediction and a measurement: no correlation; "
+                "dump consecutive steps or log entropy every step)"
+            )
         pngs = [p for p in figures if Path(p).suffix == ".png"]
         if pngs:
             lines += ["", "Figures:", *[f"  {p}" for p in pngs]]
@@ -120,9 +139,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "  " + "  ".join("-" * w for w in widths), *[line(r) for r in rows]]
 
 
-def diagnose(run_dir: str | Path, out_dir: str | Path | None = None, *, scope: str = "batch",
-             quantiles: Sequence[float] = DEFAULT_QUANTILES, lr: float | None = None,
-             steps: Sequence[int] | None = None) -> Diagnosis:
+def diagnose(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    scope: str = "batch",
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    lr: float | None = None,
+    steps: Sequence[int] | None = None,
+) -> Diagnosis:
     """Read a run's dumps and metrics, compute Table 1 and the theory check; with `out_dir`, write them as CSVs.
 
     `lr` overrides the logged learning rate as eta; `steps` restricts the dumps read. Raises `DumpError`
@@ -139,9 +164,16 @@ def diagnose(run_dir: str | Path, out_dir: str | Path | None = None, *, scope: s
     metrics = metrics_frame(run_dir)
     table = covariance_table(dump, quantiles, scope)
     check = entropy_change_check(dump, metrics if len(metrics) else None, lr=lr, scope=scope)
-    diag = Diagnosis(run_dir=run_dir, scope=scope, table=table, theory=check.frame,
-                     correlations=check.correlations, measured_source=check.measured_source,
-                     eta_source=check.eta_source, covariance_check=dump_covariance_agreement(dump))
+    diag = Diagnosis(
+        run_dir=run_dir,
+        scope=scope,
+        table=table,
+        theory=check.frame,
+        correlations=check.correlations,
+        measured_source=check.measured_source,
+        eta_source=check.eta_source,
+        covariance_check=dump_covariance_agreement(dump),
+    )
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,19 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return logp - np.log(np.exp(logp).sum())
 
 
-def simulate_bandit_run(run_dir: str | Path, *, steps: int = 30, vocab: int = 64, prompts: int = 8,
-                        group: int = 8, length: int = 32, lr: float = 0.3, micro_batches: int = 4,
-                        dump_steps=None, seed: int = 0) -> Path:
+def simulate_bandit_run(
+    run_dir: str | Path,
+    *,
+    steps: int = 30,
+    vocab: int = 64,
+    prompts: int = 8,
+    group: int = 8,
+    length: int = 32,
+    lr: float = 0.3,
+    micro_batches: int = 4,
+    dump_steps=None,
+    seed: int = 0,
+) -> Path:
     """Write a synthetic run: metrics for steps 0..`steps` and dumps for `dump_steps` (default: every step).
 
     Each step samples prompts*group responses of `length` tokens; a response's reward is the mean of a fixed
@@ -62,20 +72,38 @@ def simulate_bandit_run(run_dir: str | Path, *, steps: int = 30, vocab: int = 64
         reward = value[tokens].mean(axis=1) + rng.normal(0.0, 0.1, n_resp)
         r = reward.reshape(prompts, group)
         adv = ((r - r.mean(axis=1, keepdims=True)) / (r.std(axis=1, keepdims=True) + 1e-6)).reshape(-1)
-        records.append({"step": step, "entropy": entropy, "reward": float(reward.mean()), "lr": lr,
-                        "val/acc": float(pi @ (value > 0))})
+        records.append(
+            {
+                "step": step,
+                "entropy": entropy,
+                "reward": float(reward.mean()),
+                "lr": lr,
+                "val/acc": float(pi @ (value > 0)),
+            }
+        )
         if step == steps:
             break
         tok = tokens.reshape(-1)
         tok_adv = np.repeat(adv, length)
         tok_logp = logp_all[tok]
         if step in dump_steps:
-            df = pd.DataFrame({
-                "step": step, "prompt_id": prompt_id, "sample_id": sample_id, "position": position,
-                "token_id": tok, "token": [f"t{t}" for t in tok], "logprob": tok_logp, "old_logprob": tok_logp,
-                "entropy": entropy, "advantage": tok_adv, "reward": np.repeat(reward, length),
-                "covariance": token_covariance(tok_logp, tok_adv), "micro_batch": micro,
-            })
+            df = pd.DataFrame(
+                {
+                    "step": step,
+                    "prompt_id": prompt_id,
+                    "sample_id": sample_id,
+                    "position": position,
+                    "token_id": tok,
+                    "token": [f"t{t}" for t in tok],
+                    "logprob": tok_logp,
+                    "old_logprob": tok_logp,
+                    "entropy": entropy,
+                    "advantage": tok_adv,
+                    "reward": np.repeat(reward, length),
+                    "covariance": token_covariance(tok_logp, tok_adv),
+                    "micro_batch": micro,
+                }
+            )
             write_dump(run_dir, step, coerce_dump(df))
         counts = np.bincount(tok, minlength=vocab)
         mean_adv = np.bincount(tok, weights=tok_adv, minlength=vocab) / np.maximum(counts, 1)
@@ -84,15 +112,18 @@ def simulate_bandit_run(run_dir: str | Path, *, steps: int = 30, vocab: int = 64
     return run_dir
 
 
-def random_dump(n_tokens: int, n_steps: int, *, micro_batches: int = 0, seed: int = 0,
-                dtype=np.float32) -> pd.DataFrame:
+def random_dump(
+    n_tokens: int, n_steps: int, *, micro_batches: int = 0, seed: int = 0, dtype=np.float32
+) -> pd.DataFrame:
     """A large random dump with only step, logprob, advantage (and micro_batch): for benchmarks.
 
     Log-probs are mostly near 0 with a heavy low tail (like an LM's sampled tokens); advantages are +-1-ish
     and shared by runs of tokens (a response). Steps are contiguous and ascending, as `read_dumps` returns.
     """
     rng = np.random.default_rng(seed)
-    step = np.repeat(np.arange(n_steps, dtype=np.int64), np.diff(np.linspace(0, n_tokens, n_steps + 1).astype(np.int64)))
+    step = np.repeat(
+        np.arange(n_steps, dtype=np.int64), np.diff(np.linspace(0, n_tokens, n_steps + 1).astype(np.int64))
+    )
     logprob = -rng.exponential(0.5, n_tokens).astype(dtype)
     n_resp = max(1, n_tokens // 256)
     advantage = np.repeat(rng.normal(0.0, 1.0, n_resp).astype(dtype), 256)

@@ -53,9 +53,10 @@ class TheoryCheck:
 
 def step_covariances(dump_df: pd.DataFrame, scope: str = "batch") -> pd.DataFrame:
     """Per step: n_tokens, cov_npg = mean centred product of (logp, A), cov_pg = of (logp, pi*A), mean entropy."""
-    rows = [(step, cov.size, float(cov.mean()) if cov.size else math.nan,
-             float(cov_pg.mean()) if cov_pg.size else math.nan)
-            for step, cov, cov_pg in step_arrays(dump_df, scope, with_pg=True)]
+    rows = [
+        (step, cov.size, float(cov.mean()) if cov.size else math.nan, float(cov_pg.mean()) if cov_pg.size else math.nan)
+        for step, cov, cov_pg in step_arrays(dump_df, scope, with_pg=True)
+    ]
     out = pd.DataFrame(rows, columns=["step", "n_tokens", "cov_npg", "cov_pg"])
     if "entropy" in dump_df.columns:
         ent = dump_df.groupby("step", sort=True)["entropy"].mean()
@@ -97,9 +98,15 @@ def agreement(predicted, measured) -> dict[str, float]:
     return out
 
 
-def entropy_change_check(dump_df: pd.DataFrame, metrics: pd.DataFrame | None = None, *,
-                         lr: float | None = None, scope: str = "batch",
-                         entropy_key: str = "entropy", lr_key: str = "lr") -> TheoryCheck:
+def entropy_change_check(
+    dump_df: pd.DataFrame,
+    metrics: pd.DataFrame | None = None,
+    *,
+    lr: float | None = None,
+    scope: str = "batch",
+    entropy_key: str = "entropy",
+    lr_key: str = "lr",
+) -> TheoryCheck:
     """Predicted (both forms) against measured entropy change for every dumped step.
 
     `metrics` is the run's per-step metrics (a `step` column plus `entropy_key` and `lr_key`); `lr`, when

@@ -92,8 +92,16 @@ class Cache:
         """Mark `entry` complete by writing its key parts."""
         (entry / KEY_FILE).write_text(json.dumps(parts, indent=1, sort_keys=True, default=str) + "\n")
 
-    def get(self, kind: str, name: str, parts: Mapping[str, Any], compute: Callable[[Path], object],
-            load: Callable[[Path], T], *, fresh: bool = False) -> T:
+    def get(
+        self,
+        kind: str,
+        name: str,
+        parts: Mapping[str, Any],
+        compute: Callable[[Path], object],
+        load: Callable[[Path], T],
+        *,
+        fresh: bool = False,
+    ) -> T:
         """`load(entry)` of the complete entry; else (or with `fresh`) `compute(folder)` writes into a new
         folder that then becomes the entry, and that is loaded (a first run and a reuse return the same).
         Two processes computing the same entry at once both succeed; one result is kept."""
@@ -114,14 +122,23 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
         return load(entry)
 
-    def frame(self, kind: str, name: str, parts: Mapping[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    def frame(
+        self, kind: str, name: str, parts: Mapping[str, Any], compute: Callable[[], pd.DataFrame]
+    ) -> pd.DataFrame:
         """A DataFrame kept as Parquet in its entry."""
-        return self.get(kind, name, parts, lambda d: compute().to_parquet(d / "frame.parquet"),
-                        lambda d: pd.read_parquet(d / "frame.parquet"))
+        return self.get(
+            kind,
+            name,
+            parts,
+            lambda d: compute().to_parquet(d / "frame.parquet"),
+            lambda d: pd.read_parquet(d / "frame.parquet"),
+        )
 
-    def json(self, kind: str, name: str, parts: Mapping[str, Any], compute: Callable[[Path], dict], *,
-             fresh: bool = False) -> dict:
+    def json(
+        self, kind: str, name: str, parts: Mapping[str, Any], compute: Callable[[Path], dict], *, fresh: bool = False
+    ) -> dict:
         """A JSON-able dict kept as `summary.json` in its entry; `compute` may write other files beside it."""
+
         def write(d: Path) -> None:
             (d / "summary.json").write_text(json.dumps(compute(d), indent=1, default=float))
 

@@ -39,17 +39,23 @@ def run_summary(metrics: pd.DataFrame, fits: dict) -> list[dict]:
         h = run.dropna(subset=["entropy"]).sort_values("step")["entropy"]
         val = run.dropna(subset=["val/acc"]).sort_values("step")["val/acc"] if "val/acc" in run else pd.Series()
         fit = fits.get(preset)
-        rows.append({
-            "preset": preset,
-            "entropy first": float(h.iloc[0]) if len(h) else float("nan"),
-            "entropy last": float(h.iloc[-1]) if len(h) else float("nan"),
-            "entropy drop %": float(100 * (1 - h.iloc[-1] / h.iloc[0])) if len(h) and h.iloc[0] else float("nan"),
-            "val/acc at step 0": float(val.iloc[0]) if len(val) else float("nan"),
-            "best val/acc": float(val.max()) if len(val) else float("nan"),
-            "final val/acc": float(val.iloc[-1]) if len(val) else float("nan"),
-            "ceiling b-a": (f"{fit.ceiling:.3f} [{fit.ceiling_ci[0]:.3f}, {fit.ceiling_ci[1]:.3f}]"
-                            + ("" if fit.ok else " (not trustworthy)")) if fit is not None else "no fit",
-        })
+        rows.append(
+            {
+                "preset": preset,
+                "entropy first": float(h.iloc[0]) if len(h) else float("nan"),
+                "entropy last": float(h.iloc[-1]) if len(h) else float("nan"),
+                "entropy drop %": float(100 * (1 - h.iloc[-1] / h.iloc[0])) if len(h) and h.iloc[0] else float("nan"),
+                "val/acc at step 0": float(val.iloc[0]) if len(val) else float("nan"),
+                "best val/acc": float(val.max()) if len(val) else float("nan"),
+                "final val/acc": float(val.iloc[-1]) if len(val) else float("nan"),
+                "ceiling b-a": (
+                    f"{fit.ceiling:.3f} [{fit.ceiling_ci[0]:.3f}, {fit.ceiling_ci[1]:.3f}]"
+                    + ("" if fit.ok else " (not trustworthy)")
+                )
+                if fit is not None
+                else "no fit",
+            }
+        )
     return rows
 
 
@@ -94,8 +100,15 @@ def law_by_size(runs: dict[str, Path], score: str = "val/acc") -> dict:
     rows = []
     for size, run in runs.items():
         fit = res["fits"].get(size)
-        rows.append({"size": size, "n_params": n_params(load_model(latest_checkpoint(run))[0]),
-                     "a": fit.a if fit else float("nan"), "b": fit.b if fit else float("nan"),
-                     "ceiling": fit.ceiling if fit else float("nan"), "r2": fit.r2 if fit else float("nan"),
-                     "ok": bool(fit.ok) if fit else False})
+        rows.append(
+            {
+                "size": size,
+                "n_params": n_params(load_model(latest_checkpoint(run))[0]),
+                "a": fit.a if fit else float("nan"),
+                "b": fit.b if fit else float("nan"),
+                "ceiling": fit.ceiling if fit else float("nan"),
+                "r2": fit.r2 if fit else float("nan"),
+                "ok": bool(fit.ok) if fit else False,
+            }
+        )
     return {**res, "table": pd.DataFrame(rows)}

@@ -26,8 +26,9 @@ def run_name(preset: str, task: str, seed: int) -> str:
     return f"{task}-{preset}-s{seed}"
 
 
-def run_config(preset: str, scale: str, task: str, model: str | None, seed: int,
-               overrides: Sequence[str] = ()) -> TrainConfig:
+def run_config(
+    preset: str, scale: str, task: str, model: str | None, seed: int, overrides: Sequence[str] = ()
+) -> TrainConfig:
     """The trainer config of an experiment run: the preset, then the scale's sizes, then `overrides`."""
     from entropylab.rl.config import resolve_config
 
@@ -35,23 +36,49 @@ def run_config(preset: str, scale: str, task: str, model: str | None, seed: int,
     return resolve_config(preset, overrides=[f"{k}={v}" for k, v in values.items()] + list(overrides))
 
 
-def _run_entry(cache: Cache, preset: str, scale: str, task: str, model: str | None, seed: int,
-               overrides: Sequence[str], name: str | None) -> tuple[TrainConfig, dict, Path]:
+def _run_entry(
+    cache: Cache,
+    preset: str,
+    scale: str,
+    task: str,
+    model: str | None,
+    seed: int,
+    overrides: Sequence[str],
+    name: str | None,
+) -> tuple[TrainConfig, dict, Path]:
     """(config, key parts, entry) of a run: the key is the whole config, its base model by name and weights."""
     cfg = run_config(preset, scale, task, model, seed, overrides)
     parts = {"config": {**cfg.to_dict(), "model": model_key(cfg.model)}}
     return cfg, parts, cache.entry("runs", name or run_name(preset, task, seed), parts)
 
 
-def run_location(cache: str | Path | Cache, preset: str, *, scale: str = "demo", task: str = "arith",
-            model: str | None = None, seed: int = 0, overrides: Sequence[str] = (), name: str | None = None) -> Path:
+def run_location(
+    cache: str | Path | Cache,
+    preset: str,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    model: str | None = None,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+) -> Path:
     """Where `ensure_run` with these arguments keeps its run (finished or not)."""
     return _run_entry(as_cache(cache), preset, scale, task, model, seed, overrides, name)[2]
 
 
-def ensure_run(cache: str | Path | Cache, preset: str, *, scale: str = "demo", task: str = "arith",
-               model: str | None = None, seed: int = 0, overrides: Sequence[str] = (), name: str | None = None,
-               progress: bool = True) -> Path:
+def ensure_run(
+    cache: str | Path | Cache,
+    preset: str,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    model: str | None = None,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    progress: bool = True,
+) -> Path:
     """A finished training run of `preset` in the cache (trained, resumed or reused); returns its directory."""
     from entropylab import rundir
     from entropylab.rl.trainer import train
@@ -81,25 +108,60 @@ def keep_checkpoints_overrides(scale: str) -> tuple[str, ...]:
     return (f"checkpoint_every={max(1, steps // 8)}", "keep_checkpoints=1000")
 
 
-def figure_run_job(cache: str | Path | Cache, preset: str, *, scale: str = "demo", task: str = "arith",
-                   model: str | None = None, seed: int = 0, progress: bool = True) -> Job:
+def figure_run_job(
+    cache: str | Path | Cache,
+    preset: str,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    model: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Job:
     """The `run_jobs` job of one preset run of the figures and notebooks (grpo keeps all its checkpoints)."""
-    return Job(ensure_run, (cache, preset), dict(scale=scale, task=task, model=model, seed=seed, progress=progress,
-                                                 overrides=keep_checkpoints_overrides(scale) if preset == "grpo" else ()))
+    return Job(
+        ensure_run,
+        (cache, preset),
+        dict(
+            scale=scale,
+            task=task,
+            model=model,
+            seed=seed,
+            progress=progress,
+            overrides=keep_checkpoints_overrides(scale) if preset == "grpo" else (),
+        ),
+    )
 
 
-def ensure_figure_runs(cache: str | Path | Cache, presets: Sequence[str], *, scale: str = "demo",
-                       task: str = "arith", model: str | None = None, seed: int = 0, workers: int = 1,
-                       progress: bool = True) -> dict[str, Path]:
+def ensure_figure_runs(
+    cache: str | Path | Cache,
+    presets: Sequence[str],
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    model: str | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Path]:
     """The preset runs of the figures and notebooks (grpo keeps all its checkpoints), in `workers` processes."""
-    jobs = [figure_run_job(cache, p, scale=scale, task=task, model=model, seed=seed, progress=progress)
-            for p in presets]
+    jobs = [
+        figure_run_job(cache, p, scale=scale, task=task, model=model, seed=seed, progress=progress) for p in presets
+    ]
     return dict(zip(presets, run_jobs(jobs, workers, progress)))
 
 
-def grpo_chain(cache: str | Path | Cache, *, scale: str = "demo", task: str = "arith", model: str | None = None,
-               keep_checkpoints: bool = True, comparison: bool = True, overlap_n: int | None = None,
-               progress: bool = True) -> tuple:
+def grpo_chain(
+    cache: str | Path | Cache,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    model: str | None = None,
+    keep_checkpoints: bool = True,
+    comparison: bool = True,
+    overlap_n: int | None = None,
+    progress: bool = True,
+) -> tuple:
     """The GRPO run, then what needs it, in one job: the sampler comparison with its last checkpoint (when
     `comparison`) and the overlap of high-entropy positions over its checkpoints (when `overlap_n`).
     Returns (run directory, Comparison or None, overlap frame or None)."""
@@ -112,8 +174,14 @@ def grpo_chain(cache: str | Path | Cache, *, scale: str = "demo", task: str = "a
     if comparison:
         from entropylab.rundir import latest_checkpoint
 
-        comp = ensure_comparison(cache, model=model or task, task=task, scale=scale,
-                                 grpo_checkpoint=latest_checkpoint(run), progress=progress)
+        comp = ensure_comparison(
+            cache,
+            model=model or task,
+            task=task,
+            scale=scale,
+            grpo_checkpoint=latest_checkpoint(run),
+            progress=progress,
+        )
     if overlap_n is not None:
         overlap = ensure_overlap(cache, run, n=overlap_n)
     return run, comp, overlap
@@ -122,8 +190,15 @@ def grpo_chain(cache: str | Path | Cache, *, scale: str = "demo", task: str = "a
 # --------------------------------------------------------------------------- model sizes
 
 
-def ensure_base_model(cache: str | Path | Cache, size: str, *, task: str = "arith", scale: str = "demo",
-                      seed: int = 0, progress: bool = True) -> Path:
+def ensure_base_model(
+    cache: str | Path | Cache,
+    size: str,
+    *,
+    task: str = "arith",
+    scale: str = "demo",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """A base model of `MODEL_SIZES[size]` pretrained on `task`, in the cache (reused when there).
 
     With `SIZE_SCALES[scale]["pretrain_steps"]` None (full scale) every size follows the shipped checkpoint's
@@ -144,42 +219,89 @@ def ensure_base_model(cache: str | Path | Cache, size: str, *, task: str = "arit
             shipped_dir = resolve_checkpoint(task)
         except ModelError:
             shipped, shipped_dir = {}, None
-        same = (all(shipped.get(k) == v for k, v in MODEL_SIZES[size].items()) and shipped.get("seed") == seed
-                and sizes.get("difficulty") is None)
+        same = (
+            all(shipped.get(k) == v for k, v in MODEL_SIZES[size].items())
+            and shipped.get("seed") == seed
+            and sizes.get("difficulty") is None
+        )
         if shipped_dir is not None and same:
             return shipped_dir
         accepted = inspect.signature(pretrain).parameters
-        keys = ("steps", "batch_size", "seq_len", "lr", "error_rate", "clean_steps", "easy_share", "difficulty",
-                "prompt_loss")
+        keys = (
+            "steps",
+            "batch_size",
+            "seq_len",
+            "lr",
+            "error_rate",
+            "clean_steps",
+            "easy_share",
+            "difficulty",
+            "prompt_loss",
+        )
         recipe = {k: shipped[k] for k in keys if k in shipped and k in accepted}
     if sizes.get("difficulty") is not None:
         recipe["difficulty"] = sizes["difficulty"]
     level = f"-d{recipe['difficulty']}" if recipe.get("difficulty") is not None else ""
-    parts = {"task": task, "size": MODEL_SIZES[size], "recipe": {**RECIPES.get(task, {}), **recipe}, "seed": seed,
-             "eval_problems": sizes["eval_problems"]}
+    parts = {
+        "task": task,
+        "size": MODEL_SIZES[size],
+        "recipe": {**RECIPES.get(task, {}), **recipe},
+        "seed": seed,
+        "eval_problems": sizes["eval_problems"],
+    }
 
     def compute(out: Path) -> None:
-        pretrain(task, out, seed=seed, eval_problems=sizes["eval_problems"], eval_samples=4, progress=progress,
-                 threads=1, **recipe, **MODEL_SIZES[size])
+        pretrain(
+            task,
+            out,
+            seed=seed,
+            eval_problems=sizes["eval_problems"],
+            eval_samples=4,
+            progress=progress,
+            threads=1,
+            **recipe,
+            **MODEL_SIZES[size],
+        )
 
     return cache.get("models", f"{task}-{size}-s{seed}{level}", parts, compute, lambda d: d)
 
 
-def ensure_size_run(cache: str | Path | Cache, size: str, *, scale: str = "demo", task: str = "arith", seed: int = 0,
-                    progress: bool = True) -> Path:
+def ensure_size_run(
+    cache: str | Path | Cache,
+    size: str,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """A short GRPO run on the base model of `size` (pretrained when missing)."""
     model = ensure_base_model(cache, size, task=task, scale=scale, seed=seed, progress=progress)
     sizes = SIZE_SCALES[scale]
     level = () if sizes.get("difficulty") is None else (f"difficulty={sizes['difficulty']}",)
-    return ensure_run(cache, "grpo", scale=scale, task=task, model=str(model.resolve()), seed=seed,
-                      overrides=tuple(sizes["overrides"]) + level, name=f"{task}-grpo-{size}-s{seed}",
-                      progress=progress)
+    return ensure_run(
+        cache,
+        "grpo",
+        scale=scale,
+        task=task,
+        model=str(model.resolve()),
+        seed=seed,
+        overrides=tuple(sizes["overrides"]) + level,
+        name=f"{task}-grpo-{size}-s{seed}",
+        progress=progress,
+    )
 
 
-def ensure_size_runs(cache: str | Path | Cache, *, scale: str = "demo", task: str = "arith", seed: int = 0,
-                     workers: int = 1, progress: bool = True) -> dict[str, Path]:
+def ensure_size_runs(
+    cache: str | Path | Cache,
+    *,
+    scale: str = "demo",
+    task: str = "arith",
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Path]:
     """`ensure_size_run` for every size of `SIZE_SCALES[scale]`, in `workers` processes."""
     sizes = check_scale(scale, SIZE_SCALES)["sizes"]
-    jobs = [Job(ensure_size_run, (cache, s), dict(scale=scale, task=task, seed=seed, progress=progress))
-            for s in sizes]
+    jobs = [Job(ensure_size_run, (cache, s), dict(scale=scale, task=task, seed=seed, progress=progress)) for s in sizes]
     return dict(zip(sizes, run_jobs(jobs, workers, progress)))

@@ -7,29 +7,78 @@ from entropylab.errors import EntropylabError
 
 #: Trainer settings per scale: overrides on top of the preset (see entropylab.rl.config.TrainConfig).
 SCALES: dict[str, dict] = {
-    "quick": dict(steps=4, prompts_per_step=4, group_size=4, max_new_tokens=48, val_every=2, val_problems=16,
-                  dump_every=2, checkpoint_every=4, lr=1e-4, threads=1),
-    "demo": dict(steps=40, prompts_per_step=12, group_size=8, max_new_tokens=64, val_every=4, val_problems=200,
-                 dump_every=4, checkpoint_every=20, lr=1e-4, threads=1),
+    "quick": dict(
+        steps=4,
+        prompts_per_step=4,
+        group_size=4,
+        max_new_tokens=48,
+        val_every=2,
+        val_problems=16,
+        dump_every=2,
+        checkpoint_every=4,
+        lr=1e-4,
+        threads=1,
+    ),
+    "demo": dict(
+        steps=40,
+        prompts_per_step=12,
+        group_size=8,
+        max_new_tokens=64,
+        val_every=4,
+        val_problems=200,
+        dump_every=4,
+        checkpoint_every=20,
+        lr=1e-4,
+        threads=1,
+    ),
 }
 #: full (`make figures`, on arith): the demo's rollout settings at lr 5e-5, trained 2.5x longer and validated every 5
 #: steps on 128 problems at temperature 1 (no greedy pass); about 5 minutes a run on one core, two runs at a time.
-SCALES["full"] = {**SCALES["demo"], "steps": 100, "val_every": 5, "val_problems": 128, "val_greedy": False,
-                  "dump_every": 5, "checkpoint_every": 25, "lr": 5e-5}
+SCALES["full"] = {
+    **SCALES["demo"],
+    "steps": 100,
+    "val_every": 5,
+    "val_problems": 128,
+    "val_greedy": False,
+    "dump_every": 5,
+    "checkpoint_every": 25,
+    "lr": 5e-5,
+}
 #: study (`benchmarks/bench_world.py`): long enough for the collapse to finish within its first
 #: 15% of steps (the law's forecast window), validated on
 #: 500 problems (standard error at most 0.022) every 5 steps, every 5th step dumped for the theory check.
-SCALES["study"] = dict(steps=120, prompts_per_step=16, group_size=8, max_new_tokens=64, val_every=5, val_problems=500,
-                       val_greedy=False, dump_every=5, checkpoint_every=60, lr=1e-4, threads=1)
+SCALES["study"] = dict(
+    steps=120,
+    prompts_per_step=16,
+    group_size=8,
+    max_new_tokens=64,
+    val_every=5,
+    val_problems=500,
+    val_greedy=False,
+    dump_every=5,
+    checkpoint_every=60,
+    lr=1e-4,
+    threads=1,
+)
 #: The task (and shipped model of the same name) that the demo and `benchmarks/bench_world.py` train on by default.
 DEFAULT_TASK = "ladder"
 #: Power-sampling comparison sizes per scale.
 COMPARE_SCALES: dict[str, dict] = {
-    "quick": dict(n_problems=4, k_max=2, methods=("plain", "temp", "mh"), options={"mh": {"mcmc_steps": 2, "block_size": 16}}),
-    "demo": dict(n_problems=24, k_max=8, methods=("plain", "temp", "mh", "smc"),
-                 options={"mh": {"mcmc_steps": 4, "block_size": 16}, "smc": {"n_particles": 8}}),
-    "full": dict(n_problems=64, k_max=8, methods=("plain", "temp", "mh", "smc"),
-                 options={"mh": {"mcmc_steps": 10, "block_size": 16}, "smc": {"n_particles": 16}}),
+    "quick": dict(
+        n_problems=4, k_max=2, methods=("plain", "temp", "mh"), options={"mh": {"mcmc_steps": 2, "block_size": 16}}
+    ),
+    "demo": dict(
+        n_problems=24,
+        k_max=8,
+        methods=("plain", "temp", "mh", "smc"),
+        options={"mh": {"mcmc_steps": 4, "block_size": 16}, "smc": {"n_particles": 8}},
+    ),
+    "full": dict(
+        n_problems=64,
+        k_max=8,
+        methods=("plain", "temp", "mh", "smc"),
+        options={"mh": {"mcmc_steps": 10, "block_size": 16}, "smc": {"n_particles": 16}},
+    ),
 }
 #: The presets the demo trains, and those the figures and notebooks train.
 DEMO_PRESETS: tuple[str, ...] = ("grpo", "clip_cov", "kl_cov", "top20")
@@ -46,18 +95,33 @@ MODEL_SIZES: dict[str, dict] = {
 SIZE_SCALES: dict[str, dict] = {
     "quick": dict(sizes=("xs", "s"), pretrain_steps=8, eval_problems=4, overrides=()),
     "demo": dict(sizes=("xs", "s", "m"), pretrain_steps=150, eval_problems=50, overrides=("steps=24", "val_every=3")),
-    "full": dict(sizes=("xs", "s", "m"), pretrain_steps=None, eval_problems=200, difficulty=1,
-                 overrides=("steps=60", "val_every=4", "dump_every=0")),
+    "full": dict(
+        sizes=("xs", "s", "m"),
+        pretrain_steps=None,
+        eval_problems=200,
+        difficulty=1,
+        overrides=("steps=60", "val_every=4", "dump_every=0"),
+    ),
 }
 #: `difficulty` (when set) is the arith level of both pretraining and GRPO for every size: at the default level
 #: the two small models barely learn the task (pass@1 0.01 and 0.04), so their law fits say nothing.
 #: Sampler sweeps per scale: problems, samples per problem, the swept values and the MH options.
 SWEEP_SCALES: dict[str, dict] = {
     "quick": dict(n_problems=2, n=2, alpha=(1.0, 4.0), mcmc_steps=(0, 2), options={"mcmc_steps": 2, "block_size": 16}),
-    "demo": dict(n_problems=12, n=4, alpha=(1.0, 2.0, 4.0, 8.0), mcmc_steps=(0, 1, 2, 4, 8),
-                 options={"mcmc_steps": 4, "block_size": 16}),
-    "full": dict(n_problems=32, n=4, alpha=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0), mcmc_steps=(0, 1, 2, 5, 10),
-                 options={"mcmc_steps": 5, "block_size": 16}),
+    "demo": dict(
+        n_problems=12,
+        n=4,
+        alpha=(1.0, 2.0, 4.0, 8.0),
+        mcmc_steps=(0, 1, 2, 4, 8),
+        options={"mcmc_steps": 4, "block_size": 16},
+    ),
+    "full": dict(
+        n_problems=32,
+        n=4,
+        alpha=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+        mcmc_steps=(0, 1, 2, 5, 10),
+        options={"mcmc_steps": 5, "block_size": 16},
+    ),
 }
 #: Split-temperature decoding grid per scale (Wang et al.'s decoding experiment).
 GRID_SCALES: dict[str, dict] = {
@@ -78,10 +142,20 @@ EXACTNESS_SCALES: dict[str, dict] = {
 #: at least two candidates, particles or MH steps' worth) and the methods.
 FRONTIER_SCALES: dict[str, dict] = {
     "quick": dict(n_problems=2, k_max=1, budgets=(160.0,), methods=("best_of_n", "smc"), max_new_tokens=32),
-    "demo": dict(n_problems=24, k_max=2, budgets=(160.0, 320.0, 640.0),
-                 methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"), max_new_tokens=64),
-    "full": dict(n_problems=100, k_max=2, budgets=(160.0, 320.0, 640.0, 1280.0),
-                 methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"), max_new_tokens=64),
+    "demo": dict(
+        n_problems=24,
+        k_max=2,
+        budgets=(160.0, 320.0, 640.0),
+        methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"),
+        max_new_tokens=64,
+    ),
+    "full": dict(
+        n_problems=100,
+        k_max=2,
+        budgets=(160.0, 320.0, 640.0, 1280.0),
+        methods=("best_of_n", "smc", "mh", "mh_entropy", "sps"),
+        max_new_tokens=64,
+    ),
 }
 
 

@@ -32,8 +32,11 @@ __all__ = ["LawForecastCallback"]
 
 def _default_score(metrics: dict[str, Any]) -> str | None:
     """The evaluation metric the law fits by default: the best-tier validation key (as `entropylab.logs` picks)."""
-    ranked = [(aliases.score_tier(k), i, k) for i, k in enumerate(metrics)
-              if isinstance(metrics[k], (int, float)) and aliases.score_tier(k) is not None]
+    ranked = [
+        (aliases.score_tier(k), i, k)
+        for i, k in enumerate(metrics)
+        if isinstance(metrics[k], (int, float)) and aliases.score_tier(k) is not None
+    ]
     return min(ranked)[2] if ranked else None
 
 
@@ -47,11 +50,20 @@ class LawForecastCallback(TrainerCallback):
     is ok unless ``require_ok=False``.
     """
 
-    def __init__(self, *, score_key: str | None = None, entropy_key: str | None = None, val_size: int | None = None,
-                 stop_when_headroom_below: float | None = None, require_ok: bool = True, trainer: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        score_key: str | None = None,
+        entropy_key: str | None = None,
+        val_size: int | None = None,
+        stop_when_headroom_below: float | None = None,
+        require_ok: bool = True,
+        trainer: Any = None,
+    ) -> None:
         if stop_when_headroom_below is not None and math.isnan(float(stop_when_headroom_below)):
-            raise ConfigError(f"LawForecastCallback: stop_when_headroom_below = {stop_when_headroom_below!r} is not "
-                              "a number")
+            raise ConfigError(
+                f"LawForecastCallback: stop_when_headroom_below = {stop_when_headroom_below!r} is not a number"
+            )
         self.score_key, self.entropy_key = score_key, entropy_key
         self.stop_when_headroom_below, self.require_ok = stop_when_headroom_below, require_ok
         self.live = law.LiveLaw(val_size=val_size)
@@ -83,9 +95,12 @@ class LawForecastCallback(TrainerCallback):
         if key is None or key not in metrics or entropy is None:
             if not self._warned:
                 self._warned = True
-                warnings.warn(f"LawForecastCallback: no {'score ' + repr(key) if key else 'evaluation score'}"
-                              f"{' or entropy' if entropy is None else ''} in the evaluation metrics "
-                              f"({', '.join(sorted(metrics)[:10])}); pass score_key= / entropy_key=", stacklevel=2)
+                warnings.warn(
+                    f"LawForecastCallback: no {'score ' + repr(key) if key else 'evaluation score'}"
+                    f"{' or entropy' if entropy is None else ''} in the evaluation metrics "
+                    f"({', '.join(sorted(metrics)[:10])}); pass score_key= / entropy_key=",
+                    stacklevel=2,
+                )
             return control
         values = self.live.update(state.global_step, entropy, float(metrics[key]))
         if not values:
@@ -97,8 +112,12 @@ class LawForecastCallback(TrainerCallback):
             state.log_history.append({**values, "step": state.global_step})
         fit = self.live.fit
         threshold = self.stop_when_headroom_below
-        if threshold is not None and fit is not None and (fit.ok or not self.require_ok) \
-                and values.get("law/headroom", math.inf) < threshold:
+        if (
+            threshold is not None
+            and fit is not None
+            and (fit.ok or not self.require_ok)
+            and values.get("law/headroom", math.inf) < threshold
+        ):
             control.should_training_stop = True
             self.stopped_at = state.global_step
         return control

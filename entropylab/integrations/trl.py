@@ -114,14 +114,28 @@ SUPPORTED_TRL = ">=1.14,<1.17"
 _TRL_MIN, _TRL_MAX = (1, 14), (1, 17)
 
 #: TRL loss_type -> entropylab aggregation; the other loss types have their own per-token losses.
-AGG_OF_LOSS_TYPE = {"dapo": "token-mean", "bnpo": "token-mean", "grpo": "seq-mean-token-mean",
-                    "dr_grpo": "seq-mean-token-sum-norm"}
+AGG_OF_LOSS_TYPE = {
+    "dapo": "token-mean",
+    "bnpo": "token-mean",
+    "grpo": "seq-mean-token-mean",
+    "dr_grpo": "seq-mean-token-sum-norm",
+}
 CUTOFFS = ("topk", "quantile")
 COV_QUANTILES = (0.002, 0.02, 0.2)  # as entropylab's trainer: logged as entropylab/cov/top0.2% ...
 PREFIX = "entropylab/"
 # multimodal / tool inputs TRL forwards to the model when it scores completions
-_FORWARD_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
-                 "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
+_FORWARD_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -158,7 +172,8 @@ class EntropyGRPOConfig(GRPOConfig):
 
     entropylab_policy_loss: str = field(default="vanilla", metadata={"help": "vanilla | clip_cov | kl_cov"})
     entropylab_clip_ratio_c: float | None = field(
-        default=None, metadata={"help": "dual-clip bound for vanilla (None: off, as TRL)"})
+        default=None, metadata={"help": "dual-clip bound for vanilla (None: off, as TRL)"}
+    )
     entropylab_clip_cov_ratio: float = field(default=2e-4, metadata={"help": "Clip-Cov: fraction r of tokens zeroed"})
     entropylab_clip_cov_lb: float = field(default=1.0, metadata={"help": "Clip-Cov: lower covariance bound"})
     entropylab_clip_cov_ub: float = field(default=5.0, metadata={"help": "Clip-Cov: upper covariance bound"})
@@ -169,14 +184,18 @@ class EntropyGRPOConfig(GRPOConfig):
     entropylab_rho: float = field(default=0.2, metadata={"help": "entropy mask: top fraction rho"})
     entropylab_entropy_scope: str = field(default="micro", metadata={"help": "micro | batch (all processes)"})
     entropylab_mask_normalise: str = field(
-        default="selected", metadata={"help": "selected (the 80/20 paper) | all (TRL)"})
+        default="selected", metadata={"help": "selected (the 80/20 paper) | all (TRL)"}
+    )
     entropylab_entropy_cutoff: str = field(
-        default="topk", metadata={"help": "batch-scope cutoff: topk (k-th largest) | quantile (TRL's torch.quantile)"})
+        default="topk", metadata={"help": "batch-scope cutoff: topk (k-th largest) | quantile (TRL's torch.quantile)"}
+    )
     entropylab_entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus coefficient"})
     entropylab_loss_agg_mode: str | None = field(
-        default=None, metadata={"help": "None: from loss_type; if given it must agree with loss_type"})
+        default=None, metadata={"help": "None: from loss_type; if given it must agree with loss_type"}
+    )
     entropylab_dump_every: int = field(
-        default=0, metadata={"help": "write OUTPUT_DIR/rollouts/step_N.parquet every N steps (0: never)"})
+        default=0, metadata={"help": "write OUTPUT_DIR/rollouts/step_N.parquet every N steps (0: never)"}
+    )
 
     def __post_init__(self) -> None:
         check_trl_version()
@@ -249,37 +268,58 @@ def validate_config(args: GRPOConfig, *, warn: bool = True) -> LossOptions:
         raise ConfigError(f"EntropyGRPOConfig: {why}")
 
     if getattr(args, "use_liger_loss", False):
-        refuse("use_liger_loss=True computes the loss in a fused kernel that bypasses _compute_loss, so entropylab's "
-               "losses and masks would be ignored; set use_liger_loss=False")
+        refuse(
+            "use_liger_loss=True computes the loss in a fused kernel that bypasses _compute_loss, so entropylab's "
+            "losses and masks would be ignored; set use_liger_loss=False"
+        )
     if args.top_entropy_quantile < 1.0 and args.entropylab_entropy_mask is not None:
-        refuse(f"top_entropy_quantile = {args.top_entropy_quantile} (TRL's entropy mask) and entropylab_entropy_mask "
-               f"= {args.entropylab_entropy_mask!r} are two masks; keep one (TRL's is reproduced by "
-               "entropylab_entropy_mask='top', entropylab_rho=q, entropylab_entropy_scope='batch', "
-               "entropylab_mask_normalise='all', entropylab_entropy_cutoff='quantile')")
+        refuse(
+            f"top_entropy_quantile = {args.top_entropy_quantile} (TRL's entropy mask) and entropylab_entropy_mask "
+            f"= {args.entropylab_entropy_mask!r} are two masks; keep one (TRL's is reproduced by "
+            "entropylab_entropy_mask='top', entropylab_rho=q, entropylab_entropy_scope='batch', "
+            "entropylab_mask_normalise='all', entropylab_entropy_cutoff='quantile')"
+        )
     if args.entropy_coef != 0.0 or getattr(args, "use_adaptive_entropy", False):
-        refuse("TRL's entropy bonus (entropy_coef / use_adaptive_entropy) is not applied by entropylab's loss; "
-               "use entropylab_entropy_coef instead and leave entropy_coef = 0")
+        refuse(
+            "TRL's entropy bonus (entropy_coef / use_adaptive_entropy) is not applied by entropylab's loss; "
+            "use entropylab_entropy_coef instead and leave entropy_coef = 0"
+        )
     if args.importance_sampling_level != "token":
-        refuse(f"importance_sampling_level = {args.importance_sampling_level!r}: entropylab's policy losses are "
-               "token-level; use 'token'")
+        refuse(
+            f"importance_sampling_level = {args.importance_sampling_level!r}: entropylab's policy losses are "
+            "token-level; use 'token'"
+        )
     if args.delta is not None:
-        refuse("delta (TRL's two-sided clipping) has no counterpart in entropylab's losses; use "
-               "entropylab_clip_ratio_c (dual clip) or leave delta = None")
+        refuse(
+            "delta (TRL's two-sided clipping) has no counterpart in entropylab's losses; use "
+            "entropylab_clip_ratio_c (dual clip) or leave delta = None"
+        )
     if args.off_policy_mask_threshold is not None:
         refuse("off_policy_mask_threshold is TRL's own loss mask; leave it None with entropylab's losses")
     if args.use_vllm and args.vllm_importance_sampling_correction:
-        refuse("vllm_importance_sampling_correction multiplies TRL's per-token loss, which entropylab's losses "
-               "replace; set vllm_importance_sampling_correction=False")
+        refuse(
+            "vllm_importance_sampling_correction multiplies TRL's per-token loss, which entropylab's losses "
+            "replace; set vllm_importance_sampling_correction=False"
+        )
     if args.entropylab_entropy_cutoff not in CUTOFFS:
         refuse(f"entropylab_entropy_cutoff = {args.entropylab_entropy_cutoff!r}: must be one of {', '.join(CUTOFFS)}")
     if not isinstance(args.entropylab_dump_every, int) or args.entropylab_dump_every < 0:
         refuse(f"entropylab_dump_every = {args.entropylab_dump_every!r}: must be an integer >= 0")
     opts = loss_options(args)
-    if warn and opts.policy_loss == "kl_cov" and args.num_iterations == 1 and \
-            args.steps_per_generation is not None and args.steps_per_generation <= args.gradient_accumulation_steps:
-        warnings.warn("entropylab_policy_loss='kl_cov' with num_iterations=1 and steps_per_generation <= "
-                      "gradient_accumulation_steps is fully on-policy (logp == old logp): KL-Cov then has no effect; "
-                      "raise num_iterations or steps_per_generation", UserWarning, stacklevel=3)
+    if (
+        warn
+        and opts.policy_loss == "kl_cov"
+        and args.num_iterations == 1
+        and args.steps_per_generation is not None
+        and args.steps_per_generation <= args.gradient_accumulation_steps
+    ):
+        warnings.warn(
+            "entropylab_policy_loss='kl_cov' with num_iterations=1 and steps_per_generation <= "
+            "gradient_accumulation_steps is fully on-policy (logp == old logp): KL-Cov then has no effect; "
+            "raise num_iterations or steps_per_generation",
+            UserWarning,
+            stacklevel=3,
+        )
     return opts
 
 
@@ -379,13 +419,25 @@ def entropylab_loss(
         cutoff = batch_entropy_cutoff(accelerator, entropy, mask, opts.rho, cutoff_method)
     shared = center is not None and n_proc > 1
     if not shared:
-        loss, metrics = compute_policy_loss(logp, old_logp, advantages, mask, opts, entropy=entropy, ref_logp=ref_logp,
-                                            generator=generator, center=center, entropy_cutoff=cutoff)
+        loss, metrics = compute_policy_loss(
+            logp,
+            old_logp,
+            advantages,
+            mask,
+            opts,
+            entropy=entropy,
+            ref_logp=ref_logp,
+            generator=generator,
+            center=center,
+            entropy_cutoff=cutoff,
+        )
         return ScopeLoss(loss, metrics, int(mask.bool().sum()), False, center, cutoff)
 
     if opts.entropy_mask is not None and opts.entropy_scope == "micro":
-        raise ConfigError("cov_scope = 'batch' with entropy_scope = 'micro' on several processes: the loss covers all "
-                          "processes' tokens, so the entropy mask must too; use entropy_scope = 'batch'")
+        raise ConfigError(
+            "cov_scope = 'batch' with entropy_scope = 'micro' on several processes: the loss covers all "
+            "processes' tokens, so the entropy mask must too; use entropy_scope = 'batch'"
+        )
     rows, cols = logp.shape
     rank = accelerator.process_index
 
@@ -396,14 +448,21 @@ def entropylab_loss(
         everyone = full(x)
         width, height = everyone.shape[1], everyone.shape[0] // n_proc
         own = F.pad(x.float(), (0, width - cols, 0, height - rows))
-        return torch.cat([everyone[: rank * height], own, everyone[(rank + 1) * height:]])
+        return torch.cat([everyone[: rank * height], own, everyone[(rank + 1) * height :]])
 
     all_mask = full(mask) > 0
     loss, metrics = compute_policy_loss(
-        spliced(logp), full(old_logp), full(advantages), all_mask, opts,
+        spliced(logp),
+        full(old_logp),
+        full(advantages),
+        all_mask,
+        opts,
         entropy=spliced(entropy) if entropy is not None else None,
         ref_logp=full(ref_logp) if ref_logp is not None else None,
-        generator=generator, center=center, entropy_cutoff=cutoff)
+        generator=generator,
+        center=center,
+        entropy_cutoff=cutoff,
+    )
     return ScopeLoss(loss, metrics, int(all_mask.sum()), True, center, cutoff)
 
 
@@ -445,8 +504,10 @@ class EntropyDumpCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self._trainer is None:
-            raise ConfigError("EntropyDumpCallback: the per-token tensors come from EntropyGRPOTrainer; pass the "
-                              "callback to an EntropyGRPOTrainer (or set entropylab_dump_every in EntropyGRPOConfig)")
+            raise ConfigError(
+                "EntropyDumpCallback: the per-token tensors come from EntropyGRPOTrainer; pass the "
+                "callback to an EntropyGRPOTrainer (or set entropylab_dump_every in EntropyGRPOConfig)"
+            )
 
     def on_step_end(self, args, state, control, **kwargs):
         self._flush(state.global_step)
@@ -528,11 +589,18 @@ class EntropyGRPOTrainer(GRPOTrainer):
         self._entropylab_rewards: Tensor | None = None
         super().__init__(model, reward_funcs, args=args, **kwargs)
         opts = self.entropylab_options
-        if (self.accelerator.num_processes > 1 and opts.cov_scope == "batch" and opts.entropy_mask is not None
-                and opts.entropy_scope == "micro" and opts.policy_loss != "vanilla"):
-            raise ConfigError("EntropyGRPOConfig: entropylab_cov_scope='batch' with entropylab_entropy_scope='micro' on "
-                              f"{self.accelerator.num_processes} processes: the loss then covers all processes' tokens, "
-                              "so the entropy mask must too; set entropylab_entropy_scope='batch'")
+        if (
+            self.accelerator.num_processes > 1
+            and opts.cov_scope == "batch"
+            and opts.entropy_mask is not None
+            and opts.entropy_scope == "micro"
+            and opts.policy_loss != "vanilla"
+        ):
+            raise ConfigError(
+                "EntropyGRPOConfig: entropylab_cov_scope='batch' with entropylab_entropy_scope='micro' on "
+                f"{self.accelerator.num_processes} processes: the loss then covers all processes' tokens, "
+                "so the entropy mask must too; set entropylab_entropy_scope='batch'"
+            )
         dumps = [cb for cb in self.callback_handler.callbacks if isinstance(cb, EntropyDumpCallback)]
         if args.entropylab_dump_every and not dumps:
             dumps = [EntropyDumpCallback(args.output_dir, args.entropylab_dump_every)]
@@ -561,7 +629,7 @@ class EntropyGRPOTrainer(GRPOTrainer):
         per_func = self._entropylab_rewards
         if per_func is not None and per_func.size(0) >= start + n:
             weights = self.reward_weights.to(per_func.device).unsqueeze(0)
-            output["entropylab_reward"] = (per_func * weights).nansum(dim=1)[start:start + n].float().to(device)
+            output["entropylab_reward"] = (per_func * weights).nansum(dim=1)[start : start + n].float().to(device)
         else:
             output["entropylab_reward"] = torch.full((n,), math.nan, device=device)
         return output
@@ -575,8 +643,14 @@ class EntropyGRPOTrainer(GRPOTrainer):
         attention_mask = torch.cat([inputs["prompt_mask"], completion_mask], dim=1)
         mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
         logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
-            compute_aux_loss=self.aux_loss_enabled, **{k: inputs.get(k) for k in _FORWARD_KEYS})
+            model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled,
+            **{k: inputs.get(k) for k in _FORWARD_KEYS},
+        )
         advantages = inputs["advantages"]
         advantages = (advantages if advantages.dim() == 2 else advantages.unsqueeze(1)).expand_as(logps)
         old_logps = inputs.get("old_per_token_logps")
@@ -589,8 +663,18 @@ class EntropyGRPOTrainer(GRPOTrainer):
         if not (opts.cov_scope == "batch" and n_proc > 1):
             seed_parts.append(self.accelerator.process_index)  # independent draws per process
         generator = torch.Generator(device=logps.device).manual_seed(derive_seed(*seed_parts))
-        result = entropylab_loss(self.accelerator, logps, old_logps, advantages, mask, opts, entropy=entropies,
-                                 ref_logp=ref_logps, generator=generator, cutoff_method=self._entropylab_cutoff)
+        result = entropylab_loss(
+            self.accelerator,
+            logps,
+            old_logps,
+            advantages,
+            mask,
+            opts,
+            entropy=entropies,
+            ref_logp=ref_logps,
+            generator=generator,
+            cutoff_method=self._entropylab_cutoff,
+        )
 
         # the scaling TRL applies for its loss_type (gradient accumulation, dapo's global token count)
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
@@ -610,8 +694,16 @@ class EntropyGRPOTrainer(GRPOTrainer):
             self._record_dump(inputs, logps, old_logps, entropies, advantages, mask, result.shared)
         return loss
 
-    def _log_entropylab_metrics(self, mode: str, result: ScopeLoss, logps: Tensor, entropies: Tensor,
-                                advantages: Tensor, mask: Tensor, ref_logps: Tensor | None) -> None:
+    def _log_entropylab_metrics(
+        self,
+        mode: str,
+        result: ScopeLoss,
+        logps: Tensor,
+        entropies: Tensor,
+        advantages: Tensor,
+        mask: Tensor,
+        ref_logps: Tensor | None,
+    ) -> None:
         """entropylab's loss metrics (averaged over processes) and Table-1 covariances, via TRL's metric store."""
         store = self._metrics[mode]
         keys = sorted(result.metrics)
@@ -643,8 +735,16 @@ class EntropyGRPOTrainer(GRPOTrainer):
             diff = ref_logps - logps.detach()
             store["kl"].append(global_mean(torch.exp(diff) - diff - 1))
 
-    def _record_dump(self, inputs: dict[str, Any], logps: Tensor, old_logps: Tensor, entropies: Tensor,
-                     advantages: Tensor, mask: Tensor, shared: bool) -> None:
+    def _record_dump(
+        self,
+        inputs: dict[str, Any],
+        logps: Tensor,
+        old_logps: Tensor,
+        entropies: Tensor,
+        advantages: Tensor,
+        mask: Tensor,
+        shared: bool,
+    ) -> None:
         """Hand this micro-batch's token rows to the dump callbacks (first pass over a rollout batch only)."""
         spg = self.args.steps_per_generation
         if self._step % (spg * self.num_iterations) >= spg:
@@ -657,8 +757,12 @@ class EntropyGRPOTrainer(GRPOTrainer):
         rows, cols = (t.numpy() for t in torch.nonzero(valid, as_tuple=True))
         index = inputs["entropylab_index"].cpu().numpy()[rows]
         ids = inputs["completion_ids"].cpu().numpy()[rows, cols]
-        text = {int(i): self.processing_class.decode([int(i)]) if hasattr(self.processing_class, "decode")
-                else self.processing_class.tokenizer.decode([int(i)]) for i in np.unique(ids)}
+        text = {
+            int(i): self.processing_class.decode([int(i)])
+            if hasattr(self.processing_class, "decode")
+            else self.processing_class.tokenizer.decode([int(i)])
+            for i in np.unique(ids)
+        }
         micro = self._step % self.args.gradient_accumulation_steps
         micro = micro if shared else micro * self.accelerator.num_processes + self.accelerator.process_index
 
@@ -704,8 +808,13 @@ def problems_dataset(problems: Sequence[Any], tokenizer: Any = None):
             return apply_chat_template(tokenizer, p.meta.get("messages") or p.prompt)
         return p.prompt
 
-    return Dataset.from_dict({"prompt": [prompt(p) for p in problems], "answer": [p.answer for p in problems],
-                              "problem_id": [p.id for p in problems]})
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt(p) for p in problems],
+            "answer": [p.answer for p in problems],
+            "problem_id": [p.id for p in problems],
+        }
+    )
 
 
 def task_reward_function(task: Any, name: str | None = None) -> Callable[..., list[float]]:

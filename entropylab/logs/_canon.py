@@ -119,8 +119,14 @@ def _close(key: str, keys: list[str]) -> str:
     return "; keys present: " + (shown or "none")
 
 
-def _resolve_override(key: str, originals: list[str], canon_of: dict[str, str], path: str, what: str,
-                      chosen: dict[str, str | None] | None = None) -> str:
+def _resolve_override(
+    key: str,
+    originals: list[str],
+    canon_of: dict[str, str],
+    path: str,
+    what: str,
+    chosen: dict[str, str | None] | None = None,
+) -> str:
     """The original key that an override names (an original key, or a canonical name such as `reward`)."""
     if key in canon_of:
         return key
@@ -133,8 +139,9 @@ def _resolve_override(key: str, originals: list[str], canon_of: dict[str, str], 
     raise LogFormatError(f"{path}: {what} key {key!r} not found{_close(key, names)}")
 
 
-def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = None,
-                  score_key: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def canonical_run(
+    raw: Raw, path: str, fmt: str, *, entropy_key: str | None = None, score_key: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The canonical frame of one run (`step`, `entropy`, `reward`, `val/...`, other metrics) and its metadata."""
     import numpy as np
     import pandas as pd
@@ -151,8 +158,11 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
     ent_candidates = aliases.first_present(aliases.entropy_keys(own), originals)
     rew_candidates = aliases.first_present(aliases.REWARD_KEYS, originals)
     default_ent = ent_candidates[0] if ent_candidates else None
-    ent_key = _resolve_override(entropy_key, originals, canon_of, path, "entropy", {"entropy": default_ent}) \
-        if entropy_key else default_ent
+    ent_key = (
+        _resolve_override(entropy_key, originals, canon_of, path, "entropy", {"entropy": default_ent})
+        if entropy_key
+        else default_ent
+    )
     rew_key = next((k for k in rew_candidates if k != ent_key), None)
 
     # Columns: entropy and reward take the canonical names; validation keys become val/...; the rest stay.
@@ -178,28 +188,39 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
             columns[name] = col
         sources.setdefault(name, []).append(key)
     nan = np.full(len(out), np.nan)
-    val_names = sorted((n for n in columns if aliases.is_validation(n)),
-                       key=lambda n: (min(_tier(k) for k in sources[n]), list(columns).index(n)))
-    ordered = ["entropy", "reward"] + val_names + [n for n in columns if n not in ("entropy", "reward")
-                                                    and not aliases.is_validation(n)]
+    val_names = sorted(
+        (n for n in columns if aliases.is_validation(n)),
+        key=lambda n: (min(_tier(k) for k in sources[n]), list(columns).index(n)),
+    )
+    ordered = (
+        ["entropy", "reward"]
+        + val_names
+        + [n for n in columns if n not in ("entropy", "reward") and not aliases.is_validation(n)]
+    )
     data = {name: columns.get(name, nan) for name in ordered}
     out = pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
 
     # The default score: the first validation metric by tier, else the training reward.
     val_keys = {n: _main_source(sources[n], df) for n in val_names}
     if score_key is not None:
-        orig = _resolve_override(score_key, originals, canon_of, path, "score",
-                                 {"reward": rew_key, "entropy": ent_key})
+        orig = _resolve_override(score_key, originals, canon_of, path, "score", {"reward": rew_key, "entropy": ent_key})
         score = names[orig]
     else:
         scored = [n for n in val_names if min(_tier(k) for k in sources[n]) < 99 and out[n].notna().any()]
         score = scored[0] if scored else ("reward" if rew_key is not None else None)
         score, score_note = _score_with_points(out, scored, score)
-    score_orig = (rew_key if score == "reward" else ent_key if score == "entropy"
-                  else val_keys.get(score) or next((k for k, v in names.items() if v == score), None))
+    score_orig = (
+        rew_key
+        if score == "reward"
+        else ent_key
+        if score == "entropy"
+        else val_keys.get(score) or next((k for k, v in names.items() if v == score), None)
+    )
     if ent_key is None:
-        warnings.append(f"{path}: no entropy key found (looked for {', '.join(aliases.ENTROPY_KEYS)}); "
-                        f"the entropy column is empty: pass entropy_key= to name one")
+        warnings.append(
+            f"{path}: no entropy key found (looked for {', '.join(aliases.ENTROPY_KEYS)}); "
+            f"the entropy column is empty: pass entropy_key= to name one"
+        )
     elif out["entropy"].isna().all():
         warnings.append(f"{path}: entropy key {ent_key!r} has no finite value")
     n_val = int(out[score].notna().sum()) if score is not None and aliases.is_validation(score) else 0
@@ -212,8 +233,11 @@ def canonical_run(raw: Raw, path: str, fmt: str, *, entropy_key: str | None = No
         "val_sources": {n: sources[n] for n in val_names},
         "score": score,
         "score_key": score_orig,
-        "score_source": "override" if score_key is not None else None if score is None else (
-            ("most-points" if score_note else "validation") if aliases.is_validation(score) else "reward"),
+        "score_source": "override"
+        if score_key is not None
+        else None
+        if score is None
+        else (("most-points" if score_note else "validation") if aliases.is_validation(score) else "reward"),
         "score_note": None if score_key is not None else score_note,
         "val_size": raw.val_size,
         "n_steps": int(len(out)),
@@ -247,20 +271,20 @@ def _score_with_points(out: pd.DataFrame, scored: list[str], default: str | None
     best = max(scored, key=lambda n: counts[n])  # the first in tier order among equals
     have = counts[default]
     if counts[best] > have and (have < FEW_JOINED or have < counts[best] / 2):
-        return best, (f"{default} joins only {have} entropy point(s); chose {best}, which joins the most "
-                      f"({counts[best]})")
+        return best, (
+            f"{default} joins only {have} entropy point(s); chose {best}, which joins the most ({counts[best]})"
+        )
     return default, None
 
 
 def _nonfinite_line(path: str, counts: dict[str, int]) -> str:
     """One warning for every key's explicit nan/inf values (a TensorBoard file can have dozens of such keys)."""
     if len(counts) == 1:
-        (key, count), = counts.items()
+        ((key, count),) = counts.items()
         return f"{path}: key {key!r}: {count} non-finite value(s) (nan/inf) dropped"
     shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:3])
     more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
-    return (f"{path}: {sum(counts.values())} non-finite value(s) (nan/inf) dropped in {len(counts)} keys: "
-            f"{shown}{more}")
+    return f"{path}: {sum(counts.values())} non-finite value(s) (nan/inf) dropped in {len(counts)} keys: {shown}{more}"
 
 
 def _tier(original: str) -> int:

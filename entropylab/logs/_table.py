@@ -89,8 +89,9 @@ def _matrix(values: list, n: int, k: int) -> np.ndarray:
 
     try:
         if all(isinstance(v, bytes) for v in values):  # numpy's C reader: 2x a float() per value
-            return np.loadtxt(io.BytesIO(b"\n".join(values)), dtype=np.float64, delimiter=" ", comments=None,
-                              ndmin=2).reshape(n, k)
+            return np.loadtxt(
+                io.BytesIO(b"\n".join(values)), dtype=np.float64, delimiter=" ", comments=None, ndmin=2
+            ).reshape(n, k)
         return np.asarray(values, dtype=np.float64).reshape(n, k)
     except (ValueError, TypeError):  # a value like b"." that looked numeric: cell by cell
         rows = [v.split() if isinstance(v, bytes) else v for v in values]

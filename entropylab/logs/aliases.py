@@ -21,6 +21,7 @@ ENTROPY_KEYS: tuple[str, ...] = (
     "rollout/entropy",
 )
 
+
 def entropy_keys(own: str | None = None) -> tuple[str, ...]:
     """The entropy candidates in priority order, a format's own entropy key (`LogFormat.entropy_key`) first."""
     return ENTROPY_KEYS if own is None else (own,) + tuple(k for k in ENTROPY_KEYS if k != own)
@@ -40,13 +41,35 @@ REWARD_KEYS: tuple[str, ...] = (
 )
 
 #: Step fields of tabular logs, in priority order, per row (an epoch is never a step).
-STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "trainer/global_step", "eval/global_step",
-                              "_step", "iteration", "grpo_step", "ppo_step", "rl_step", "train/step", "global_steps",
-                              "iter")
+STEP_KEYS: tuple[str, ...] = (
+    "step",
+    "global_step",
+    "train/global_step",
+    "trainer/global_step",
+    "eval/global_step",
+    "_step",
+    "iteration",
+    "grpo_step",
+    "ppo_step",
+    "rl_step",
+    "train/step",
+    "global_steps",
+    "iter",
+)
 
 #: Columns that tell several runs of one table apart, in priority order (string values only).
-RUN_KEYS: tuple[str, ...] = ("run", "run_id", "run_name", "experiment", "experiment_name", "exp_name", "exp",
-                             "name", "trial", "seed_run")
+RUN_KEYS: tuple[str, ...] = (
+    "run",
+    "run_id",
+    "run_name",
+    "experiment",
+    "experiment_name",
+    "exp_name",
+    "exp",
+    "name",
+    "trial",
+    "seed_run",
+)
 
 #: Fields that give a row's kind in JSON lines; rows of an evaluation kind hold validation metrics.
 KIND_KEYS: tuple[str, ...] = ("type", "split", "mode", "phase", "stage", "kind")
@@ -65,6 +88,7 @@ def kind_key(kind: str, key: str) -> str:
     if low in EVAL_KINDS:
         return key if is_validation(canonical_key(key)) else f"eval/{key}"
     return key if key.startswith(f"{low}/") else f"{low}/{key}"
+
 
 VAL_PREFIX = "val/"
 
@@ -95,14 +119,14 @@ def canonical_key(key: str) -> str:
         return key
     for prefix in ("val-core/", "val-aux/"):
         if key.startswith(prefix):
-            return VAL_PREFIX + key[len(prefix):]
+            return VAL_PREFIX + key[len(prefix) :]
     if key.startswith("test_score/"):
         return VAL_PREFIX + key
     if key.startswith("eval/"):
-        rest = key[len("eval/"):]
-        return VAL_PREFIX + (rest[len("eval_"):] if rest.startswith("eval_") else rest)
+        rest = key[len("eval/") :]
+        return VAL_PREFIX + (rest[len("eval_") :] if rest.startswith("eval_") else rest)
     if key.startswith("eval_") and len(key) > len("eval_"):
-        return VAL_PREFIX + key[len("eval_"):]
+        return VAL_PREFIX + key[len("eval_") :]
     return key
 
 
@@ -117,7 +141,7 @@ def score_tier(original: str) -> int | None:
         if pattern.match(original):
             return tier
     canonical = canonical_key(original)
-    if not is_validation(canonical) or _NOT_A_SCORE.search(canonical[len(VAL_PREFIX):].lower()):
+    if not is_validation(canonical) or _NOT_A_SCORE.search(canonical[len(VAL_PREFIX) :].lower()):
         return None
     return _OTHER_TIER
 

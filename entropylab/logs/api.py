@@ -57,9 +57,17 @@ def _names(entries: list[tuple[detect.Source, str | None]], run: str | Sequence[
     return names
 
 
-def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, entropy_key: str | None = None,
-         score_key: str | None = None, run: str | Sequence[str] | None = None, step_key: str | None = None,
-         run_key: str | None = None, progress: bool = False) -> pd.DataFrame:
+def load(
+    path_or_paths: PathLike | Sequence[PathLike],
+    format: str = "auto",
+    *,
+    entropy_key: str | None = None,
+    score_key: str | None = None,
+    run: str | Sequence[str] | None = None,
+    step_key: str | None = None,
+    run_key: str | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Read training logs into one DataFrame: one row per (run, step), sorted by run then step.
 
     `path_or_paths`: log files, run directories (entropylab `metrics.jsonl`, TRL output dirs, TensorBoard log
@@ -91,9 +99,15 @@ def load(path_or_paths: PathLike | Sequence[PathLike], format: str = "auto", *, 
     return assemble(read, run, entropy_key=entropy_key, score_key=score_key, stacklevel=3)
 
 
-def assemble(read: list[tuple[detect.Source, str | None, Any]], run: str | Sequence[str] | None = None, *,
-             entropy_key: str | None = None, score_key: str | None = None, warn: bool = True,
-             stacklevel: int = 2) -> pd.DataFrame:
+def assemble(
+    read: list[tuple[detect.Source, str | None, Any]],
+    run: str | Sequence[str] | None = None,
+    *,
+    entropy_key: str | None = None,
+    score_key: str | None = None,
+    warn: bool = True,
+    stacklevel: int = 2,
+) -> pd.DataFrame:
     """The canonical DataFrame of raw runs `(source, inner name, Raw)`, as `load` returns it (`watch` too)."""
     import pandas as pd
 
@@ -126,8 +140,9 @@ def _score_column(df: pd.DataFrame, run: str, info: dict, score: str | None) -> 
     name = score if score is not None else info.get("score")
     where = f"run {run!r}" + (f" ({info['path']})" if info.get("path") else "")
     if name is None:
-        raise LogFormatError(f"{where}: no score: no validation metric and no training reward found; "
-                             f"pass score= (or score_key= to load)")
+        raise LogFormatError(
+            f"{where}: no score: no validation metric and no training reward found; pass score= (or score_key= to load)"
+        )
     if name in df.columns:
         return name
     aliases_of = {orig: canon for canon, orig in info.get("val_keys", {}).items()}
@@ -140,11 +155,14 @@ def _score_column(df: pd.DataFrame, run: str, info: dict, score: str | None) -> 
     import difflib
 
     close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=5, cutoff=0.5)
-    raise LogFormatError(f"{where}: no score column {name!r}" + (f"; close matches: {', '.join(close)}" if close else ""))
+    raise LogFormatError(
+        f"{where}: no score column {name!r}" + (f"; close matches: {', '.join(close)}" if close else "")
+    )
 
 
-def points(df: pd.DataFrame, *, score: str | None = None, entropy: str = "entropy",
-           initial: bool = False) -> pd.DataFrame:
+def points(
+    df: pd.DataFrame, *, score: str | None = None, entropy: str = "entropy", initial: bool = False
+) -> pd.DataFrame:
     """The law's fit points: columns `run`, `step`, `entropy`, `score`, one row per step where both are finite.
 
     `score` names a column (or an original key) for every run; by default each run's chosen score in
@@ -160,8 +178,9 @@ def points(df: pd.DataFrame, *, score: str | None = None, entropy: str = "entrop
     meta = df.attrs.get("entropylab", {})
     parts, chosen = [], {}
     for run, group in df.groupby("run", sort=False):
-        part, column = run_points(group, str(run), meta.get(str(run), {}), score=score, entropy=entropy,
-                                  initial=initial)
+        part, column = run_points(
+            group, str(run), meta.get(str(run), {}), score=score, entropy=entropy, initial=initial
+        )
         parts.append(part)
         chosen[str(run)] = column
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "step", "entropy", "score"])
@@ -171,8 +190,15 @@ def points(df: pd.DataFrame, *, score: str | None = None, entropy: str = "entrop
     return out
 
 
-def run_points(group: pd.DataFrame, run: str, info: dict, *, score: str | None = None, entropy: str = "entropy",
-               initial: bool = False) -> tuple[pd.DataFrame, str]:
+def run_points(
+    group: pd.DataFrame,
+    run: str,
+    info: dict,
+    *,
+    score: str | None = None,
+    entropy: str = "entropy",
+    initial: bool = False,
+) -> tuple[pd.DataFrame, str]:
     """The fit points of one run's rows and the score column used (see `points`)."""
     import numpy as np
     import pandas as pd
@@ -181,13 +207,16 @@ def run_points(group: pd.DataFrame, run: str, info: dict, *, score: str | None =
     column = _score_column(group, run, info, score)
     if entropy not in group.columns or not group[entropy].notna().any():
         keys = [c for c in group.columns if c not in ("run", "step") and group[c].notna().any()]
-        raise LogFormatError(f"{where}: no entropy values (looked for {', '.join(aliases.ENTROPY_KEYS)}); "
-                             f"keys present: {', '.join(keys[:30]) or 'none'}; pass entropy_key= to load")
+        raise LogFormatError(
+            f"{where}: no entropy values (looked for {', '.join(aliases.ENTROPY_KEYS)}); "
+            f"keys present: {', '.join(keys[:30]) or 'none'}; pass entropy_key= to load"
+        )
     h = group[entropy].to_numpy(dtype=float)
     r = group[column].to_numpy(dtype=float)
     steps = group["step"].to_numpy()
     keep = np.isfinite(h) & np.isfinite(r) & ((steps != 0) | initial)
     if not keep.any():
-        raise LogFormatError(f"{where}: no step has both an entropy and a {column!r} value"
-                             + ("" if initial else " (step 0 left out)"))
+        raise LogFormatError(
+            f"{where}: no step has both an entropy and a {column!r} value" + ("" if initial else " (step 0 left out)")
+        )
     return pd.DataFrame({"run": run, "step": steps[keep], "entropy": h[keep], "score": r[keep]}), column

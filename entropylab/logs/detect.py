@@ -67,8 +67,10 @@ def _dir_sources(path: Path, fmt: str) -> list[Source]:
             found.extend(_dir_sources(child, fmt))
     if not found:
         markers = ", ".join(f.marker for f in _dir_formats())
-        raise LogFormatError(f"{path}: no training log found in this directory (looked for {markers}, "
-                             f"and *.log/*.jsonl/*.csv/*.parquet files)")
+        raise LogFormatError(
+            f"{path}: no training log found in this directory (looked for {markers}, "
+            f"and *.log/*.jsonl/*.csv/*.parquet files)"
+        )
     return found
 
 
@@ -82,5 +84,7 @@ def detect_file(path: Path) -> str:
     for fmt in formats:
         if fmt.match_content(probe):
             return fmt.name
-    raise LogFormatError(f"{path}: cannot detect the log format (no verl 'step:N - key:value' lines, not JSON lines "
-                         f"or a CSV with a step column); pass format= one of: {', '.join(format_names())}")
+    raise LogFormatError(
+        f"{path}: cannot detect the log format (no verl 'step:N - key:value' lines, not JSON lines "
+        f"or a CSV with a step column); pass format= one of: {', '.join(format_names())}"
+    )

@@ -74,9 +74,17 @@ class Follower:
     A path that does not exist yet, or holds no complete line yet, is waited for.
     """
 
-    def __init__(self, path: str | os.PathLike, format: str = "auto", *, entropy_key: str | None = None,
-                 score_key: str | None = None, step_key: str | None = None, run_key: str | None = None,
-                 run: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        format: str = "auto",
+        *,
+        entropy_key: str | None = None,
+        score_key: str | None = None,
+        step_key: str | None = None,
+        run_key: str | None = None,
+        run: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.format = format
         self.keys = {"entropy_key": entropy_key, "score_key": score_key}
@@ -170,8 +178,14 @@ class Follower:
             self.rows = len(self._csv_rows)
         else:
             if self._parser is None:
-                self._parser = tabular.JsonLinesParser(path, nested=fmt.nested, step_keys=fmt.step_keys,
-                                                       drop=fmt.drop, step_key=self.step_key, run_key=self.run_key)
+                self._parser = tabular.JsonLinesParser(
+                    path,
+                    nested=fmt.nested,
+                    step_keys=fmt.step_keys,
+                    drop=fmt.drop,
+                    step_key=self.step_key,
+                    run_key=self.run_key,
+                )
                 self._lines = 0
             if fmt.parse_lines is not None:  # complete lines only: the format's rule sees no torn end
                 items, _ = fmt.parse_lines(data.decode("utf-8", "replace"), path, first_line=self._lines + 1)
@@ -197,8 +211,14 @@ class Follower:
             return
         text = path.read_bytes().decode("utf-8", "replace")
         if how == "records":  # a JSON list of records: all of them again
-            parser = tabular.JsonLinesParser(path, nested=fmt.nested, step_keys=fmt.step_keys, drop=fmt.drop,
-                                             step_key=self.step_key, run_key=self.run_key)
+            parser = tabular.JsonLinesParser(
+                path,
+                nested=fmt.nested,
+                step_keys=fmt.step_keys,
+                drop=fmt.drop,
+                step_key=self.step_key,
+                run_key=self.run_key,
+            )
             parser.feed(tabular.json_records(text))
             self._trl_stat, self._parser, self.rows = stamp, parser, parser.records
             return
@@ -265,11 +285,25 @@ class Follower:
         if self._csv_header is not None:
             import pandas as pd
 
-            df = pd.read_csv(io.BytesIO(self._csv_header + b"\n".join(self._csv_rows) + b"\n"),
-                             sep="\t" if path.suffix.lower() == ".tsv" else ",", keep_default_na=False,
-                             na_values=[""], encoding_errors="replace", low_memory=False, on_bad_lines="skip")
-            return tabular.frame_runs(df, path, step_keys=fmt.step_keys, drop=fmt.drop, where=lambda i: f"line {i + 2}",
-                                      line_of=lambda i: i + 2, step_key=self.step_key, run_key=self.run_key)
+            df = pd.read_csv(
+                io.BytesIO(self._csv_header + b"\n".join(self._csv_rows) + b"\n"),
+                sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                keep_default_na=False,
+                na_values=[""],
+                encoding_errors="replace",
+                low_memory=False,
+                on_bad_lines="skip",
+            )
+            return tabular.frame_runs(
+                df,
+                path,
+                step_keys=fmt.step_keys,
+                drop=fmt.drop,
+                where=lambda i: f"line {i + 2}",
+                line_of=lambda i: i + 2,
+                step_key=self.step_key,
+                run_key=self.run_key,
+            )
         if isinstance(self._parser, verl.ConsoleParser):
             raw = self._parser.raw()
             raw.val_size = self._parser.val_size
@@ -284,8 +318,7 @@ class Follower:
         if not raws:
             return None
         assert self.source is not None
-        return assemble([(self.source, inner, raw) for inner, raw in raws.items()], self.run, warn=False,
-                        **self.keys)
+        return assemble([(self.source, inner, raw) for inner, raw in raws.items()], self.run, warn=False, **self.keys)
 
 
 def _stamp(path: Path) -> tuple[float, int] | None:

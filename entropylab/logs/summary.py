@@ -51,17 +51,25 @@ def _others(chosen: str | None, candidates: list[str]) -> str:
 def _block(run: str, info: dict, group: Any, fit: str) -> str:
     steps = group["step"]
     span = f"steps {int(steps.min())}..{int(steps.max())}" if len(steps) else "no steps"
-    lines = [f"run {run}",
-             f"  file        {info['path']}",
-             f"  format      {info['format']}",
-             f"  steps       {info['n_steps']} ({span})"]
+    lines = [
+        f"run {run}",
+        f"  file        {info['path']}",
+        f"  format      {info['format']}",
+        f"  steps       {info['n_steps']} ({span})",
+    ]
     ent = info.get("entropy_key")
-    lines.append(f"  entropy     {ent} -> entropy ({_values(group, 'entropy')})"
-                 + _others(ent, info.get("entropy_candidates", [])) if ent else
-                 "  entropy     none found: pass --entropy-key / entropy_key=")
+    lines.append(
+        f"  entropy     {ent} -> entropy ({_values(group, 'entropy')})"
+        + _others(ent, info.get("entropy_candidates", []))
+        if ent
+        else "  entropy     none found: pass --entropy-key / entropy_key="
+    )
     rew = info.get("reward_key")
-    lines.append(f"  reward      {rew} -> reward ({_values(group, 'reward')})"
-                 + _others(rew, info.get("reward_candidates", [])) if rew else "  reward      none found")
+    lines.append(
+        f"  reward      {rew} -> reward ({_values(group, 'reward')})" + _others(rew, info.get("reward_candidates", []))
+        if rew
+        else "  reward      none found"
+    )
     sources = info.get("val_sources", {})
     if sources:
         for i, (canon, origs) in enumerate(sources.items()):
@@ -72,20 +80,28 @@ def _block(run: str, info: dict, group: Any, fit: str) -> str:
         lines.append("  validation  none found")
     others = [c for c in group.columns if c not in ("run", "step", "entropy", "reward") and not c.startswith("val/")]
     shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
-    lines.append(f"  other       {len(others)} numeric metric{'' if len(others) == 1 else 's'}"
-                 + (f" ({shown})" if others else ""))
+    lines.append(
+        f"  other       {len(others)} numeric metric{'' if len(others) == 1 else 's'}"
+        + (f" ({shown})" if others else "")
+    )
     score = info.get("score")
     if score is None:
         lines.append("  score       none: no validation metric and no training reward")
     else:
-        how = {"override": f"given: {info.get('score_key')}", "validation": "default: first validation metric",
-               "most-points": f"default: {info.get('score_note')}",
-               "reward": "default: training reward, no validation metric"}.get(info.get("score_source", ""), "")
+        how = {
+            "override": f"given: {info.get('score_key')}",
+            "validation": "default: first validation metric",
+            "most-points": f"default: {info.get('score_note')}",
+            "reward": "default: training reward, no validation metric",
+        }.get(info.get("score_source", ""), "")
         lines.append(f"  score       {score} ({how})")
     lines.append(f"  points      {fit}")
     size = info.get("val_size")
-    lines.append(f"  val size    {size} problems (read from the log; --val-size overrides)" if size else
-                 "  val size    not in the log: pass --val-size N for the binomial noise of the score")
+    lines.append(
+        f"  val size    {size} problems (read from the log; --val-size overrides)"
+        if size
+        else "  val size    not in the log: pass --val-size N for the binomial noise of the score"
+    )
     warns = [w.removeprefix(f"{info['path']}: ") for w in info.get("warnings", [])]
     lines.append("  warnings    " + ("none" if not warns else f"\n{'':14}".join(warns)))
     notes = [n.removeprefix(f"{info['path']}: ") for n in info.get("notes", [])]

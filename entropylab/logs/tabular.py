@@ -100,8 +100,16 @@ class JsonLinesParser:
     Lines that are not JSON objects are counted and skipped (a torn last line of a log still being written).
     """
 
-    def __init__(self, path: Path, *, nested: str | None = None, step_keys: tuple[str, ...] = aliases.STEP_KEYS,
-                 drop: tuple[str, ...] = (), step_key: str | None = None, run_key: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        nested: str | None = None,
+        step_keys: tuple[str, ...] = aliases.STEP_KEYS,
+        drop: tuple[str, ...] = (),
+        step_key: str | None = None,
+        run_key: str | None = None,
+    ) -> None:
         self.path, self.nested, self.drop = path, nested, drop
         self.step_keys = (step_key,) if step_key else step_keys
         self.forced_step = step_key
@@ -126,10 +134,14 @@ class JsonLinesParser:
             record = {"step": obj["step"], **record}
         step_key = next((k for k in self.step_keys if record.get(k) is not None), None)
         if step_key is None:
-            hint = (f"step field {self.forced_step!r} missing" if self.forced_step else
-                    f"no step field (looked for {', '.join(self.step_keys)}; name yours with --step-key / step_key=)")
-            raise LogFormatError(f"{self.path}: line {number}: {hint}; fields present: "
-                                 f"{', '.join(list(record)[:12]) or 'none'}")
+            hint = (
+                f"step field {self.forced_step!r} missing"
+                if self.forced_step
+                else f"no step field (looked for {', '.join(self.step_keys)}; name yours with --step-key / step_key=)"
+            )
+            raise LogFormatError(
+                f"{self.path}: line {number}: {hint}; fields present: {', '.join(list(record)[:12]) or 'none'}"
+            )
         step = _step_of(record.pop(step_key), self.path, f"line {number}", step_key)
         for other in self.step_keys:  # the other step counters of a row are bookkeeping, not metrics
             record.pop(other, None)
@@ -138,8 +150,11 @@ class JsonLinesParser:
         run = record.pop(self.run_key, None) if self.run_key else None
         run = str(run) if isinstance(run, (str, int)) and not isinstance(run, bool) else None
         kind = next((record[k] for k in aliases.KIND_KEYS if isinstance(record.get(k), str)), None)
-        pairs = [(k if kind is None else aliases.kind_key(kind, k), v) for k, v in record.items()
-                 if _is_number(v) and k not in self.drop]
+        pairs = [
+            (k if kind is None else aliases.kind_key(kind, k), v)
+            for k, v in record.items()
+            if _is_number(v) and k not in self.drop
+        ]
         table = self.tables.setdefault(run, Table())
         table.add(step, tuple(k for k, _ in pairs), [v for _, v in pairs], number)
         self.records += 1
@@ -148,10 +163,18 @@ class JsonLinesParser:
         """The runs read so far (errors when there is no metric record)."""
         if not self.tables:
             if self.bad:
-                raise LogFormatError(f"{self.path}: line {self.bad[0]}: not a JSON object; no metric line could be read")
+                raise LogFormatError(
+                    f"{self.path}: line {self.bad[0]}: not a JSON object; no metric line could be read"
+                )
             raise LogFormatError(f"{self.path}: the file is empty")
-        warnings = ([f"{self.path}: {len(self.bad)} line(s) that are not JSON objects skipped (first: line "
-                     f"{self.bad[0]}): torn or cut mid-value, or not a record"] if self.bad else [])
+        warnings = (
+            [
+                f"{self.path}: {len(self.bad)} line(s) that are not JSON objects skipped (first: line "
+                f"{self.bad[0]}): torn or cut mid-value, or not a record"
+            ]
+            if self.bad
+            else []
+        )
         runs: Runs = {}
         for run, table in self.tables.items():
             frame, nonfinite, order = table.frame()
@@ -160,9 +183,16 @@ class JsonLinesParser:
         return runs
 
 
-def read_json_lines(path: Path, *, nested: str | None = None, step_keys: tuple[str, ...] = aliases.STEP_KEYS,
-                    drop: tuple[str, ...] = (), step_key: str | None = None, run_key: str | None = None,
-                    parse_lines: LineParser | None = None) -> Runs:
+def read_json_lines(
+    path: Path,
+    *,
+    nested: str | None = None,
+    step_keys: tuple[str, ...] = aliases.STEP_KEYS,
+    drop: tuple[str, ...] = (),
+    step_key: str | None = None,
+    run_key: str | None = None,
+    parse_lines: LineParser | None = None,
+) -> Runs:
     """JSON lines of metrics with a step field, or one JSON list of such records (see `JsonLinesParser`);
     `parse_lines` parses the lines instead (a format's own rule, `LogFormat.parse_lines`)."""
     from entropylab.logs.verl import read_bytes
@@ -181,8 +211,9 @@ def read_json_lines(path: Path, *, nested: str | None = None, step_keys: tuple[s
     return runs
 
 
-def read_table(path: Path, fmt: LogFormat, *, container: str | None = None, step_key: str | None = None,
-               run_key: str | None = None) -> Runs:
+def read_table(
+    path: Path, fmt: LogFormat, *, container: str | None = None, step_key: str | None = None, run_key: str | None = None
+) -> Runs:
     """A tabular log with the keys of format `fmt` (step fields, dropped columns, nested record): `container`
     ("csv", "parquet", "json") says how it is stored, else the file's suffix does (JSON lines by default)."""
     from entropylab.logs.formats import CSV_SUFFIXES, PARQUET_SUFFIXES
@@ -211,8 +242,14 @@ def _torn_tail(text: str, path: Path) -> tuple[str, list[str]]:
         return head + "\n", [f"{path}: the last line has no newline (a log still being written?): skipped"]
 
 
-def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop: tuple[str, ...] = (),
-             step_key: str | None = None, run_key: str | None = None) -> Runs:
+def read_csv(
+    path: Path,
+    *,
+    step_keys: tuple[str, ...] = aliases.STEP_KEYS,
+    drop: tuple[str, ...] = (),
+    step_key: str | None = None,
+    run_key: str | None = None,
+) -> Runs:
     """A CSV (or .tsv) file with a header row and a step column.
 
     A last row without its newline (a log still being written) and rows with too many fields are skipped with
@@ -231,8 +268,9 @@ def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop
         data = data[:end]
         torn.append(f"{path}: the last row has no newline (a log still being written?): skipped")
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    kw: dict[str, Any] = dict(sep=sep, keep_default_na=False, na_values=[""], encoding_errors="replace",
-                              low_memory=False)
+    kw: dict[str, Any] = dict(
+        sep=sep, keep_default_na=False, na_values=[""], encoding_errors="replace", low_memory=False
+    )
     try:
         df = pd.read_csv(io.BytesIO(data), **kw)
     except pd.errors.ParserError:  # rows with too many fields (cut and joined lines): skip them, counted
@@ -246,16 +284,30 @@ def read_csv(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop
         notes.append(f"{path}: {skipped} row(s) with more fields than the header skipped")
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise LogFormatError(f"{path}: not a readable CSV file: {str(err).strip()}") from None
-    runs = frame_runs(df, path, step_keys=step_keys, drop=drop, where=lambda i: f"line {i + 2}",
-                      line_of=lambda i: i + 2, step_key=step_key, run_key=run_key)
+    runs = frame_runs(
+        df,
+        path,
+        step_keys=step_keys,
+        drop=drop,
+        where=lambda i: f"line {i + 2}",
+        line_of=lambda i: i + 2,
+        step_key=step_key,
+        run_key=run_key,
+    )
     for raw in runs.values():
         raw.warnings[:0] = notes
         raw.notes[:0] = torn
     return runs
 
 
-def read_parquet(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, drop: tuple[str, ...] = (),
-                 step_key: str | None = None, run_key: str | None = None) -> Runs:
+def read_parquet(
+    path: Path,
+    *,
+    step_keys: tuple[str, ...] = aliases.STEP_KEYS,
+    drop: tuple[str, ...] = (),
+    step_key: str | None = None,
+    run_key: str | None = None,
+) -> Runs:
     """A Parquet table with a step column (pyarrow is imported here only)."""
     import pandas as pd
 
@@ -266,8 +318,16 @@ def read_parquet(path: Path, *, step_keys: tuple[str, ...] = aliases.STEP_KEYS, 
         df = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise LogFormatError(f"{path}: not a readable Parquet file: {err}") from None
-    return frame_runs(df, path, step_keys=step_keys, drop=drop, where=lambda i: f"row {i + 1}",
-                      line_of=lambda i: None, step_key=step_key, run_key=run_key)
+    return frame_runs(
+        df,
+        path,
+        step_keys=step_keys,
+        drop=drop,
+        where=lambda i: f"row {i + 1}",
+        line_of=lambda i: None,
+        step_key=step_key,
+        run_key=run_key,
+    )
 
 
 def _run_column(df: pd.DataFrame, run_key: str | None, path: Path) -> str | None:
@@ -279,9 +339,14 @@ def _run_column(df: pd.DataFrame, run_key: str | None, path: Path) -> str | None
             import difflib
 
             close = difflib.get_close_matches(run_key, list(df.columns), n=5, cutoff=0.5)
-            raise LogFormatError(f"{path}: run column {run_key!r} not found"
-                                 + (f"; close matches: {', '.join(close)}" if close else
-                                    f"; columns: {', '.join(list(df.columns)[:15])}"))
+            raise LogFormatError(
+                f"{path}: run column {run_key!r} not found"
+                + (
+                    f"; close matches: {', '.join(close)}"
+                    if close
+                    else f"; columns: {', '.join(list(df.columns)[:15])}"
+                )
+            )
         return run_key
     for key in aliases.RUN_KEYS:
         if key in df.columns:
@@ -292,9 +357,17 @@ def _run_column(df: pd.DataFrame, run_key: str | None, path: Path) -> str | None
     return None
 
 
-def frame_runs(df: pd.DataFrame, path: Path, *, step_keys: tuple[str, ...], drop: tuple[str, ...],
-               where: Callable[[int], str], line_of: Callable[[int], int | None], step_key: str | None = None,
-               run_key: str | None = None) -> Runs:
+def frame_runs(
+    df: pd.DataFrame,
+    path: Path,
+    *,
+    step_keys: tuple[str, ...],
+    drop: tuple[str, ...],
+    where: Callable[[int], str],
+    line_of: Callable[[int], int | None],
+    step_key: str | None = None,
+    run_key: str | None = None,
+) -> Runs:
     """Numeric metric columns and the step of a table; non-numeric columns are dropped, bad cells reported.
 
     A text column among `aliases.RUN_KEYS` (or `run_key`) splits the table into runs, one per value."""
@@ -313,11 +386,18 @@ def frame_runs(df: pd.DataFrame, path: Path, *, step_keys: tuple[str, ...], drop
             import difflib
 
             close = difflib.get_close_matches(step_key, list(df.columns), n=5, cutoff=0.5)
-            raise LogFormatError(f"{path}: step column {step_key!r} not found"
-                                 + (f"; close matches: {', '.join(close)}" if close else
-                                    f"; columns: {', '.join(list(df.columns)[:15])}"))
-        raise LogFormatError(f"{path}: no step column (looked for {', '.join(step_keys)}; name yours with "
-                             f"--step-key / step_key=); columns: {', '.join(list(df.columns)[:15])}")
+            raise LogFormatError(
+                f"{path}: step column {step_key!r} not found"
+                + (
+                    f"; close matches: {', '.join(close)}"
+                    if close
+                    else f"; columns: {', '.join(list(df.columns)[:15])}"
+                )
+            )
+        raise LogFormatError(
+            f"{path}: no step column (looked for {', '.join(step_keys)}; name yours with "
+            f"--step-key / step_key=); columns: {', '.join(list(df.columns)[:15])}"
+        )
     run_col = _run_column(df, run_key, path)
     # The step of a row: its first step column with a value (OpenRLHF: train/global_step or eval/global_step).
     step_key = step_cols[0]
@@ -365,14 +445,16 @@ def frame_runs(df: pd.DataFrame, path: Path, *, step_keys: tuple[str, ...], drop
             nonfinite[key] = explicit
         columns[key] = np.where(np.isfinite(values), values, np.nan)
     if len(junk_of) == 1:
-        (key, (count, first)), = junk_of.items()
+        ((key, (count, first)),) = junk_of.items()
         warnings.append(f"{path}: column {key!r}: {count} non-numeric value(s) dropped (first at {first})")
     elif junk_of:
         shown = ", ".join(f"{k} ({c})" for k, (c, _) in list(junk_of.items())[:3])
         more = f" and {len(junk_of) - 3} more" if len(junk_of) > 3 else ""
         key, (_, first) = next(iter(junk_of.items()))
-        warnings.append(f"{path}: {sum(c for c, _ in junk_of.values())} non-numeric value(s) dropped in "
-                        f"{len(junk_of)} columns: {shown}{more} (first: column {key!r} at {first})")
+        warnings.append(
+            f"{path}: {sum(c for c, _ in junk_of.values())} non-numeric value(s) dropped in "
+            f"{len(junk_of)} columns: {shown}{more} (first: column {key!r} at {first})"
+        )
     groups: dict[str | None, np.ndarray] = {None: np.arange(len(df))}
     if run_col is not None:  # one run per value (a saved canonical frame, a sweep's table); rows without one keep
         names = df[run_col].astype(object).where(df[run_col].notna(), None)  # the file's name
@@ -383,6 +465,7 @@ def frame_runs(df: pd.DataFrame, path: Path, *, step_keys: tuple[str, ...], drop
     for name, rows in groups.items():
         frame = pd.DataFrame({"step": steps[rows].astype(np.int64), **{k: v[rows] for k, v in columns.items()}})
         counts = {k: int(mask[rows].sum()) for k, mask in nonfinite.items() if mask[rows].any()}
-        runs[name] = Raw(frame, list(warnings), counts, line_of=lambda i, rows=rows: line_of(int(rows[i])),
-                         order=list(columns))
+        runs[name] = Raw(
+            frame, list(warnings), counts, line_of=lambda i, rows=rows: line_of(int(rows[i])), order=list(columns)
+        )
     return runs

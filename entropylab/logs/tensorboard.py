@@ -29,8 +29,9 @@ def read_events(path: Path) -> Raw:
     series: dict[str, list[tuple[int, float]]] = {}
     with _Quiet() as quiet:  # tensorboard logs one line per tag for some files: counted, said once per kind
         for file in files:
-            acc = ea.EventAccumulator(str(file), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0},
-                                      purge_orphaned_data=False)
+            acc = ea.EventAccumulator(
+                str(file), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0}, purge_orphaned_data=False
+            )
             try:
                 acc.Reload()
             except Exception as err:  # damaged files raise several types

@@ -48,8 +48,9 @@ def read_trainer_state(path: Path) -> Raw:
         state = [obj for _, obj in json_records(text)]  # a list still being written: its complete records
         if state and state[-1] is None:
             state.pop()
-            notes.append(f"{path}: the list of records ends inside a record (still being written?): "
-                         "the torn record skipped")
+            notes.append(
+                f"{path}: the list of records ends inside a record (still being written?): the torn record skipped"
+            )
     history = state.get("log_history") if isinstance(state, dict) else state  # or a bare log_history list
     if not isinstance(history, list):
         raise LogFormatError(f"{path}: no 'log_history' list: not a TRL/transformers trainer_state.json")
@@ -58,8 +59,9 @@ def read_trainer_state(path: Path) -> Raw:
     return raw
 
 
-def history_raw(history: list, path: Path, warnings: list[str] | None = None, start: int = 0,
-                table: Table | None = None) -> Raw:
+def history_raw(
+    history: list, path: Path, warnings: list[str] | None = None, start: int = 0, table: Table | None = None
+) -> Raw:
     """The rows of TRL `log_history` entries (from index `start`, added to `table` when given)."""
     table = Table() if table is None else table
     for i, entry in enumerate(history[start:], start):

@@ -76,7 +76,7 @@ def _metric_line(line: bytes, at: int) -> tuple[int, tuple[bytes, ...], bytes | 
         if at < 0:
             return None
         m = _STEP_HEAD.match(line, at)
-    rest = line[m.end() - 3:]
+    rest = line[m.end() - 3 :]
     if b"\r" in rest:
         rest = rest.split(b"\r", 1)[0]
     if b"\x1b" in rest:
@@ -96,8 +96,9 @@ def _metric_line(line: bytes, at: int) -> tuple[int, tuple[bytes, ...], bytes | 
     return int(m.group(1)), keys, list(vals)
 
 
-def iter_metric_lines(data: bytes | mmap.mmap, end: int | None = None
-                      ) -> Iterator[tuple[int, int, tuple[bytes, ...], bytes | list[bytes], int]]:
+def iter_metric_lines(
+    data: bytes | mmap.mmap, end: int | None = None
+) -> Iterator[tuple[int, int, tuple[bytes, ...], bytes | list[bytes], int]]:
     """(line number, step, keys, values, line length) of every metric line of `data[:end]`, in file order."""
     lineno, counted = 1, 0  # the line number of byte offset `counted`
     stop = len(data) if end is None else end
@@ -149,8 +150,8 @@ class ConsoleParser:
         self.first_cut: int | None = None
         self.val_sizes: list[int] = []  # verl prints 'dataset len: N' for the train, then the val dataset
         self._decode = _Keys()
-        self._lines = 0          # complete lines fed so far
-        self._started = False    # a metric line has been seen
+        self._lines = 0  # complete lines fed so far
+        self._started = False  # a metric line has been seen
 
     def feed(self, data: bytes | mmap.mmap, end: int | None = None, *, torn: bool = False) -> int:
         """Parse the complete lines of `data[:end]`; returns how many bytes were consumed (the rest is kept
@@ -171,8 +172,10 @@ class ConsoleParser:
         elif at >= 0 and not self._initial_warned:
             self._initial_warned = True
             line = self._lines + _count_lines(data, 0, at) + 1
-            self.warnings.append(f"{self.path}: line {line}: 'Initial validation metrics' after training started: "
-                                 "its step is unknown, ignored")
+            self.warnings.append(
+                f"{self.path}: line {line}: 'Initial validation metrics' after training started: "
+                "its step is unknown, ignored"
+            )
         if not self._started:
             first = data.find(b"step:", 0, stop)
             self.val_sizes += [int(n) for n in _VAL_SIZE.findall(data, 0, stop if first < 0 else first)]
@@ -184,8 +187,10 @@ class ConsoleParser:
                     if initial[1]:
                         self.table.add(0, tuple(k for k, _ in initial[1]), [v for _, v in initial[1]], initial[0])
                 elif not self._started:
-                    self.warnings.append(f"{self.path}: line {initial[0]}: 'Initial validation metrics' after "
-                                         "training started: its step is unknown, ignored")
+                    self.warnings.append(
+                        f"{self.path}: line {initial[0]}: 'Initial validation metrics' after "
+                        "training started: its step is unknown, ignored"
+                    )
                 initial = None
             self._started = True
             keys = self._decode(keys)
@@ -210,15 +215,25 @@ class ConsoleParser:
     def raw(self) -> Raw:
         """The rows read so far, with the warnings of what was left out."""
         if len(self.table) == 0:
-            raise LogFormatError(f"{self.path}: no metric lines found: expected verl console lines like "
-                                 "'step:1 - actor/entropy:0.5 - ...'")
+            raise LogFormatError(
+                f"{self.path}: no metric lines found: expected verl console lines like "
+                "'step:1 - actor/entropy:0.5 - ...'"
+            )
         warnings = list(self.warnings)
-        notes = [f"{self.path}: the last line has no newline (a log still being written?): its last value, "
-                 "possibly cut mid-number, left out"] if self.torn else []
+        notes = (
+            [
+                f"{self.path}: the last line has no newline (a log still being written?): its last value, "
+                "possibly cut mid-number, left out"
+            ]
+            if self.torn
+            else []
+        )
         if self.cut_lines:
-            warnings.append(f"{self.path}: {self.cut_lines} line(s) cut at a capture width "
-                            f"({'/'.join(map(str, sorted(CUT_WIDTHS)))} characters; first: line {self.first_cut}): "
-                            "their last value, possibly cut mid-number, left out")
+            warnings.append(
+                f"{self.path}: {self.cut_lines} line(s) cut at a capture width "
+                f"({'/'.join(map(str, sorted(CUT_WIDTHS)))} characters; first: line {self.first_cut}): "
+                "their last value, possibly cut mid-number, left out"
+            )
         frame, nonfinite, order = self.table.frame()
         locs = self.table.locs
         return Raw(frame, warnings, nonfinite, line_of=lambda i: locs[i], order=order, notes=notes)
@@ -231,7 +246,7 @@ class ConsoleParser:
 
 def _count_lines(data: bytes | mmap.mmap, start: int, stop: int, block: int = 1 << 22) -> int:
     """Newlines in `data[start:stop]`, counted in blocks (no copy of a memory-mapped file at once)."""
-    return sum(data[i:min(i + block, stop)].count(b"\n") for i in range(start, stop, block))
+    return sum(data[i : min(i + block, stop)].count(b"\n") for i in range(start, stop, block))
 
 
 def complete_end(data: bytes | mmap.mmap) -> int:
@@ -254,15 +269,14 @@ def read_console(path: Path, data: bytes | mmap.mmap | None = None) -> Raw:
     return raw
 
 
-def _initial_validation(data: bytes | mmap.mmap, start: int, stop: int | None = None
-                        ) -> list[tuple[str, float]] | None:
+def _initial_validation(data: bytes | mmap.mmap, start: int, stop: int | None = None) -> list[tuple[str, float]] | None:
     """`(key, value)` pairs of the pprint-ed 'Initial validation metrics: {...}' (possibly over several lines);
     None when its closing brace is not in `data[:stop]` yet (and could still come)."""
     lines = []
     stop = len(data) if stop is None else stop
     line_start = data.rfind(b"\n", 0, start) + 1
     closed = False
-    for raw in data[line_start:min(start + 200_000, stop)].split(b"\n")[:200]:
+    for raw in data[line_start : min(start + 200_000, stop)].split(b"\n")[:200]:
         lines.append(_RAY_PREFIX.sub("", _ANSI.sub(b"", raw).decode("utf-8", "replace")).rstrip())
         if "}" in lines[-1]:
             closed = True

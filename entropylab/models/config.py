@@ -69,8 +69,13 @@ def tiny_model(
     """
     from transformers import AutoModelForCausalLM
 
-    cfg = tiny_config(vocab_size or len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **config)
+    cfg = tiny_config(
+        vocab_size or len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **config,
+    )
     if head_scale != 1.0 and cfg.tie_word_embeddings:
         raise ModelError("tiny_model: head_scale needs untied embeddings (tie_word_embeddings=False)")
     if seed is not None:
@@ -98,9 +103,18 @@ def enumerable_model(
     if not 2 <= vocab <= len(ENUMERABLE_CHARS) + 1:
         raise ModelError(f"enumerable_model: vocab must be 2..{len(ENUMERABLE_CHARS) + 1}, got {vocab}")
     tokenizer = build_tokenizer(ENUMERABLE_CHARS[: vocab - 1], minimal=True, eos="$")
-    model = tiny_model(tokenizer, seed=seed, hidden_size=32, num_layers=num_layers, num_heads=2, num_kv_heads=2,
-                       intermediate_size=64, max_position_embeddings=max_position_embeddings,
-                       tie_word_embeddings=False, init_scale=init_scale)
+    model = tiny_model(
+        tokenizer,
+        seed=seed,
+        hidden_size=32,
+        num_layers=num_layers,
+        num_heads=2,
+        num_kv_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=False,
+        init_scale=init_scale,
+    )
     return model, tokenizer
 
 

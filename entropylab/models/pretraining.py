@@ -32,15 +32,19 @@ RECIPES: dict[str, dict] = {
 }
 
 
-
-def _corpus(task, steps: int, clean_steps: int, batch_size: int, seed: int, error_rate: float, easy_share: float,
-            difficulty) -> list:
+def _corpus(
+    task, steps: int, clean_steps: int, batch_size: int, seed: int, error_rate: float, easy_share: float, difficulty
+) -> list:
     """The documents of a run, in phase order: `clean_steps * batch_size` correct solutions (a share
     `easy_share` of the task's warm-up kind), then the corpus with mistakes at `error_rate` (fresh problems)."""
     n_clean = clean_steps * batch_size
     clean = task.documents(n_clean, seed=seed, error_rate=0.0, difficulty=difficulty, easy_share=easy_share)
-    rest = task.documents((steps - clean_steps) * batch_size, seed=seed + 1 if n_clean else seed,
-                          error_rate=error_rate, difficulty=difficulty)
+    rest = task.documents(
+        (steps - clean_steps) * batch_size,
+        seed=seed + 1 if n_clean else seed,
+        error_rate=error_rate,
+        difficulty=difficulty,
+    )
     return clean + rest
 
 
@@ -183,23 +187,58 @@ def pretrain(
         batches = [_batch(rows, weights, b, tokenizer.pad_token_id, seq_len) for b in order]
         losses, prec = _train(model, batches, lr, precision, desc=f"pretrain {task}" if progress else None)
         train_seconds = time.perf_counter() - t_start
-        metrics = evaluate_task(model, tokenizer, task_obj, split="test", n_problems=eval_problems,
-                                n_samples=eval_samples, temperature=1.0, seed=seed, difficulty=difficulty)
+        metrics = evaluate_task(
+            model,
+            tokenizer,
+            task_obj,
+            split="test",
+            n_problems=eval_problems,
+            n_samples=eval_samples,
+            temperature=1.0,
+            seed=seed,
+            difficulty=difficulty,
+        )
         params = dict(
-            task=task, steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, seed=seed, error_rate=error_rate,
-            clean_steps=clean_steps, easy_share=easy_share, init=init, difficulty=difficulty,
-            hidden_size=hidden_size, num_layers=num_layers, prompt_loss=prompt_loss,
-            eval_problems=eval_problems, eval_samples=eval_samples, threads=torch.get_num_threads(),
+            task=task,
+            steps=steps,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            lr=lr,
+            seed=seed,
+            error_rate=error_rate,
+            clean_steps=clean_steps,
+            easy_share=easy_share,
+            init=init,
+            difficulty=difficulty,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            prompt_loss=prompt_loss,
+            eval_problems=eval_problems,
+            eval_samples=eval_samples,
+            threads=torch.get_num_threads(),
             precision=prec["precision"],
         )
-        machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(), load_avg_start=load_start,
-                       load_avg_end=_load_avg(), cpu_capability=prec["cpu_capability"],
-                       precision_requested=prec["requested"], precision_probe_seconds=prec["seconds"])
+        machine = dict(
+            cpus=os.cpu_count(),
+            threads=torch.get_num_threads(),
+            load_avg_start=load_start,
+            load_avg_end=_load_avg(),
+            cpu_capability=prec["cpu_capability"],
+            precision_requested=prec["requested"],
+            precision_probe_seconds=prec["seconds"],
+        )
     result = dict(
-        params=params, n_params=n_params(model), n_docs=n_docs, train_tokens=sum(len(r) for r in rows),
-        train_seconds=round(train_seconds, 1), total_seconds=round(time.perf_counter() - t_start, 1),
-        initial_loss=losses[0], final_loss=sum(losses[-20:]) / len(losses[-20:]),
-        loss_curve=[round(v, 4) for v in losses], metrics=metrics, machine=machine,
+        params=params,
+        n_params=n_params(model),
+        n_docs=n_docs,
+        train_tokens=sum(len(r) for r in rows),
+        train_seconds=round(train_seconds, 1),
+        total_seconds=round(time.perf_counter() - t_start, 1),
+        initial_loss=losses[0],
+        final_loss=sum(losses[-20:]) / len(losses[-20:]),
+        loss_curve=[round(v, 4) for v in losses],
+        metrics=metrics,
+        machine=machine,
     )
     save_checkpoint(model, tokenizer, out, task_obj, result)
     return result
@@ -210,14 +249,17 @@ def _init_from(init: str, tokenizer, task: str):
     try:
         model, tok = load_model(init)
     except ModelError as e:
-        raise ModelError(f"pretrain {task}: cannot start from {init!r} ({e}); pretrain it first or use init='scratch'") from None
+        raise ModelError(
+            f"pretrain {task}: cannot start from {init!r} ({e}); pretrain it first or use init='scratch'"
+        ) from None
     if tok.get_vocab() != tokenizer.get_vocab():
         raise ModelError(f"pretrain {task}: checkpoint {init!r} uses a different tokenizer; use init='scratch'")
     return model
 
 
-def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str,
-           desc: str | None) -> tuple[list[float], dict]:
+def _train(
+    model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str, desc: str | None
+) -> tuple[list[float], dict]:
     """AdamW (wd 0.1 on matrices), warm-up + cosine schedule, in `precision` ("auto": the faster of float32
     and bf16 autocast on this CPU, probed on the widest batch); one step per (ids, weights) batch.
     Returns the losses and the precision record (`entropylab.precision.resolve`).
@@ -237,13 +279,16 @@ def _train(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, p
         model.eval()
 
 
-def _train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str,
-                desc: str | None) -> list[float]:
+def _train_loop(
+    model, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float, precision: str, desc: str | None
+) -> list[float]:
     """The optimisation steps of `_train`: one AdamW step per batch, the losses in order."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
     steps = len(batches)
     warmup = max(1, min(50, steps // 10))

@@ -24,9 +24,7 @@ def _byte_char(ch: str) -> str:
     return chr(256 + sum(1 for x in range(b) if x not in keep))
 
 
-def build_tokenizer(
-    alphabet: str | None = None, *, minimal: bool = False, eos: str = EOS
-) -> PreTrainedTokenizerFast:
+def build_tokenizer(alphabet: str | None = None, *, minimal: bool = False, eos: str = EOS) -> PreTrainedTokenizerFast:
     """A character-level `PreTrainedTokenizerFast`: one token per character, `<bos>` prepended, exact decode.
 
     Ids: `<pad> <bos> <eos> <unk>` (the end token spelt `eos`), then the characters of `alphabet` (default:
@@ -53,10 +51,12 @@ def build_tokenizer(
     tok.decoder = decoders.ByteLevel()  # concatenates: no spaces inserted between tokens
     common = dict(padding_side="left", clean_up_tokenization_spaces=False, model_max_length=256)
     if minimal:
-        return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=eos, add_bos_token=False,
-                                       **common)
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, eos_token=eos, pad_token=eos, add_bos_token=False, **common
+        )
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, vocab[BOS])]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=eos, pad_token=PAD,
-                                   unk_token=UNK, add_bos_token=True, **common)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=eos, pad_token=PAD, unk_token=UNK, add_bos_token=True, **common
+    )

@@ -68,8 +68,9 @@ def _unit(exponent: int) -> str:
     return "nats per token" if exponent == 0 else f"10$^{{{exponent}}}$ nats per token"
 
 
-def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
-                                ax: plt.Axes | None = None) -> plt.Axes:
+def plot_entropy_change_scatter(
+    frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg", ax: plt.Axes | None = None
+) -> plt.Axes:
     """Measured against predicted entropy change per step, each on its own axis, with the fitted scale.
 
     The theory's eta is a step in logit space, which an LM's learning rate is not, so predictions and
@@ -82,14 +83,26 @@ def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame,
     px, py = pred / 10.0**ex, meas / 10.0**ey
     c_pts, c_fit = colors(2)
     row = correlations.loc[form]
-    ax.scatter(px[ok], py[ok], s=18, color=c_pts, alpha=0.8, edgecolor="none",
-               label=f"steps (n={int(row['n'])}): Pearson r={row['pearson']:.2f}, Spearman ρ={row['spearman']:.2f}")
+    ax.scatter(
+        px[ok],
+        py[ok],
+        s=18,
+        color=c_pts,
+        alpha=0.8,
+        edgecolor="none",
+        label=f"steps (n={int(row['n'])}): Pearson r={row['pearson']:.2f}, Spearman ρ={row['spearman']:.2f}",
+    )
     if ok.any():
         xlim, ylim = _span(px[ok]), _span(py[ok])
         if np.isfinite(row["scale"]):
             grid = np.array(xlim)
-            ax.plot(grid, row["scale"] * 10.0 ** (ex - ey) * grid, color=c_fit, lw=1.2,
-                    label=f"measured = {row['scale']:.3g} × predicted (least squares)")
+            ax.plot(
+                grid,
+                row["scale"] * 10.0 ** (ex - ey) * grid,
+                color=c_fit,
+                lw=1.2,
+                label=f"measured = {row['scale']:.3g} × predicted (least squares)",
+            )
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.xaxis.set_major_locator(MaxNLocator(5))  # room for labels like -1.75 on a narrow panel
@@ -103,16 +116,23 @@ def plot_entropy_change_scatter(frame: pd.DataFrame, correlations: pd.DataFrame,
     return ax
 
 
-def plot_entropy_change_steps(frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg",
-                              ax: plt.Axes | None = None) -> plt.Axes:
+def plot_entropy_change_steps(
+    frame: pd.DataFrame, correlations: pd.DataFrame, form: str = "npg", ax: plt.Axes | None = None
+) -> plt.Axes:
     """Measured and predicted (times the fitted scale) entropy change against training step."""
     ax = ax or plt.subplots(figsize=(5.6, 3.6))[1]
     c_meas, c_pred = colors(2)
     scale = correlations.loc[form, "scale"]
     scale = float(scale) if np.isfinite(scale) else 1.0
     ax.plot(frame["step"], frame["measured"], color=c_meas, lw=1.6, marker="o", ms=3, label="measured")
-    ax.plot(frame["step"], scale * frame[f"predicted_{form}"], color=c_pred, lw=1.4, ls="--",
-            label=f"predicted ({form.upper()}) × fitted scale {scale:.3g}")
+    ax.plot(
+        frame["step"],
+        scale * frame[f"predicted_{form}"],
+        color=c_pred,
+        lw=1.4,
+        ls="--",
+        label=f"predicted ({form.upper()}) × fitted scale {scale:.3g}",
+    )
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("training step")
     ax.set_ylabel("entropy change ΔH (nats per token per step)")
@@ -150,8 +170,10 @@ def table1_figure(frame: pd.DataFrame) -> plt.Figure:
 
     `frame`: one row per token group, one column per step (`diagnostics.table1_frame`)."""
     apply_style()
-    cells = [[r["tokens"], *[f"{v:,.0f}" if r["tokens"] == "n_tokens" else f"{v:.4g}" for v in list(r)[1:]]]
-             for _, r in frame.iterrows()]
+    cells = [
+        [r["tokens"], *[f"{v:,.0f}" if r["tokens"] == "n_tokens" else f"{v:.4g}" for v in list(r)[1:]]]
+        for _, r in frame.iterrows()
+    ]
     fig, ax = plt.subplots(figsize=(1.6 * len(frame.columns) + 1.5, 0.38 * len(cells) + 1.1))
     ax.set_axis_off()
     tab = ax.table(cellText=cells, colLabels=list(frame.columns), loc="center", cellLoc="right", colLoc="right")
@@ -165,8 +187,9 @@ def table1_figure(frame: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def write_diagnostics_figures(table: pd.DataFrame, theory_frame: pd.DataFrame, correlations: pd.DataFrame,
-                              out_dir: str | Path, form: str = "npg") -> list[Path]:
+def write_diagnostics_figures(
+    table: pd.DataFrame, theory_frame: pd.DataFrame, correlations: pd.DataFrame, out_dir: str | Path, form: str = "npg"
+) -> list[Path]:
     """Write covariance_quantiles and entropy_change (PNG and SVG) into `out_dir`; returns the paths.
 
     The entropy-change figure is skipped when no step has both a prediction and a measurement.

@@ -34,8 +34,7 @@ def plot_runs(metrics: pd.DataFrame, *, hue: str = "preset", val: str = VAL, see
             b = seed_band(run, column, seed)
             ax.plot(b["step"], b["mean"], color=color, lw=1.5, marker=marker, ms=3, label=label)
             if n_seeds > 1:
-                ax.fill_between(b["step"], b["mean"] - b["std"], b["mean"] + b["std"], color=color, alpha=0.2,
-                                lw=0)
+                ax.fill_between(b["step"], b["mean"] - b["std"], b["mean"] + b["std"], color=color, alpha=0.2, lw=0)
     ax_h.set(xlabel="training step", ylabel="policy entropy (nats per token)", title="Entropy over training")
     ax_r.set(xlabel="training step", ylabel="validation accuracy (temperature 1)", title="Accuracy over training")
     ax_h.legend()
@@ -51,8 +50,11 @@ def plot_entropy_vs_accuracy(metrics: pd.DataFrame, *, hue: str = "preset", val:
     for name, color in zip(groups, colors(len(groups))):
         run = metrics[metrics[hue] == name].dropna(subset=["entropy", val]).sort_values("step")
         ax.plot(run["entropy"], run[val], color=color, lw=1, marker="o", ms=3.5, label=name)
-    ax.set(xlabel="policy entropy H (nats per token)", ylabel="validation accuracy R",
-           title="Accuracy against entropy (training runs right to left)")
+    ax.set(
+        xlabel="policy entropy H (nats per token)",
+        ylabel="validation accuracy R",
+        title="Accuracy against entropy (training runs right to left)",
+    )
     ax.legend()
     return fig
 

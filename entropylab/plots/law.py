@@ -29,14 +29,21 @@ def plot_law_fit(fits, ax: plt.Axes | None = None, *, band: bool = True) -> plt.
         label = _short(fit.run or "run")
         ax.scatter(fit.H, fit.R, s=16, color=color, alpha=0.75, edgecolor="none", label=f"{label} (n={fit.n})")
         grid, mean, lo, hi = _curve(fit, h_max)
-        ax.plot(grid, mean, color=color, lw=1.6,
-                label=f"fit: a={fit.a:.2f}, b={fit.b:.2f}, R²={fit.r2:.2f}")
+        ax.plot(grid, mean, color=color, lw=1.6, label=f"fit: a={fit.a:.2f}, b={fit.b:.2f}, R²={fit.r2:.2f}")
         if band:
             ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
         c_lo, c_hi = fit.ceiling_ci
-        ax.errorbar([0.0], [fit.ceiling], yerr=[[fit.ceiling - c_lo], [c_hi - fit.ceiling]], fmt="*", ms=11,
-                    color=color, capsize=3, label=f"ceiling b−a = {fit.ceiling:.3f} [{c_lo:.3f}, {c_hi:.3f}]"
-                    + ("" if fit.ok else " (not trustworthy)"))
+        ax.errorbar(
+            [0.0],
+            [fit.ceiling],
+            yerr=[[fit.ceiling - c_lo], [c_hi - fit.ceiling]],
+            fmt="*",
+            ms=11,
+            color=color,
+            capsize=3,
+            label=f"ceiling b−a = {fit.ceiling:.3f} [{c_lo:.3f}, {c_hi:.3f}]"
+            + ("" if fit.ok else " (not trustworthy)"),
+        )
     ax.set_xlabel("policy entropy H (nats per token)")
     ax.set_ylabel("score R (validation accuracy)")
     ax.set_title("Reward-entropy law  R = −a·exp(H) + b")
@@ -56,8 +63,13 @@ def plot_forecast(fc, ax: plt.Axes | None = None) -> plt.Axes:
     ax.scatter(fit.steps, fit.R, s=22, color=c_fit, label=f"fitted on ({fc.n_fit} points)", zorder=3)
     ax.scatter(fc.steps, fc.actual, s=18, facecolor="none", edgecolor=c_held, label=f"held out ({fc.n_heldout} points)")
     order = np.argsort(fc.steps)
-    ax.plot(np.asarray(fc.steps)[order], np.asarray(fc.predicted)[order], color=c_pred, lw=1.6,
-            label=f"predicted from entropy: RMSE {fc.rmse:.3f}, final error {fc.final_error:+.3f}")
+    ax.plot(
+        np.asarray(fc.steps)[order],
+        np.asarray(fc.predicted)[order],
+        color=c_pred,
+        lw=1.6,
+        label=f"predicted from entropy: RMSE {fc.rmse:.3f}, final error {fc.final_error:+.3f}",
+    )
     cut = float(np.max(fit.steps)) if not fc.reverse else float(np.min(fit.steps))
     ax.axvline(cut, color="0.5", ls=":", lw=1)
     ax.axhline(fit.ceiling, color=c_pred, ls="--", lw=1, label=f"predicted ceiling {fit.ceiling:.3f}")
@@ -126,16 +138,26 @@ def plot_forecast_history(history, ax: plt.Axes | None = None, *, title: str | N
     c_ceiling, c_final, c_actual = colors(3)
     steps = history["step"].to_numpy(dtype=float)
     ax.fill_between(steps, history["ceiling_low"], history["ceiling_high"], color=c_ceiling, alpha=0.15, lw=0)
-    ax.plot(steps, history["ceiling"], color=c_ceiling, lw=1.6, marker="o", ms=3,
-            label="predicted ceiling b−a (95% CI)")
+    ax.plot(
+        steps, history["ceiling"], color=c_ceiling, lw=1.6, marker="o", ms=3, label="predicted ceiling b−a (95% CI)"
+    )
     ax.fill_between(steps, history["final_low"], history["final_high"], color=c_final, alpha=0.12, lw=0)
-    ax.plot(steps, history["final_pred"], color=c_final, lw=1.4, ls="--",
-            label="predicted final score (95% PI)")
+    ax.plot(steps, history["final_pred"], color=c_final, lw=1.4, ls="--", label="predicted final score (95% PI)")
     if len(history):
-        ax.axhline(float(history["final_actual"].iloc[0]), color=c_actual, lw=1, ls=":",
-                   label=f"actual final score {float(history['final_actual'].iloc[0]):.3f}")
-        ax.axhline(float(history["ceiling"].iloc[-1]), color="0.45", lw=0.8, ls="-.",
-                   label=f"full-run ceiling {float(history['ceiling'].iloc[-1]):.3f}")
+        ax.axhline(
+            float(history["final_actual"].iloc[0]),
+            color=c_actual,
+            lw=1,
+            ls=":",
+            label=f"actual final score {float(history['final_actual'].iloc[0]):.3f}",
+        )
+        ax.axhline(
+            float(history["ceiling"].iloc[-1]),
+            color="0.45",
+            lw=0.8,
+            ls="-.",
+            label=f"full-run ceiling {float(history['ceiling'].iloc[-1]):.3f}",
+        )
         lo = min(float(history["final_actual"].iloc[0]), float(history["ceiling"].min()))
         hi = max(float(history["ceiling"].iloc[-1]), float(history["final_actual"].iloc[0]))
         pad = max(0.1, hi - lo)
@@ -169,8 +191,10 @@ def _compact_law(fits: Sequence, ax: plt.Axes, names: Sequence[str] | None = Non
     plot_law_fit(fits, ax, band=False)
     names = list(names) if names else [f.run or "run" for f in fits]
     lines = [h for h, lab in zip(*ax.get_legend_handles_labels()) if lab.startswith("fit:")]
-    labels = [f"{n}: a={f.a:.2f}, b={f.b:.2f}, ceiling {f.ceiling:.2f}" + ("" if f.ok else " (not trustworthy)")
-              for n, f in zip(names, fits)]
+    labels = [
+        f"{n}: a={f.a:.2f}, b={f.b:.2f}, ceiling {f.ceiling:.2f}" + ("" if f.ok else " (not trustworthy)")
+        for n, f in zip(names, fits)
+    ]
     ax.legend(lines, labels, loc="best", fontsize=7.5)
     values = np.concatenate([np.asarray(f.R, float) for f in fits] + [[f.ceiling for f in fits]])
     values = values[np.isfinite(values)]
@@ -188,7 +212,11 @@ def law_fit_runs_figure(law: Mapping, sizes: Mapping | None = None) -> plt.Figur
     else:
         fig = plt.figure(figsize=(10.5, 8.4))
         grid = fig.add_gridspec(2, 2)
-        ax_runs, ax_sizes, ax_coef = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+        ax_runs, ax_sizes, ax_coef = (
+            fig.add_subplot(grid[0, :]),
+            fig.add_subplot(grid[1, 0]),
+            fig.add_subplot(grid[1, 1]),
+        )
     fits = law["fits"]
     if fits:
         _compact_law(list(fits.values()), ax_runs, [PRESET_LABELS.get(k, k) for k in fits])
@@ -207,14 +235,20 @@ def law_fit_runs_figure(law: Mapping, sizes: Mapping | None = None) -> plt.Figur
         _placeholder(ax_sizes, "no size run has enough validation points", "Model sizes")
     ok = table.dropna(subset=["a", "b", "n_params"])
     if len(ok):
-        for col, c, mark, label in (("a", colors(3)[0], "o", "a"), ("b", colors(3)[1], "s", "b"),
-                                    ("ceiling", colors(3)[2], "^", "ceiling b − a")):
+        for col, c, mark, label in (
+            ("a", colors(3)[0], "o", "a"),
+            ("b", colors(3)[1], "s", "b"),
+            ("ceiling", colors(3)[2], "^", "ceiling b − a"),
+        ):
             ax_coef.plot(ok["n_params"], ok[col], marker=mark, color=c, label=label)
         for _, r in ok.iterrows():
             ax_coef.annotate(r["size"], (r["n_params"], r["b"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax_coef.set_xscale("log")
-        ax_coef.set(xlabel="parameters (log scale)", ylabel="fitted value (accuracy units)",
-                    title="a, b and the ceiling against model size")
+        ax_coef.set(
+            xlabel="parameters (log scale)",
+            ylabel="fitted value (accuracy units)",
+            title="a, b and the ceiling against model size",
+        )
         ax_coef.legend()
     else:
         _placeholder(ax_coef, "no fitted coefficients", "a and b against model size")

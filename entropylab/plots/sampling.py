@@ -47,8 +47,7 @@ def plot_accuracy(comparison, path: str | Path | None = None) -> plt.Figure:
     x = np.arange(len(t))
     pal = _palette(list(t["method"]))
     ax.bar(x - 0.2, t["accuracy"], 0.4, color=[pal[m] for m in t["method"]], label="accuracy (1 sample)")
-    ax.bar(x + 0.2, t["pass@k_max"], 0.4, color=[pal[m] for m in t["method"]], alpha=0.45,
-           label=f"pass@{k_max}")
+    ax.bar(x + 0.2, t["pass@k_max"], 0.4, color=[pal[m] for m in t["method"]], alpha=0.45, label=f"pass@{k_max}")
     for xi, (acc, cost) in enumerate(zip(t["pass@k_max"], t.get("cost_x", [np.nan] * len(t)))):
         if np.isfinite(cost):
             ax.text(xi, min(acc, 1.0) + 0.02, f"{cost:.1f}x", ha="center", va="bottom", fontsize=8, color="0.3")
@@ -86,10 +85,24 @@ def plot_likelihood(comparison, column: str = "mean_logp", path: str | Path | No
     methods = list(dict.fromkeys(df["method"]))
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     if len(df):
-        sns.histplot(data=df, x=column, hue="method", hue_order=methods, palette=_palette(methods),
-                     element="step", stat="density", common_norm=False, fill=False, ax=ax, bins=30)
-    names = {"mean_logp": "mean log p per token (base model)", "loglik": "sum log p (base model)",
-             "confidence": "mean p of sampled tokens"}
+        sns.histplot(
+            data=df,
+            x=column,
+            hue="method",
+            hue_order=methods,
+            palette=_palette(methods),
+            element="step",
+            stat="density",
+            common_norm=False,
+            fill=False,
+            ax=ax,
+            bins=30,
+        )
+    names = {
+        "mean_logp": "mean log p per token (base model)",
+        "loglik": "sum log p (base model)",
+        "confidence": "mean p of sampled tokens",
+    }
     ax.set_xlabel(names.get(column, column))
     ax.set_title("Likelihood of the samples under the base model")
     return _finish(fig, path)
@@ -99,9 +112,7 @@ def _seq_label(s) -> str:
     return s if isinstance(s, str) else "".join(map(str, s))
 
 
-def plot_exactness(
-    result: Mapping, top: int = 10, path: str | Path | None = None
-) -> plt.Figure:
+def plot_exactness(result: Mapping, top: int = 10, path: str | Path | None = None) -> plt.Figure:
     """Empirical vs exact p^alpha (bars) for the most likely sequences; `result` from `compare.exactness_demo`.
 
     `result`: {"exact": {seq: prob}, "samplers": {label: {seq: prob}}, "tv": {label: float}}.
@@ -119,8 +130,9 @@ def plot_exactness(
     for i, lab in enumerate(labels):
         dist = exact if i == 0 else samplers[lab]
         name = lab if i == 0 else f"{lab} (TV {tv[lab]:.3f})" if lab in tv else lab
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, [dist.get(s, 0.0) for s in seqs], width, color=pal[lab],
-               label=name)
+        ax.bar(
+            x + (i - (len(labels) - 1) / 2) * width, [dist.get(s, 0.0) for s in seqs], width, color=pal[lab], label=name
+        )
     ax.set_xticks(x, [_seq_label(s) for s in seqs], rotation=45, ha="right", fontfamily="monospace")
     ax.set_ylabel("probability")
     s = result.get("settings", {})
@@ -142,7 +154,8 @@ SWEEP_LABELS = {
 
 
 def plot_sweep(
-    sweep: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "mean_logp", "tokens_per_sample"),
+    sweep: pd.DataFrame,
+    metrics: Sequence[str] = ("accuracy", "mean_logp", "tokens_per_sample"),
     path: str | Path | None = None,
 ) -> plt.Figure:
     """One panel per metric against the swept value (alpha, mcmc_steps, ...), one line per method."""
@@ -178,15 +191,23 @@ def plot_toy(alpha: float = 2.0, path: str | Path | None = None) -> plt.Figure:
 
     apply_style()
     base = toy_distribution()
-    dists = {"base p (normalised)": normalize(base), f"power p^{alpha:g}": power_distribution(base, alpha),
-             f"low temperature 1/{alpha:g}": low_temperature_distribution(base, alpha)}
+    dists = {
+        "base p (normalised)": normalize(base),
+        f"power p^{alpha:g}": power_distribution(base, alpha),
+        f"low temperature 1/{alpha:g}": low_temperature_distribution(base, alpha),
+    }
     seqs = list(base)
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
     width = 0.8 / len(dists)
     for i, ((name, d), c) in enumerate(zip(dists.items(), colors(len(dists)))):
         first_a = first_token_marginal(d).get("a", 0.0) if sum(d.values()) > 0 else 0.0
-        ax.bar(np.arange(len(seqs)) + (i - 1) * width, [d[s] for s in seqs], width, color=c,
-               label=f"{name}: P(first = a) = {first_a:.2f}")
+        ax.bar(
+            np.arange(len(seqs)) + (i - 1) * width,
+            [d[s] for s in seqs],
+            width,
+            color=c,
+            label=f"{name}: P(first = a) = {first_a:.2f}",
+        )
     ax.set_xticks(np.arange(len(seqs)), seqs, fontfamily="monospace")
     ax.set_ylabel("probability")
     ax.set_title("Power sampling looks ahead; low temperature is greedy per token")
@@ -210,7 +231,10 @@ def plot_frontier(frontier: pd.DataFrame, path: str | Path | None = None) -> plt
         err = 1.96 * np.sqrt(acc * (1 - acc) / n) if n is not None else None
         ax.errorbar(d["cost_x"], acc, yerr=err, color=palette[m], label=m, capsize=2, elinewidth=0.8, **style)
     ax.set_xscale("log")
-    ax.set(xlabel="tokens evaluated per answer (× plain sampling)", ylabel="single-shot accuracy (95% interval)",
-           title="Which sampler at which budget")
+    ax.set(
+        xlabel="tokens evaluated per answer (× plain sampling)",
+        ylabel="single-shot accuracy (95% interval)",
+        title="Which sampler at which budget",
+    )
     ax.legend(fontsize=8)
     return _finish(fig, path)

@@ -68,12 +68,26 @@ def _placeholder(ax: plt.Axes, text: str, title: str | None = None) -> None:
 
 
 #: Display names of the sampling methods and of the trainer presets.
-METHOD_LABELS = {"plain": "base (T=1)", "temp": "low temp (1/α)", "best_of_n": "best of n", "mh": "power (MH)",
-                 "mh_entropy": "power (MH, entropy cuts)", "smc": "power (SMC)", "sps": "power (SPS)",
-                 "grpo": "GRPO"}
-PRESET_LABELS = {"grpo": "GRPO (all tokens)", "clip_cov": "Clip-Cov", "kl_cov": "KL-Cov",
-                 "entropy_bonus": "entropy bonus", "clip_higher": "clip-higher", "ref_kl": "reference KL",
-                 "top20": "top 20% tokens", "bottom80": "bottom 80% tokens"}
+METHOD_LABELS = {
+    "plain": "base (T=1)",
+    "temp": "low temp (1/α)",
+    "best_of_n": "best of n",
+    "mh": "power (MH)",
+    "mh_entropy": "power (MH, entropy cuts)",
+    "smc": "power (SMC)",
+    "sps": "power (SPS)",
+    "grpo": "GRPO",
+}
+PRESET_LABELS = {
+    "grpo": "GRPO (all tokens)",
+    "clip_cov": "Clip-Cov",
+    "kl_cov": "KL-Cov",
+    "entropy_bonus": "entropy bonus",
+    "clip_higher": "clip-higher",
+    "ref_kl": "reference KL",
+    "top20": "top 20% tokens",
+    "bottom80": "bottom 80% tokens",
+}
 
 
 def relabel(frame: pd.DataFrame, labels: Mapping[str, str] = PRESET_LABELS, column: str = "preset") -> pd.DataFrame:
@@ -83,6 +97,10 @@ def relabel(frame: pd.DataFrame, labels: Mapping[str, str] = PRESET_LABELS, colu
 
 def relabel_comparison(comparison, labels: Mapping[str, str] = METHOD_LABELS):
     """A copy of a `compare.Comparison` (a dataclass with table, pass_at_k, samples) with display method names."""
-    return dataclasses.replace(comparison, table=relabel(comparison.table, labels, "method"),
-                               pass_at_k=relabel(comparison.pass_at_k, labels, "method"),
-                               samples=relabel(comparison.samples, labels, "method"), meta=dict(comparison.meta))
+    return dataclasses.replace(
+        comparison,
+        table=relabel(comparison.table, labels, "method"),
+        pass_at_k=relabel(comparison.pass_at_k, labels, "method"),
+        samples=relabel(comparison.samples, labels, "method"),
+        meta=dict(comparison.meta),
+    )

@@ -15,9 +15,17 @@ import pandas as pd
 from entropylab.plots.style import apply_style, colors
 from entropylab.tokens.stats import as_entropy, entropy_stats, forking_tokens, low_entropy_tokens, visible
 
-__all__ = ["forking_figure", "overlap_figure", "plot_entropy_distribution", "plot_forking_tokens",
-           "plot_temperature_grid", "plot_token_lists", "temperature_grid_figure", "token_distribution_figure",
-           "token_lists_text"]
+__all__ = [
+    "forking_figure",
+    "overlap_figure",
+    "plot_entropy_distribution",
+    "plot_forking_tokens",
+    "plot_temperature_grid",
+    "plot_token_lists",
+    "temperature_grid_figure",
+    "token_distribution_figure",
+    "token_lists_text",
+]
 
 
 def plot_entropy_distribution(
@@ -63,8 +71,13 @@ def plot_entropy_distribution(
     ax.set_xlabel("entropy (nats)" + (f", values < {floor:g} in the first bin" if log == "x" else ""))
     ax.set_ylabel("tokens")
     ax.text(
-        0.99, 0.97, f"{100 * stats['frac_below']:.1f}% of {stats['n']:,} tokens below {low:g}\nmean {stats['mean']:.3g}",
-        transform=ax.transAxes, ha="right", va="top", fontsize=8.5,
+        0.99,
+        0.97,
+        f"{100 * stats['frac_below']:.1f}% of {stats['n']:,} tokens below {low:g}\nmean {stats['mean']:.3g}",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8.5,
         bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=2.0),
     )
     if title:
@@ -112,12 +125,16 @@ def plot_forking_tokens(
 
 def token_lists_text(high: pd.DataFrame, low: pd.DataFrame, *, top: int = 15) -> str:
     """High- vs low-entropy tokens as two aligned text columns (token, count, mean entropy)."""
+
     def lines(t: pd.DataFrame) -> list[str]:
         return [f"{visible(str(r.token)):>10} {r.count:6d} {r.mean_entropy:7.3f}" for r in t.head(top).itertuples()]
 
     left, right = lines(high), lines(low)
     width = 26
-    out = [f"{'high entropy (forking)':<{width}} | low entropy", f"{'token  count  mean H':>{width}} | token  count  mean H"]
+    out = [
+        f"{'high entropy (forking)':<{width}} | low entropy",
+        f"{'token  count  mean H':>{width}} | token  count  mean H",
+    ]
     for i in range(max(len(left), len(right))):
         a = left[i] if i < len(left) else ""
         b = right[i] if i < len(right) else ""
@@ -170,8 +187,9 @@ def plot_temperature_grid(grid: pd.DataFrame, *, metric: str = "accuracy", ax: p
 
 def token_distribution_figure(profile: pd.DataFrame) -> plt.Figure:
     """`plot_entropy_distribution` of a profile's response tokens, with the 50th, 80th and 95th percentiles."""
-    fig = plot_entropy_distribution(profile["entropy"].dropna(), percentiles=(50, 80, 95),
-                                    title="Token entropy of the base model's responses")
+    fig = plot_entropy_distribution(
+        profile["entropy"].dropna(), percentiles=(50, 80, 95), title="Token entropy of the base model's responses"
+    )
     fig.set_size_inches(7.5, 4.0)
     fig.tight_layout()
     return fig
@@ -210,12 +228,18 @@ def overlap_figure(overlap: pd.DataFrame, reference: float = 0.86) -> plt.Figure
     fig, (ax, ax_h) = plt.subplots(1, 2, figsize=(10.5, 3.8))
     ax.plot(overlap["step"], overlap["overlap"], marker="o", color=c1, lw=1.6, label="base vs checkpoint")
     ax.axhline(reference, color=c2, ls="--", lw=1.2, label=f"Wang et al. (Qwen3-8B): > {reference:.0%}")
-    ax.set(xlabel="training step of the checkpoint (0 = base model)",
-           ylabel=f"share of top-{rho:.0%} positions kept", title="Top-entropy positions shared with the base model")
+    ax.set(
+        xlabel="training step of the checkpoint (0 = base model)",
+        ylabel=f"share of top-{rho:.0%} positions kept",
+        title="Top-entropy positions shared with the base model",
+    )
     ax.set_ylim(min(0.0, float(overlap["overlap"].min()) - 0.05), 1.05)
     ax.legend(loc="lower left")
     ax_h.plot(overlap["step"], overlap["mean_entropy"], marker="o", color=c3, lw=1.6)
-    ax_h.set(xlabel="training step of the checkpoint (0 = base model)",
-             ylabel="mean token entropy (nats)", title="Entropy of the same responses under each checkpoint")
+    ax_h.set(
+        xlabel="training step of the checkpoint (0 = base model)",
+        ylabel="mean token entropy (nats)",
+        title="Entropy of the same responses under each checkpoint",
+    )
     fig.tight_layout()
     return fig

@@ -38,9 +38,7 @@ class AdvantageFn(Protocol):
     ) -> Tensor: ...
 
 
-ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry(
-    "advantage estimator", field="advantage", sort_names=True
-)
+ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry("advantage estimator", field="advantage", sort_names=True)
 
 
 def register_advantage_estimator(name: str, description: str = "") -> Callable[[AdvantageFn], AdvantageFn]:
@@ -83,7 +81,8 @@ def _group_stats(rewards: Tensor, ids: Tensor) -> tuple[Tensor, Tensor, Tensor, 
     """Per-response group mean, unbiased group std, group size and an all-equal flag, all ``[B]``."""
     n_groups = int(ids.max()) + 1 if ids.numel() else 0
     counts = torch.zeros(n_groups, dtype=rewards.dtype, device=rewards.device).index_add_(
-        0, ids, torch.ones_like(rewards))
+        0, ids, torch.ones_like(rewards)
+    )
     sums = torch.zeros_like(counts).index_add_(0, ids, rewards)
     mean = (sums / counts)[ids]
     sq = torch.zeros_like(counts).index_add_(0, ids, (rewards - mean) ** 2)

@@ -28,22 +28,22 @@ class TrainConfig:
     """Everything a GRPO run depends on. Defaults suit the shipped tiny model on a 2-core CPU."""
 
     # what to train, on what
-    model: str = "ladder"           # shipped name or local checkpoint directory
+    model: str = "ladder"  # shipped name or local checkpoint directory
     task: str = "ladder"
-    difficulty: int | None = None   # None: the task's default
+    difficulty: int | None = None  # None: the task's default
     seed: int = 0
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    threads: int | None = None      # torch CPU threads (None: torch's default)
-    precision: str = "float32"      # of the policy update: float32 | bfloat16 (autocast) | auto (the faster here)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    precision: str = "float32"  # of the policy update: float32 | bfloat16 (autocast) | auto (the faster here)
     # rollouts
     steps: int = 150
     prompts_per_step: int = 16
-    group_size: int = 8             # G samples per prompt; GRPO needs >= 2
+    group_size: int = 8  # G samples per prompt; GRPO needs >= 2
     max_new_tokens: int = 64
     temperature: float = 1.0
     # advantages
-    advantage: str = "grpo"         # grpo | rloo
-    norm_std: bool = True           # False: Dr. GRPO (no std normalisation)
+    advantage: str = "grpo"  # grpo | rloo
+    norm_std: bool = True  # False: Dr. GRPO (no std normalisation)
     # optimisation
     lr: float = 1e-4
     lr_schedule: str = "constant"
@@ -51,28 +51,44 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ppo_epochs: int = 1
-    mini_batches: int = 2           # optimizer steps per epoch; > 1 makes later updates off-policy (KL-Cov acts)
-    micro_batch_size: int = 64      # sequences per forward/backward (gradient accumulation)
+    mini_batches: int = 2  # optimizer steps per epoch; > 1 makes later updates off-policy (KL-Cov acts)
+    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
     loss: LossOptions = field(default_factory=LossOptions)
     # evaluation and artifacts
     val_every: int = 10
-    val_problems: int = 500         # standard error of val/acc at most 0.022
+    val_problems: int = 500  # standard error of val/acc at most 0.022
     val_greedy: bool = True
-    dump_every: int = 10            # per-token rollout dump every N steps (0: never)
+    dump_every: int = 10  # per-token rollout dump every N steps (0: never)
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, dict):
             self.loss = LossOptions(**self.loss)
-        positive = ("steps", "prompts_per_step", "max_new_tokens", "ppo_epochs", "mini_batches", "micro_batch_size",
-                    "val_problems", "keep_checkpoints")
+        positive = (
+            "steps",
+            "prompts_per_step",
+            "max_new_tokens",
+            "ppo_epochs",
+            "mini_batches",
+            "micro_batch_size",
+            "val_problems",
+            "keep_checkpoints",
+        )
         for name in positive:
-            _check(self, name, isinstance(getattr(self, name), int) and getattr(self, name) >= 1, "must be an integer >= 1")
-        _check(self, "group_size", isinstance(self.group_size, int) and self.group_size >= 2,
-               "GRPO compares samples within a group: it needs at least 2")
+            _check(
+                self, name, isinstance(getattr(self, name), int) and getattr(self, name) >= 1, "must be an integer >= 1"
+            )
+        _check(
+            self,
+            "group_size",
+            isinstance(self.group_size, int) and self.group_size >= 2,
+            "GRPO compares samples within a group: it needs at least 2",
+        )
         for name in ("val_every", "dump_every", "checkpoint_every", "warmup_steps"):
-            _check(self, name, isinstance(getattr(self, name), int) and getattr(self, name) >= 0, "must be an integer >= 0")
+            _check(
+                self, name, isinstance(getattr(self, name), int) and getattr(self, name) >= 0, "must be an integer >= 0"
+            )
         for name in ("lr", "temperature"):
             v = getattr(self, name)
             _check(self, name, isinstance(v, int | float) and math.isfinite(v) and v > 0, "must be a positive number")
@@ -81,8 +97,12 @@ class TrainConfig:
             _check(self, name, isinstance(v, int | float) and math.isfinite(v) and v >= 0, "must be a number >= 0")
         _check(self, "lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}")
         _check(self, "precision", self.precision in PRECISION_CHOICES, f"one of {', '.join(PRECISION_CHOICES)}")
-        _check(self, "mini_batches", self.mini_batches <= self.prompts_per_step * self.group_size,
-               "cannot exceed the number of sequences per step (prompts_per_step * group_size)")
+        _check(
+            self,
+            "mini_batches",
+            self.mini_batches <= self.prompts_per_step * self.group_size,
+            "cannot exceed the number of sequences per step (prompts_per_step * group_size)",
+        )
 
     def to_dict(self) -> dict:
         """Plain nested dict (what config.yaml holds)."""
@@ -110,7 +130,9 @@ def _set(tree: dict, key: str, value: Any, source: str) -> None:
     if names is None or parts[-1] not in names:
         every = known[""] + [f"loss.{n}" for n in known["loss"]]
         hint = difflib.get_close_matches(key, every, n=3)
-        raise ConfigError(f"{source}: unknown config key '{key}'" + (f" (did you mean {', '.join(hint)}?)" if hint else ""))
+        raise ConfigError(
+            f"{source}: unknown config key '{key}'" + (f" (did you mean {', '.join(hint)}?)" if hint else "")
+        )
     node = tree
     for p in parts[:-1]:
         node = node.setdefault(p, {})
@@ -144,8 +166,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def resolve_config(preset: str = "grpo", config_file: str | Path | None = None,
-                   overrides: list[str] | None = None) -> TrainConfig:
+def resolve_config(
+    preset: str = "grpo", config_file: str | Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
     """Build a validated TrainConfig: defaults, then the preset, then the YAML file, then `key=value` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")

@@ -176,8 +176,9 @@ class LossOptions:
             fail("clip_cov_ub", f"must be greater than clip_cov_lb = {self.clip_cov_lb!r}")
         if not math.isfinite(self.entropy_coef):
             fail("entropy_coef", "must be finite")
-        if self.norm_len is not None and (isinstance(self.norm_len, bool) or not isinstance(self.norm_len, int)
-                                          or self.norm_len < 1):
+        if self.norm_len is not None and (
+            isinstance(self.norm_len, bool) or not isinstance(self.norm_len, int) or self.norm_len < 1
+        ):
             fail("norm_len", "must be a positive integer or None (= the padded response length)")
         choice("cov_scope", SCOPES)
         choice("loss_agg_mode", AGG_MODES)
@@ -567,8 +568,9 @@ def compute_policy_loss(
     metrics["mask_selected_frac"] = 1.0 if selected is None else _mean_float(selected.float(), valid)
 
     def agg(values: Tensor, sel: Tensor | None = None) -> Tensor:
-        return aggregate(values, mask, opts.loss_agg_mode, selected=sel, normalise=opts.mask_normalise,
-                         norm_len=opts.norm_len)
+        return aggregate(
+            values, mask, opts.loss_agg_mode, selected=sel, normalise=opts.mask_normalise, norm_len=opts.norm_len
+        )
 
     pg_loss = agg(per_token, selected)
     loss = pg_loss

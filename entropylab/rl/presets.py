@@ -17,11 +17,20 @@ KL_COV_RATIO = 2e-3 * RESPONSE_LENGTH_SCALE
 # scaled to our response length (above); `clip_cov_paper` and `kl_cov_paper` keep the papers' ratios.
 PRESETS: dict[str, dict[str, Any]] = {
     "grpo": {},
-    "clip_cov": {"loss.policy_loss": "clip_cov", "loss.clip_ratio_low": 1.0, "loss.clip_ratio_high": 1.0,
-                 "loss.clip_ratio_c": None, "loss.clip_cov_ratio": CLIP_COV_RATIO},
+    "clip_cov": {
+        "loss.policy_loss": "clip_cov",
+        "loss.clip_ratio_low": 1.0,
+        "loss.clip_ratio_high": 1.0,
+        "loss.clip_ratio_c": None,
+        "loss.clip_cov_ratio": CLIP_COV_RATIO,
+    },
     "kl_cov": {"loss.policy_loss": "kl_cov", "loss.kl_cov_ratio": KL_COV_RATIO},
-    "clip_cov_paper": {"loss.policy_loss": "clip_cov", "loss.clip_ratio_low": 1.0, "loss.clip_ratio_high": 1.0,
-                       "loss.clip_ratio_c": None},
+    "clip_cov_paper": {
+        "loss.policy_loss": "clip_cov",
+        "loss.clip_ratio_low": 1.0,
+        "loss.clip_ratio_high": 1.0,
+        "loss.clip_ratio_c": None,
+    },
     "kl_cov_paper": {"loss.policy_loss": "kl_cov"},
     "entropy_bonus": {"loss.entropy_coef": 0.005},
     "ref_kl": {"loss.kl_coef": 0.01, "loss.kl_kind": "low_var_kl"},

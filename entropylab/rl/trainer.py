@@ -75,8 +75,15 @@ def validate(model, tokenizer, task, problems, cfg: TrainConfig, step: int) -> d
     prompts = [p.prompt for p in problems]
     model.eval()
     out = {}
-    s = sample(model, tokenizer, prompts, n=1, max_new_tokens=cfg.max_new_tokens, temperature=1.0,
-               seed=derive_seed(cfg.seed, step, 1))
+    s = sample(
+        model,
+        tokenizer,
+        prompts,
+        n=1,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=1.0,
+        seed=derive_seed(cfg.seed, step, 1),
+    )
     out["val/acc"] = float(np.mean(task.reward(s.texts, problems)))
     mask = s.response_mask
     out["val/entropy"] = float((s.entropy * mask).sum() / mask.sum().clamp(min=1))
@@ -94,7 +101,9 @@ def route_shares(task, texts, problems, prefix: str = "route/") -> dict[str, flo
     stats = getattr(task, "route_stats", None)
     if stats is None:
         return {}
-    return {f"{prefix}share_{k.split('/', 1)[1]}": v for k, v in stats(texts, problems).items() if k.startswith("share/")}
+    return {
+        f"{prefix}share_{k.split('/', 1)[1]}": v for k, v in stats(texts, problems).items() if k.startswith("share/")
+    }
 
 
 # --------------------------------------------------------------------------- the dump
@@ -182,8 +191,14 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         writer.write({"step": 0, **validate(model, tokenizer, task, val_problems, cfg, 0)})
 
     update_precision = None  # resolved at the first update (the probe needs a real batch)
-    bar = tqdm(range(start + 1, cfg.steps + 1), desc=f"train {cfg.task}", unit="step", disable=not progress,
-               initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start + 1, cfg.steps + 1),
+        desc=f"train {cfg.task}",
+        unit="step",
+        disable=not progress,
+        initial=start,
+        total=cfg.steps,
+    )
     last_val: dict[str, float] = {}
     live_law = LiveLaw(val_size=cfg.val_problems)  # the law/* keys at each validation (torch-free entropylab.law)
     for r in rundir.read_metrics(run_dir) if start else []:  # resumed: the points written so far
@@ -199,9 +214,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         problems = [pool[i] for i in ids]
         model.eval()
         with torch.no_grad():
-            samples = sample(model, tokenizer, [p.prompt for p in problems], n=cfg.group_size,
-                             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                             seed=derive_seed(cfg.seed, step, 0))
+            samples = sample(
+                model,
+                tokenizer,
+                [p.prompt for p in problems],
+                n=cfg.group_size,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                seed=derive_seed(cfg.seed, step, 0),
+            )
         t_rollout = time.perf_counter() - t_step
 
         # 2. reward by the verifier, 3. group-relative advantage
@@ -222,8 +243,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             ref_logp = logprobs_of(ref_model, input_ids, attn, mask, cfg.temperature)[0] if ref_model else None
         step_center = covariance_center(old_logp, adv_tok, mask)  # the whole step: the dump's covariance
         center = step_center if cfg.loss.cov_scope == "batch" else None
-        cutoff = (entropy_threshold(old_ent, mask, cfg.loss.rho)
-                  if cfg.loss.entropy_mask and cfg.loss.entropy_scope == "batch" else None)
+        cutoff = (
+            entropy_threshold(old_ent, mask, cfg.loss.rho)
+            if cfg.loss.entropy_mask and cfg.loss.entropy_scope == "batch"
+            else None
+        )
         cov = token_covariance(old_logp, adv_tok, mask, step_center)
 
         # 4. PPO epochs over shuffled mini-batches, each accumulated over micro-batches
@@ -245,11 +269,22 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                     with autocast(update_precision, device.type):
                         logp, ent = logprobs_of(model, input_ids[micro], attn[micro], mask[micro], cfg.temperature)
                     loss, metrics = compute_policy_loss(
-                        logp, old_logp[micro], adv_tok[micro], mask[micro], cfg.loss, entropy=ent,
-                        ref_logp=ref_logp[micro] if ref_logp is not None else None, generator=gen,
-                        center=center, entropy_cutoff=cutoff)
-                    w = (float(mask[micro].sum()) / max(mb_tokens, 1.0) if cfg.loss.loss_agg_mode == "token-mean"
-                         else len(micro) / len(mb))
+                        logp,
+                        old_logp[micro],
+                        adv_tok[micro],
+                        mask[micro],
+                        cfg.loss,
+                        entropy=ent,
+                        ref_logp=ref_logp[micro] if ref_logp is not None else None,
+                        generator=gen,
+                        center=center,
+                        entropy_cutoff=cutoff,
+                    )
+                    w = (
+                        float(mask[micro].sum()) / max(mb_tokens, 1.0)
+                        if cfg.loss.loss_agg_mode == "token-mean"
+                        else len(micro) / len(mb)
+                    )
                     if not torch.isfinite(loss):
                         finite = False
                         break
@@ -261,8 +296,13 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                     optimizer.zero_grad(set_to_none=True)
                     skipped += 1
                     continue
-                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))))
+                grad_norms.append(
+                    float(
+                        torch.nn.utils.clip_grad_norm_(
+                            model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+                        )
+                    )
+                )
                 optimizer.step()
                 updates += 1
         dump_step = bool(cfg.dump_every) and (step % cfg.dump_every == 0 or step == 1)
@@ -270,11 +310,17 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         if dump_step:  # the theory check's measurement: entropy on the same tokens before and after the update
             model.eval()
             with torch.no_grad():
-                ent_after = torch.cat([logprobs_of(model, input_ids[c], attn[c], mask[c], cfg.temperature)[1]
-                                       for c in torch.split(torch.arange(n_seq), cfg.micro_batch_size)])
+                ent_after = torch.cat(
+                    [
+                        logprobs_of(model, input_ids[c], attn[c], mask[c], cfg.temperature)[1]
+                        for c in torch.split(torch.arange(n_seq), cfg.micro_batch_size)
+                    ]
+                )
             n_tok = mask.sum().clamp(min=1)
-            update_change = {"entropy/before_update": float((old_ent * mask).sum() / n_tok),
-                             "entropy/after_update": float((ent_after * mask).sum() / n_tok)}
+            update_change = {
+                "entropy/before_update": float((old_ent * mask).sum() / n_tok),
+                "entropy/after_update": float((ent_after * mask).sum() / n_tok),
+            }
         lr = scheduler.get_last_lr()[0]
         with warnings.catch_warnings():  # a step whose updates were all skipped (NaN) still advances the schedule
             warnings.simplefilter("ignore", UserWarning)
@@ -318,14 +364,20 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 kept = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
                 with quiet_progress():
-                    rundir.save_checkpoint(run_dir, step, model, tokenizer, partial(torch.save, kept),
-                                           keep=cfg.keep_checkpoints)
+                    rundir.save_checkpoint(
+                        run_dir, step, model, tokenizer, partial(torch.save, kept), keep=cfg.keep_checkpoints
+                    )
         except OSError as err:
             writer.close()
-            raise EntropylabError(f"{run_dir}: cannot write step {step} ({err.strerror or err}); "
-                                  f"metrics.jsonl is intact up to the last complete line: fix it and --resume") from None
-        bar.set_postfix(reward=f"{record['reward']:.3f}", entropy=f"{record['entropy']:.3f}",
-                        val=f"{last_val.get('val/acc', float('nan')):.3f}")
+            raise EntropylabError(
+                f"{run_dir}: cannot write step {step} ({err.strerror or err}); "
+                f"metrics.jsonl is intact up to the last complete line: fix it and --resume"
+            ) from None
+        bar.set_postfix(
+            reward=f"{record['reward']:.3f}",
+            entropy=f"{record['entropy']:.3f}",
+            val=f"{last_val.get('val/acc', float('nan')):.3f}",
+        )
     writer.close()
     return run_dir
 

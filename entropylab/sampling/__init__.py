@@ -38,5 +38,3 @@ __all__ = [
     "sample_plain",
     "systematic_resample",
 ]
-
-

@@ -92,7 +92,9 @@ def sample_suffixes(
     if first_temperature is not None:
         logc = token_stats(logits, temperature=first_temperature, entropy=False).logp
         first = draw(logc, generator)
-        extra = dict(first_logq=logc.gather(1, first[:, None])[:, 0], first_logq_old=logc.gather(1, first_old[:, None])[:, 0])
+        extra = dict(
+            first_logq=logc.gather(1, first[:, None])[:, 0], first_logq_old=logc.gather(1, first_old[:, None])[:, 0]
+        )
     out = decode(dec, logits, horizon, q, generator=generator, first=first, **options)
     del out["steps"]
     return {**out, **extra, "evaluated": dec.evaluated, "prefilled": dec.prefilled}

@@ -14,8 +14,17 @@ from entropylab.decoder import eos_ids, pad_id, returned_cache
 from entropylab.errors import ConfigError, ModelError
 from entropylab.generation import Samples, encode_prompts, fit_to_context, left_pad
 
-__all__ = ["PowerSamples", "Setup", "prepare", "check_alpha", "check_int", "check_top_p", "check_kv_cache", "decode_texts",
-           "Stopwatch"]
+__all__ = [
+    "PowerSamples",
+    "Setup",
+    "prepare",
+    "check_alpha",
+    "check_int",
+    "check_top_p",
+    "check_kv_cache",
+    "decode_texts",
+    "Stopwatch",
+]
 
 
 @dataclass
@@ -57,7 +66,9 @@ class PowerSamples(Samples):
         """A copy without inference-mode tensors (the samplers run under `torch.inference_mode`, ~30% faster
         small decode steps on CPU), so callers may use the results in autograd-tracked computations."""
         with torch.inference_mode(False):
-            out = {k: (v.clone() if isinstance(v, Tensor) and v.is_inference() else v) for k, v in self.__dict__.items()}
+            out = {
+                k: (v.clone() if isinstance(v, Tensor) and v.is_inference() else v) for k, v in self.__dict__.items()
+            }
         return PowerSamples(**out)
 
 
@@ -106,8 +117,7 @@ def check_kv_cache(model) -> None:
     with torch.inference_mode():
         out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=dev), use_cache=True)
     if returned_cache(out) is None:
-        raise ModelError(f"model {type(model).__name__} returned no KV cache (past_key_values): the samplers "
-                         "need one")
+        raise ModelError(f"model {type(model).__name__} returned no KV cache (past_key_values): the samplers need one")
 
 
 # ------------------------------------------------------------------------------------------------ set-up
@@ -131,9 +141,23 @@ class Setup:
         return ids, mask, index.to(self.device)
 
     def collect(
-        self, tokenizer, *, tokens: Tensor, length: Tensor, logq: Tensor, logp: Tensor, entropy: Tensor,
-        prompt_index: Tensor, n: int, method: str, meta: dict, evaluated: int, generated: int,
-        finished: Tensor | None = None, width: int | None = None, **fields,
+        self,
+        tokenizer,
+        *,
+        tokens: Tensor,
+        length: Tensor,
+        logq: Tensor,
+        logp: Tensor,
+        entropy: Tensor,
+        prompt_index: Tensor,
+        n: int,
+        method: str,
+        meta: dict,
+        evaluated: int,
+        generated: int,
+        finished: Tensor | None = None,
+        width: int | None = None,
+        **fields,
     ) -> PowerSamples:
         """A sampler's `PowerSamples` from per-row arrays [R, T] with `length` [R] tokens each, cut to `width`
         columns (default: the longest row); `finished` defaults to rows that end with EOS. Made ordinary."""
@@ -144,11 +168,25 @@ class Setup:
             last = ids.gather(1, (length - 1).clamp(min=0)[:, None])[:, 0]
             finished = (length > 0) & torch.isin(last, torch.as_tensor(self.eos, dtype=torch.long, device=ids.device))
         return PowerSamples(
-            prompt_ids=self.prompt_ids, response_ids=ids, response_mask=mask, logprobs=logq[:, :width],
-            logprobs_t1=logp, entropy=entropy[:, :width], texts=decode_texts(tokenizer, ids, mask),
-            prompt_index=prompt_index, n_tokens=length, finished=finished, n=n, pad_token_id=self.pad,
-            meta=dict(method=method, **meta), loglik=masked_sum(logp, mask), method=method,
-            tokens_evaluated=int(evaluated), tokens_generated=int(generated), wall_time=self.clock(), **fields,
+            prompt_ids=self.prompt_ids,
+            response_ids=ids,
+            response_mask=mask,
+            logprobs=logq[:, :width],
+            logprobs_t1=logp,
+            entropy=entropy[:, :width],
+            texts=decode_texts(tokenizer, ids, mask),
+            prompt_index=prompt_index,
+            n_tokens=length,
+            finished=finished,
+            n=n,
+            pad_token_id=self.pad,
+            meta=dict(method=method, **meta),
+            loglik=masked_sum(logp, mask),
+            method=method,
+            tokens_evaluated=int(evaluated),
+            tokens_generated=int(generated),
+            wall_time=self.clock(),
+            **fields,
         ).ordinary()
 
 
@@ -195,4 +233,3 @@ def seq_columns(width: int, device) -> Tensor:
 def masked_sum(x: Tensor, mask: Tensor) -> Tensor:
     """Row sums of x over mask, safe for -inf outside the mask."""
     return torch.where(mask, x, torch.zeros_like(x)).sum(-1)
-

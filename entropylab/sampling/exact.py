@@ -81,7 +81,11 @@ def tv_distance(p: Mapping, q: Mapping) -> float:
 
 @torch.no_grad()
 def token_logprobs(
-    model, prompt: Sequence[int], max_len: int, eos_token_id: int, alpha: float,
+    model,
+    prompt: Sequence[int],
+    max_len: int,
+    eos_token_id: int,
+    alpha: float,
     cut_temperature: float | None = None,
 ) -> dict[Seq, tuple[list[float], ...]]:
     """{complete sequence: (per-token log p, per-token log q)}, q the model at temperature 1/alpha; with
@@ -96,8 +100,12 @@ def token_logprobs(
             ids = torch.tensor([list(prompt) + list(prefix)], dtype=torch.long, device=dev)
             logits = model(input_ids=ids, use_cache=False).logits[0, -1].float().cpu()
             p = token_stats(logits)
-            cache[prefix] = (p.logp.tolist(), token_stats(logits, alpha=alpha, entropy=False).logp.tolist(),
-                             [float(p.entropy)], token_stats(logits, temperature=t_cut, entropy=False).logp.tolist())
+            cache[prefix] = (
+                p.logp.tolist(),
+                token_stats(logits, alpha=alpha, entropy=False).logp.tolist(),
+                [float(p.entropy)],
+                token_stats(logits, temperature=t_cut, entropy=False).logp.tolist(),
+            )
         return cache[prefix]
 
     out = {}
@@ -112,8 +120,13 @@ def token_logprobs(
 
 
 def mh_transition_matrix(
-    per_token: Mapping[Seq, tuple[list[float], ...]], alpha: float, exact: bool = True, *,
-    cuts: str = "uniform", cut_floor: float = 0.05, cut_temperature: float | None = None,
+    per_token: Mapping[Seq, tuple[list[float], ...]],
+    alpha: float,
+    exact: bool = True,
+    *,
+    cuts: str = "uniform",
+    cut_floor: float = 0.05,
+    cut_temperature: float | None = None,
 ) -> tuple[list[Seq], list[list[float]]]:
     """(states, K): the one-step kernel of `power_sample_mh` (one block holding every sequence), exactly.
 
@@ -130,7 +143,7 @@ def mh_transition_matrix(
 
     def log_q(s: Seq, m: int) -> float:  # the proposal's log-prob of s's suffix from m
         lq = per_token[s][1]
-        return sum(lq[m:]) if cut_temperature is None else per_token[s][3][m] + sum(lq[m + 1:])
+        return sum(lq[m:]) if cut_temperature is None else per_token[s][3][m] + sum(lq[m + 1 :])
 
     for i, x in enumerate(states):
         lp_x, lq_x = per_token[x][:2]

@@ -111,9 +111,14 @@ class KeptChains:
         # working state, one row per running chain (batch row b runs chain[b])
         w = dict(
             chain=torch.arange(R, device=dev),
-            tok=chains.tokens.clone(), lp=chains.logp.clone(), lq=chains.logq.clone(), ent=chains.entropy.clone(),
+            tok=chains.tokens.clone(),
+            lp=chains.logp.clone(),
+            lq=chains.logq.clone(),
+            ent=chains.entropy.clone(),
             h=self.h_st.clone(),
-            prompt=self.prompt, pmask=self.prompt_mask, plen=self.prompt_len,
+            prompt=self.prompt,
+            pmask=self.prompt_mask,
+            plen=self.prompt_len,
             pos=torch.zeros(R, dtype=torch.long, device=dev),  # next position to draw
             stop=torch.full((R,), ends[0], dtype=torch.long, device=dev),  # the job's horizon (a block end)
             cut=torch.zeros(R, dtype=torch.long, device=dev),  # the job's m
@@ -197,8 +202,9 @@ class KeptChains:
                     z_new, z_old = nl, old_len
                 else:
                     z_new, z_old = cut_weights(w["ent"][mb], nl, cuts, cut_floor).sum(-1), w["z_old"][mb]
-                log_r = log_ratio(total(w["lp"][mb], new_mask), total(chains.logp[mr], old_mask),
-                                  lq_new, lq_old, z_new, z_old)
+                log_r = log_ratio(
+                    total(w["lp"][mb], new_mask), total(chains.logp[mr], old_mask), lq_new, lq_old, z_new, z_old
+                )
                 take = accept(log_r, torch.rand(mb.numel(), generator=generator, device=dev))
                 ok[mv] = take
                 accepted[mr] += take.long()
@@ -265,8 +271,9 @@ class KeptChains:
                 else:
                     first = j == w["cut"][bs][:, None]
                     old = chains.tokens[rs[:, None], jc]
-                    tok, lp, lq, ent, lc, lc_old = (v.view(j.shape) for v in sample(
-                        h.flatten(0, 1), first.flatten(), old.flatten()))
+                    tok, lp, lq, ent, lc, lc_old = (
+                        v.view(j.shape) for v in sample(h.flatten(0, 1), first.flatten(), old.flatten())
+                    )
                     at = first[:, 0]
                     w["lc_new"][bs[at]], w["lc_old"][bs[at]] = lc[at, 0], lc_old[at, 0]
                 is_eos = torch.isin(tok, eos_t)

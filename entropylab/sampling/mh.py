@@ -137,8 +137,12 @@ class Chains:
     def empty(cls, rows: int, t: int, pad: int, device) -> Chains:
         z = torch.zeros((rows, t), dtype=torch.float32, device=device)
         return cls(
-            torch.full((rows, t), pad, dtype=torch.long, device=device), z, z.clone(), z.clone(),
-            torch.zeros(rows, dtype=torch.long, device=device), torch.zeros(rows, dtype=torch.bool, device=device),
+            torch.full((rows, t), pad, dtype=torch.long, device=device),
+            z,
+            z.clone(),
+            z.clone(),
+            torch.zeros(rows, dtype=torch.long, device=device),
+            torch.zeros(rows, dtype=torch.bool, device=device),
         )
 
     def suffix_mask(self, rows: Tensor, m: Tensor, stop: Tensor | None = None) -> Tensor:
@@ -162,8 +166,14 @@ class Chains:
 
 
 def propose(
-    factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, tokens: Tensor, m: Tensor, horizon: Tensor,
-    q: Proposal, **sampling,
+    factory: DecoderFactory,
+    prompt: Tensor,
+    prompt_mask: Tensor,
+    tokens: Tensor,
+    m: Tensor,
+    horizon: Tensor,
+    q: Proposal,
+    **sampling,
 ) -> dict:
     """Suffixes y ~ q(. | prompt, tokens[:, :m]) of at most `horizon` tokens per row, re-encoding the prefixes.
 
@@ -230,9 +240,12 @@ def power_sample_mh(
     if cuts not in CUTS:
         raise ConfigError(f"cuts must be one of {', '.join(CUTS)}, got {cuts!r}")
     if not (isinstance(cut_floor, int | float) and math.isfinite(cut_floor) and cut_floor > 0):
-        raise ConfigError(f"cut_floor must be a number > 0 (every position must stay a possible cut), got {cut_floor!r}")
-    if cut_temperature is not None and not (isinstance(cut_temperature, int | float)
-                                            and math.isfinite(cut_temperature) and cut_temperature > 0):
+        raise ConfigError(
+            f"cut_floor must be a number > 0 (every position must stay a possible cut), got {cut_floor!r}"
+        )
+    if cut_temperature is not None and not (
+        isinstance(cut_temperature, int | float) and math.isfinite(cut_temperature) and cut_temperature > 0
+    ):
         raise ConfigError(f"cut_temperature must be a number > 0, got {cut_temperature!r}")
     if not exact and (cuts != "uniform" or cut_temperature is not None):
         raise ConfigError("exact=False (the reference approximation) only goes with uniform cuts and q throughout")
@@ -265,11 +278,21 @@ def power_sample_mh(
                 bar = tqdm(total=n_rows * len(ends) * (1 + mcmc_steps), desc="power MH", unit="job")
             runner = KeptChains(factory, prompt, prompt_mask, t_max)
             out = runner.run(
-                chains, ends, mcmc_steps,
+                chains,
+                ends,
+                mcmc_steps,
                 lambda lp_new, lp_old, lq_new, lq_old, n_new, n_old: mh_log_ratio(
-                    alpha, lp_new, lp_old, lq_new, lq_old, n_new, n_old, exact=exact),
-                mh_accept, q, exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
-                cut_temperature=cut_temperature, progress=bar, **sampling,
+                    alpha, lp_new, lp_old, lq_new, lq_old, n_new, n_old, exact=exact
+                ),
+                mh_accept,
+                q,
+                exact=exact,
+                freeze_finished=freeze_finished,
+                cuts=cuts,
+                cut_floor=cut_floor,
+                cut_temperature=cut_temperature,
+                progress=bar,
+                **sampling,
             )
             if bar is not None:
                 bar.close()
@@ -278,23 +301,57 @@ def power_sample_mh(
             evaluated, generated, replayed = runner.evaluated, runner.generated, runner.replayed
         else:
             evaluated, generated, prefilled = _run_lockstep(
-                factory, prompt, prompt_mask, chains, ends, mcmc_steps, t_max, accepted, proposed, per_block, q,
-                exact=exact, freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor,
-                cut_temperature=cut_temperature, progress=progress, **sampling,
+                factory,
+                prompt,
+                prompt_mask,
+                chains,
+                ends,
+                mcmc_steps,
+                t_max,
+                accepted,
+                proposed,
+                per_block,
+                q,
+                exact=exact,
+                freeze_finished=freeze_finished,
+                cuts=cuts,
+                cut_floor=cut_floor,
+                cut_temperature=cut_temperature,
+                progress=progress,
+                **sampling,
             )
     finally:
         model.train(was_training)
 
     total = int(proposed.sum())
     return setup.collect(
-        tokenizer, tokens=chains.tokens, length=chains.length, logq=chains.logq, logp=chains.logp,
-        entropy=chains.entropy, finished=chains.eos, prompt_index=prompt_index, n=n_chains, method="mh",
+        tokenizer,
+        tokens=chains.tokens,
+        length=chains.length,
+        logq=chains.logq,
+        logp=chains.logp,
+        entropy=chains.entropy,
+        finished=chains.eos,
+        prompt_index=prompt_index,
+        n=n_chains,
+        method="mh",
         meta=dict(
-            alpha=alpha, mcmc_steps=mcmc_steps, block_size=block_size, max_new_tokens=t_max,
-            seed=seed, top_k=top_k, top_p=top_p, exact=exact, kv="reuse" if kept else "recompute",
-            freeze_finished=freeze_finished, cuts=cuts, cut_floor=cut_floor, cut_temperature=cut_temperature,
+            alpha=alpha,
+            mcmc_steps=mcmc_steps,
+            block_size=block_size,
+            max_new_tokens=t_max,
+            seed=seed,
+            top_k=top_k,
+            top_p=top_p,
+            exact=exact,
+            kv="reuse" if kept else "recompute",
+            freeze_finished=freeze_finished,
+            cuts=cuts,
+            cut_floor=cut_floor,
+            cut_temperature=cut_temperature,
         ),
-        evaluated=evaluated, generated=generated,
+        evaluated=evaluated,
+        generated=generated,
         acceptance_rate=(int(accepted.sum()) / total) if total else None,
         acceptance_per_block=per_block,
         acceptance_per_row=accepted.float() / proposed.clamp(min=1).float(),
@@ -303,10 +360,25 @@ def power_sample_mh(
 
 
 def _run_lockstep(
-    factory: DecoderFactory, prompt: Tensor, prompt_mask: Tensor, chains: Chains, ends: list[int], mcmc_steps: int,
-    t_max: int, accepted: Tensor, proposed: Tensor, per_block: list[float], q: Proposal, *, exact: bool,
-    freeze_finished: bool, progress: bool, cuts: str = "uniform", cut_floor: float = 0.05,
-    cut_temperature: float | None = None, **sampling,
+    factory: DecoderFactory,
+    prompt: Tensor,
+    prompt_mask: Tensor,
+    chains: Chains,
+    ends: list[int],
+    mcmc_steps: int,
+    t_max: int,
+    accepted: Tensor,
+    proposed: Tensor,
+    per_block: list[float],
+    q: Proposal,
+    *,
+    exact: bool,
+    freeze_finished: bool,
+    progress: bool,
+    cuts: str = "uniform",
+    cut_floor: float = 0.05,
+    cut_temperature: float | None = None,
+    **sampling,
 ) -> tuple[int, int, int]:
     """Block-wise MH with all chains in lockstep, every proposal re-encoding its prefix (`kv="recompute"`).
 
@@ -330,8 +402,9 @@ def _run_lockstep(
         grow = rows[~chains.eos[rows] & (chains.length[rows] < end)]
         if grow.numel():
             start = chains.length[grow]
-            prop = propose(factory, prompt[grow], prompt_mask[grow], chains.tokens[grow], start, end - start, q,
-                           **sampling)
+            prop = propose(
+                factory, prompt[grow], prompt_mask[grow], chains.tokens[grow], start, end - start, q, **sampling
+            )
             chains.replace(grow, start, prop, pad)
             evaluated += prop["evaluated"]
             prefilled += prop["prefilled"]
@@ -342,10 +415,14 @@ def _run_lockstep(
             length = chains.length[rows]
             weights = cut_weights(chains.entropy[rows], length, cuts, cut_floor)
             m, z_old = pick_cuts(weights, torch.rand(rows.numel(), generator=generator, device=device))
-            first = dict(first_temperature=cut_temperature,
-                         first_old=chains.tokens[rows].gather(1, m[:, None])[:, 0]) if cut_temperature else {}
-            prop = propose(factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, q, **sampling,
-                           **first)
+            first = (
+                dict(first_temperature=cut_temperature, first_old=chains.tokens[rows].gather(1, m[:, None])[:, 0])
+                if cut_temperature
+                else {}
+            )
+            prop = propose(
+                factory, prompt[rows], prompt_mask[rows], chains.tokens[rows], m, end - m, q, **sampling, **first
+            )
             evaluated += prop["evaluated"]
             prefilled += prop["prefilled"]
             generated += int(prop["n"].sum())
@@ -357,7 +434,9 @@ def _run_lockstep(
                 lq_new, lq_old = masked_sum(prop["logq"], new_mask), masked_sum(chains.logq[rows], old_mask)
             else:  # the first token came from the model at the cut temperature, the rest from q
                 lq_new = prop["first_logq"] + masked_sum(prop["logq"], new_mask & (new_cols > 0))
-                lq_old = prop["first_logq_old"] + masked_sum(chains.logq[rows], chains.suffix_mask(rows, m + 1, old_stop))
+                lq_old = prop["first_logq_old"] + masked_sum(
+                    chains.logq[rows], chains.suffix_mask(rows, m + 1, old_stop)
+                )
             if cuts == "uniform":
                 z_new, z_old = m + prop["n"], length
             else:  # Z(x') = the shared prefix's weights + the proposal's
@@ -365,8 +444,13 @@ def _run_lockstep(
                 z_new = prefix + cut_weights(prop["entropy"], prop["n"], cuts, cut_floor).sum(1)
             log_r = mh_log_ratio(
                 q.alpha,
-                masked_sum(prop["logp"], new_mask), masked_sum(chains.logp[rows], old_mask),
-                lq_new, lq_old, z_new, z_old, exact=exact,
+                masked_sum(prop["logp"], new_mask),
+                masked_sum(chains.logp[rows], old_mask),
+                lq_new,
+                lq_old,
+                z_new,
+                z_old,
+                exact=exact,
             )
             ok = mh_accept(log_r, torch.rand(rows.numel(), generator=generator, device=device))
             if ok.any():

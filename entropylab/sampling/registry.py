@@ -35,10 +35,18 @@ SAMPLERS.register("temp", sample_low_temperature, description="low temperature 1
 SAMPLERS.register("best_of_n", sample_best_of_n, description="most likely of n_candidates samples at temperature 1")
 SAMPLERS.register("mh", _mh, description="power distribution p^alpha by block-wise Metropolis-Hastings")
 SAMPLERS.register("smc", power_sample_smc, description="power distribution p^alpha by sequential Monte Carlo")
-SAMPLERS.register("sps", power_sample_sps, description="power distribution p^alpha token by token, the future "
-                  "factor estimated from rollouts (Scalable Power Sampling, jackknife-corrected)")
-SAMPLERS.register("mh_entropy", _mh_entropy, description="power MH with entropy-placed cuts and the cut token at "
-                  "temperature 1 (exact; crosses forks the tempered proposal rarely offers)")
+SAMPLERS.register(
+    "sps",
+    power_sample_sps,
+    description="power distribution p^alpha token by token, the future "
+    "factor estimated from rollouts (Scalable Power Sampling, jackknife-corrected)",
+)
+SAMPLERS.register(
+    "mh_entropy",
+    _mh_entropy,
+    description="power MH with entropy-placed cuts and the cut token at "
+    "temperature 1 (exact; crosses forks the tempered proposal rarely offers)",
+)
 
 #: name -> one-line description (a snapshot; `SAMPLERS.describe(name)` sees later registrations).
 DESCRIPTIONS: dict[str, str] = SAMPLERS.descriptions()

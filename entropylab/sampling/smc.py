@@ -166,7 +166,12 @@ def power_sample_smc(
                 ancestor = ancestor.flatten()
                 log_z[sys_ids] += torch.logsumexp(log_w[sys_ids], -1) - math.log(n_particles)
                 log_w[sys_ids] = 0.0
-                tokens, logp_tok, logq_tok, ent_tok = tokens[ancestor], logp_tok[ancestor], logq_tok[ancestor], ent_tok[ancestor]
+                tokens, logp_tok, logq_tok, ent_tok = (
+                    tokens[ancestor],
+                    logp_tok[ancestor],
+                    logq_tok[ancestor],
+                    ent_tok[ancestor],
+                )
                 length, alive, loglik = length[ancestor], alive[ancestor], loglik[ancestor]
                 slot = torch.full((n_rows,), -1, dtype=torch.long, device=device)
                 slot[batch_rows] = torch.arange(batch_rows.numel(), device=device)
@@ -199,16 +204,29 @@ def power_sample_smc(
         out_weights = None
         per_prompt = n
     return setup.collect(
-        tokenizer, tokens=tokens[keep_rows], length=length[keep_rows], logq=logq_tok[keep_rows],
-        logp=logp_tok[keep_rows], entropy=ent_tok[keep_rows], width=max(int(length.max()), 1),
+        tokenizer,
+        tokens=tokens[keep_rows],
+        length=length[keep_rows],
+        logq=logq_tok[keep_rows],
+        logp=logp_tok[keep_rows],
+        entropy=ent_tok[keep_rows],
+        width=max(int(length.max()), 1),
         prompt_index=torch.arange(len(setup.prompt_ids), device=device).repeat_interleave(per_prompt),
-        n=per_prompt, method="smc",
+        n=per_prompt,
+        method="smc",
         meta=dict(
-            alpha=alpha, n_particles=n_particles, ess_threshold=float(ess_threshold),
-            alpha_ramp=alpha_ramp, max_new_tokens=t_max, seed=seed, top_k=top_k, top_p=top_p,
+            alpha=alpha,
+            n_particles=n_particles,
+            ess_threshold=float(ess_threshold),
+            alpha_ramp=alpha_ramp,
+            max_new_tokens=t_max,
+            seed=seed,
+            top_k=top_k,
+            top_p=top_p,
             return_particles=return_particles,
         ),
-        evaluated=dec.evaluated, generated=generated,
+        evaluated=dec.evaluated,
+        generated=generated,
         log_weights=out_weights,
         log_evidence=log_evidence,
         stats=dict(resamples=resamples, min_ess=min_ess, systems=n_sys),

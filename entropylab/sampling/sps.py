@@ -84,8 +84,9 @@ def power_sample_sps(
     setup = prepare(model, tokenizer, prompts, max_new_tokens, eos_token_id=eos_token_id)
     vocab = int(model.get_output_embeddings().weight.shape[0])
     if not (isinstance(entropy_threshold, int | float) and 0.0 <= entropy_threshold <= math.log(vocab)):
-        raise ConfigError(f"entropy_threshold must be in [0, ln V] = [0, {math.log(vocab):.3f}] nats, "
-                          f"got {entropy_threshold!r}")
+        raise ConfigError(
+            f"entropy_threshold must be in [0, ln V] = [0, {math.log(vocab):.3f}] nats, got {entropy_threshold!r}"
+        )
     k = min(k, vocab)
     t_max, device, pad = setup.max_new_tokens, setup.device, setup.pad
     prompt, prompt_mask, prompt_index = setup.batch(n)
@@ -120,8 +121,15 @@ def power_sample_sps(
                 cand_lp, cand = p.top_logp[a], p.top_ids[a]  # [A, K]
                 branch = dec.fork(a.repeat_interleave(k * m))
                 first = cand.repeat_interleave(m, dim=1).flatten()  # [A*K*M]
-                roll = decode(branch, branch.step(first), torch.full_like(first, horizon), Proposal(),
-                              generator=generator, eos=setup.eos, pad=pad)
+                roll = decode(
+                    branch,
+                    branch.step(first),
+                    torch.full_like(first, horizon),
+                    Proposal(),
+                    generator=generator,
+                    eos=setup.eos,
+                    pad=pad,
+                )
                 future = masked_sum(roll["logp"], seq_columns(roll["logp"].shape[1], device) < roll["n"][:, None])
                 future = torch.where(torch.isin(first, eos), torch.zeros_like(future), future)  # EOS: no future
                 pi = candidate_distribution(alpha, cand_lp, (alpha - 1.0) * future.view(len(a), k, m), jackknife)
@@ -146,10 +154,26 @@ def power_sample_sps(
     finally:
         model.train(was_training)
     return setup.collect(
-        tokenizer, tokens=tokens, length=length, logq=logs_tok, logp=logp_tok, entropy=ent_tok,
-        prompt_index=prompt_index, n=n, method="sps",
-        meta=dict(alpha=alpha, n_candidates=k, n_rollouts=m, rollout_len=rollout_len,
-                  entropy_threshold=float(entropy_threshold), jackknife=jackknife, max_new_tokens=t_max,
-                  seed=seed),
-        evaluated=evaluated, generated=generated, stats=dict(estimated_positions=estimated),
+        tokenizer,
+        tokens=tokens,
+        length=length,
+        logq=logs_tok,
+        logp=logp_tok,
+        entropy=ent_tok,
+        prompt_index=prompt_index,
+        n=n,
+        method="sps",
+        meta=dict(
+            alpha=alpha,
+            n_candidates=k,
+            n_rollouts=m,
+            rollout_len=rollout_len,
+            entropy_threshold=float(entropy_threshold),
+            jackknife=jackknife,
+            max_new_tokens=t_max,
+            seed=seed,
+        ),
+        evaluated=evaluated,
+        generated=generated,
+        stats=dict(estimated_positions=estimated),
     )

@@ -128,9 +128,7 @@ class ArithTask(Task):
         raise AssertionError(f"no mistake found for {problem.id}")  # pragma: no cover
 
     @staticmethod
-    def _mistake(
-        rng: random.Random, kind: str, start: int, ops: list[tuple[str, int]]
-    ) -> tuple[str, int] | None:
+    def _mistake(rng: random.Random, kind: str, start: int, ops: list[tuple[str, int]]) -> tuple[str, int] | None:
         """A completion with one mistake of `kind` propagated to the end, and its final answer (None: n/a)."""
         k = rng.randrange(len(ops))
         steps: list[Step] = []

@@ -97,9 +97,7 @@ class Task:
     def _check_difficulty(self, difficulty: int | None) -> int:
         d = self.default_difficulty if difficulty is None else difficulty
         if d not in self.difficulties:
-            raise TaskError(
-                f"task {self.name!r}: difficulty must be one of {list(self.difficulties)}, got {d!r}"
-            )
+            raise TaskError(f"task {self.name!r}: difficulty must be one of {list(self.difficulties)}, got {d!r}")
         return int(d)
 
     def problems(
@@ -115,8 +113,11 @@ class Task:
             raise TaskError(f"task {self.name!r}: n must be >= 0, got {n}")
         rng = random.Random(f"{self.name}|{split}|{seed}|{d}" + ("|easy" if easy else ""))
         draw = self._sample_easy if easy else self._sample
-        tags = (("" if d == self.default_difficulty else f"-d{d}") + ("" if seed == 0 else f"-s{seed}")
-                + ("-easy" if easy else ""))
+        tags = (
+            ("" if d == self.default_difficulty else f"-d{d}")
+            + ("" if seed == 0 else f"-s{seed}")
+            + ("-easy" if easy else "")
+        )
         seen: set[str] = set()
         out: list[Problem] = []
         attempts, max_attempts = 0, 200 * n + 1000

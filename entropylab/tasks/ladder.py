@@ -108,8 +108,9 @@ class LadderTask(Task):
     answer_marker = "answer:"
     default_error_rate = 0.0
 
-    def __init__(self, p_fast: float = 0.55, p_half: float = 0.35, p_add: float = 0.10,
-                 kinds: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, p_fast: float = 0.55, p_half: float = 0.35, p_add: float = 0.10, kinds: Mapping[str, float] | None = None
+    ) -> None:
         probs = {"fast": p_fast, "half": p_half, "add": p_add}
         for route, p in probs.items():
             if not (isinstance(p, int | float) and 0.0 <= p <= 1.0):
@@ -129,7 +130,9 @@ class LadderTask(Task):
         count, lo, hi = LEVELS[difficulty]
         kind = rng.choices(KINDS, [self.kinds[k] for k in KINDS])[0]
         for _ in range(100_000):
-            nums = _clean_numbers(rng, count, lo, hi) if kind == "clean" else [rng.randint(lo, hi) for _ in range(count)]
+            nums = (
+                _clean_numbers(rng, count, lo, hi) if kind == "clean" else [rng.randint(lo, hi) for _ in range(count)]
+            )
             if kind_of(nums) == kind:
                 break
         else:  # pragma: no cover - every kind exists at every level
@@ -197,8 +200,10 @@ class LadderTask(Task):
         """What the pre-training documents hold, in words (for the model card)."""
         right = {r: sum(self.kinds[k] for k in RIGHT_ON[r]) for r in ROUTES}
         routes = ", ".join(f"{r} {self.route_probs[r]:.0%} (right on {right[r]:.0%} of problems)" for r in ROUTES)
-        return (f"Documents: each problem is solved by a route drawn at random, {routes}; a route's mistakes "
-                "are the corpus's mistakes, and every line follows from the route and the problem.")
+        return (
+            f"Documents: each problem is solved by a route drawn at random, {routes}; a route's mistakes "
+            "are the corpus's mistakes, and every line follows from the route and the problem."
+        )
 
     def __repr__(self) -> str:
         probs = ", ".join(f"p_{r}={p:g}" for r, p in self.route_probs.items())

@@ -102,8 +102,16 @@ def sample_split_temperature(
     Draws with `entropylab.generation.sample`, the processor reshaping each next-token distribution.
     """
     proc = EntropySplitTemperature(entropy_cutoff, t_high, t_low)
-    out = generation.sample(model, tokenizer, list(prompts), n=n, max_new_tokens=max_new_tokens, temperature=1.0,
-                            seed=seed, logits_processor=proc)
+    out = generation.sample(
+        model,
+        tokenizer,
+        list(prompts),
+        n=n,
+        max_new_tokens=max_new_tokens,
+        temperature=1.0,
+        seed=seed,
+        logits_processor=proc,
+    )
     return out.texts_by_prompt(), proc.high_fraction
 
 
@@ -123,8 +131,15 @@ def split_temperature_runner(
 
     def run(t_high: float, t_low: float) -> dict[str, float]:
         texts, frac = sample_split_temperature(
-            model, tokenizer, [p.prompt for p in problems], entropy_cutoff=entropy_cutoff, t_high=t_high,
-            t_low=t_low, n=n, max_new_tokens=max_new_tokens, seed=seed,
+            model,
+            tokenizer,
+            [p.prompt for p in problems],
+            entropy_cutoff=entropy_cutoff,
+            t_high=t_high,
+            t_low=t_low,
+            n=n,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
         )
         flat = [t for group in texts for t in group]
         probs = [p for p in problems for _ in range(n)]

@@ -14,7 +14,10 @@ from entropylab.tokens.errors import TokensError
 
 __all__ = ["TokenSeq", "frame_kind", "read_rollouts", "sequence_keys", "sequences"]
 
-def read_rollouts(path: str | Path, steps: Iterable[int] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+
+def read_rollouts(
+    path: str | Path, steps: Iterable[int] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
     """Rollout dump rows from a run directory, its `rollouts/` folder or one `step_*.parquet` file.
 
     Reading and schema checks are `entropylab.rundir.read_dumps`'s; rows come sorted by step,

@@ -35,8 +35,19 @@ __all__ = ["entropy_profile", "auto_chunk_size", "PROFILE_COLUMNS"]
 
 #: Columns of the frame `entropy_profile` returns, in order.
 PROFILE_COLUMNS = [
-    "text_id", "position", "token_id", "token", "in_prompt", "entropy", "logprob", "prob", "varentropy", "rank",
-    "top_ids", "top_tokens", "top_probs",
+    "text_id",
+    "position",
+    "token_id",
+    "token",
+    "in_prompt",
+    "entropy",
+    "logprob",
+    "prob",
+    "varentropy",
+    "rank",
+    "top_ids",
+    "top_tokens",
+    "top_probs",
 ]
 _CHUNK_ELEMENTS = 1 << 24  # logits elements per chunk at the automatic size (64 MB in float32)
 
@@ -69,7 +80,9 @@ def _as_id_lists(model_input, tokenizer, add_special_tokens: bool) -> list[list[
         if not items:
             raise TokensError("entropy_profile: got an empty list of texts")
     else:
-        raise TokensError(f"entropy_profile: expected a text, token ids or a list of them, got {type(model_input).__name__}")
+        raise TokensError(
+            f"entropy_profile: expected a text, token ids or a list of them, got {type(model_input).__name__}"
+        )
     out: list[list[int]] = []
     for i, item in enumerate(items):
         if isinstance(item, Tensor) and item.dim() == 2:
@@ -81,7 +94,9 @@ def _as_id_lists(model_input, tokenizer, add_special_tokens: bool) -> list[list[
             if tokenizer is None:
                 raise TokensError("entropy_profile: a tokenizer is needed to profile strings (or pass token ids)")
             ids = list(tokenizer(item, add_special_tokens=add_special_tokens)["input_ids"])
-        elif isinstance(item, Tensor | np.ndarray) or _is_id_sequence(item) or (isinstance(item, Sequence) and not item):
+        elif (
+            isinstance(item, Tensor | np.ndarray) or _is_id_sequence(item) or (isinstance(item, Sequence) and not item)
+        ):
             ids = [int(t) for t in (item.tolist() if hasattr(item, "tolist") else item)]
         else:
             raise TokensError(f"entropy_profile: text {i} is a {type(item).__name__}, not a string or token ids")
@@ -114,8 +129,11 @@ def _with_prompts(texts, prompts, tokenizer, add_special_tokens: bool) -> tuple[
 
 
 def _is_id_sequence(x) -> bool:
-    return isinstance(x, Sequence) and not isinstance(x, str) and len(x) > 0 and all(
-        isinstance(t, int | np.integer) for t in x
+    return (
+        isinstance(x, Sequence)
+        and not isinstance(x, str)
+        and len(x) > 0
+        and all(isinstance(t, int | np.integer) for t in x)
     )
 
 
@@ -293,9 +311,7 @@ def entropy_profile(
 
     # per text: arrays indexed by global position
     n_tok = [len(seq) if ctx is None or window == "slide" else min(len(seq), ctx) for seq in ids]
-    res = {
-        key: [np.full(n, np.nan, dtype=np.float64) for n in n_tok] for key in ("entropy", "varentropy", "logprob")
-    }
+    res = {key: [np.full(n, np.nan, dtype=np.float64) for n in n_tok] for key in ("entropy", "varentropy", "logprob")}
     ranks = [np.zeros(n, dtype=np.int64) for n in n_tok]
     top_ids = [np.full((n, top_k), -1, dtype=np.int64) for n in n_tok]
     top_lp = [np.full((n, top_k), np.nan, dtype=np.float64) for n in n_tok]
@@ -388,8 +404,12 @@ def _frame(ids, n_tok, res, ranks, top_ids, top_lp, tokenizer, top_k, window, ct
                     "varentropy": res["varentropy"][t],
                     "rank": _nullable_rank(ranks[t]),
                     "top_ids": [list(map(int, r[r >= 0])) for r in tids] if top_k else [[] for _ in range(n)],
-                    "top_tokens": [[decode(int(i)) for i in r[r >= 0]] for r in tids] if top_k else [[] for _ in range(n)],
-                    "top_probs": [[float(p) for p in pr[~np.isnan(pr)]] for pr in tprobs] if top_k else [[] for _ in range(n)],
+                    "top_tokens": [[decode(int(i)) for i in r[r >= 0]] for r in tids]
+                    if top_k
+                    else [[] for _ in range(n)],
+                    "top_probs": [[float(p) for p in pr[~np.isnan(pr)]] for pr in tprobs]
+                    if top_k
+                    else [[] for _ in range(n)],
                 }
             )
         )

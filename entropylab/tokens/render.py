@@ -26,8 +26,13 @@ __all__ = ["ColorScale", "TokenHTML", "display_text", "export_html", "show_frame
 #: Values whose colour scale is centred on 0 by default (diverging colour map).
 DIVERGING = {"advantage", "covariance", "reward", "cov"}
 #: Default colour map per value; high entropy (or low log-prob) is red.
-DEFAULT_CMAPS = {"entropy": "YlOrRd", "varentropy": "YlOrRd", "logprob": "YlOrRd_r", "prob": "YlOrRd_r",
-                 "old_logprob": "YlOrRd_r"}
+DEFAULT_CMAPS = {
+    "entropy": "YlOrRd",
+    "varentropy": "YlOrRd",
+    "logprob": "YlOrRd_r",
+    "prob": "YlOrRd_r",
+    "old_logprob": "YlOrRd_r",
+}
 
 CSS = """
 .elab-tokens{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;color:#111}
@@ -234,9 +239,7 @@ def _span(token: str, r: int, i: int, value, scale: ColorScale, value_name: str,
 
 def _legend(scale: ColorScale, cutoff: float | None) -> str:
     ticks = "".join(f"<span>{float(t):.3g}</span>" for t in scale.ticks())
-    fork = (
-        f'<span class="fork-key">forking</span><span>= entropy ≥ {_fmt(cutoff)}</span>' if cutoff is not None else ""
-    )
+    fork = f'<span class="fork-key">forking</span><span>= entropy ≥ {_fmt(cutoff)}</span>' if cutoff is not None else ""
     return (
         f'<div class="elab-legend"><span>{html.escape(scale.label)}</span>'
         f'<span><span class="elab-bar" style="background:{scale.gradient_css()}"></span>'
@@ -275,19 +278,25 @@ def show_tokens(
     rows_val = _rows(values, n, nested, "values")
     rows_prob = _rows(probs, n, nested, "probs")
     rows_alt = _rows(alternatives, n, nested, "alternatives")
-    rows_ent = _rows(entropy, n, nested, "entropy") if entropy is not None else (
-        rows_val if value_name == "entropy" else [None] * n
+    rows_ent = (
+        _rows(entropy, n, nested, "entropy")
+        if entropy is not None
+        else (rows_val if value_name == "entropy" else [None] * n)
     )
     for r in range(n):
-        for name, row in (("values", rows_val[r]), ("probs", rows_prob[r]), ("alternatives", rows_alt[r]),
-                          ("entropy", rows_ent[r])):
+        for name, row in (
+            ("values", rows_val[r]),
+            ("probs", rows_prob[r]),
+            ("alternatives", rows_alt[r]),
+            ("entropy", rows_ent[r]),
+        ):
             if row is not None and len(row) != len(rows_tok[r]):
                 raise TokensError(f"show_tokens: row {r} has {len(rows_tok[r])} tokens but {len(row)} {name}")
     if scale is None:
         scale = ColorScale.from_values(rows_val, value_name=value_name, cmap=cmap, cap_percentile=cap_percentile)
     if labels is not None and len(labels) != n:
         raise TokensError(f"show_tokens: {len(labels)} labels for {n} rows")
-    parts = [f"<div class=\"elab-tokens\"><style>{CSS}</style>"]
+    parts = [f'<div class="elab-tokens"><style>{CSS}</style>']
     if title:
         parts.append(f'<div class="elab-title">{html.escape(title)}</div>')
     if legend:
@@ -299,7 +308,12 @@ def show_tokens(
         for i, tok in enumerate(toks):
             spans.append(
                 _span(
-                    tok, r, i, rows_val[r][i], scale, value_name,
+                    tok,
+                    r,
+                    i,
+                    rows_val[r][i],
+                    scale,
+                    value_name,
                     None if rows_prob[r] is None else rows_prob[r][i],
                     None if rows_alt[r] is None else rows_alt[r][i],
                     None if rows_ent[r] is None else rows_ent[r][i],
@@ -406,9 +420,9 @@ def export_html(
         view = show_tokens(tokens_or_view, values, **kwargs)
     title = title or view.title or "entropylab: token values"
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{PAGE_CSS}</style></head>\n<body>"
-        f"<h1>{html.escape(title)}</h1><div id=\"elab-info\">click a token to pin its details here</div>\n"
+        f'<h1>{html.escape(title)}</h1><div id="elab-info">click a token to pin its details here</div>\n'
         f"{view.html}\n<script>{PAGE_JS}</script></body></html>\n"
     )
     out = Path(path)

@@ -127,8 +127,17 @@ def _token_table(df: pd.DataFrame, selected: np.ndarray, by: str, normalize: boo
     return table[["token", "visible", "count", "occurrences", share, "mean_entropy", "mean_entropy_all"]]
 
 
-def _side_table(df: pd.DataFrame, cutoff: float | None, *, rho: float, min_count: int, by: str, normalize: bool,
-                top: int | None, high: bool) -> pd.DataFrame:
+def _side_table(
+    df: pd.DataFrame,
+    cutoff: float | None,
+    *,
+    rho: float,
+    min_count: int,
+    by: str,
+    normalize: bool,
+    top: int | None,
+    high: bool,
+) -> pd.DataFrame:
     """Tokens on one side of the entropy cutoff (>= for high, < for low), counted, filtered and sorted."""
     data = _frame(df, by)
     cut = entropy_cutoff(data["entropy"], rho) if cutoff is None else float(cutoff)

@@ -65,16 +65,29 @@ class TokenExplorer:
         if self.kind == "tokens":
             self.df = self.df.assign(text_id=0)
             self.kind = "profile"
-        self.values = [c for c in VALUE_COLUMNS if c in self.df.columns and np.isfinite(self.df[c].to_numpy(float)).any()]
+        self.values = [
+            c for c in VALUE_COLUMNS if c in self.df.columns and np.isfinite(self.df[c].to_numpy(float)).any()
+        ]
         if not self.values:
             raise TokensError(f"TokenExplorer: none of {VALUE_COLUMNS} in the frame; it has {list(self.df.columns)}")
         self._updating = False
         self.last_branches: pd.DataFrame | None = None
         style = {"description_width": "initial"}
-        self.value_w = w.Dropdown(options=self.values, value=value if value in self.values else self.values[0],
-                                  description="colour by", style=style)
-        self.percentile_w = w.FloatSlider(value=percentile, min=50.0, max=99.5, step=0.5, description="forking ≥ pct",
-                                          style=style, continuous_update=False)
+        self.value_w = w.Dropdown(
+            options=self.values,
+            value=value if value in self.values else self.values[0],
+            description="colour by",
+            style=style,
+        )
+        self.percentile_w = w.FloatSlider(
+            value=percentile,
+            min=50.0,
+            max=99.5,
+            step=0.5,
+            description="forking ≥ pct",
+            style=style,
+            continuous_update=False,
+        )
         if self.kind == "dump":
             steps = sorted(self.df["step"].unique().tolist()) if "step" in self.df.columns else [0]
             self.step_w = w.Dropdown(options=steps, value=steps[0], description="step", style=style)
@@ -182,9 +195,17 @@ class TokenExplorer:
 
     def select(self, **key) -> TokenExplorer:
         """Set selectors by name (step, prompt/prompt_id, sample/sample_id, text/text_id, value, percentile)."""
-        names = {"step": "step_w", "prompt": "prompt_w", "prompt_id": "prompt_w", "sample": "sample_w",
-                 "sample_id": "sample_w", "text": "text_w", "text_id": "text_w", "value": "value_w",
-                 "percentile": "percentile_w"}
+        names = {
+            "step": "step_w",
+            "prompt": "prompt_w",
+            "prompt_id": "prompt_w",
+            "sample": "sample_w",
+            "sample_id": "sample_w",
+            "text": "text_w",
+            "text_id": "text_w",
+            "value": "value_w",
+            "percentile": "percentile_w",
+        }
         self._updating = True
         try:
             for name, val in key.items():
@@ -209,8 +230,14 @@ class TokenExplorer:
         seq = self.current()
         cutoff = self.cutoff
         self.view.value = show_tokens(
-            seq.tokens, seq.values, value_name=self.value_w.value, probs=seq.probs, alternatives=seq.alternatives,
-            entropy=seq.entropy, scale=self.scale, forking_cutoff=cutoff,
+            seq.tokens,
+            seq.values,
+            value_name=self.value_w.value,
+            probs=seq.probs,
+            alternatives=seq.alternatives,
+            entropy=seq.entropy,
+            scale=self.scale,
+            forking_cutoff=cutoff,
         ).html
         self.position_w.max = max(0, len(seq.tokens) - 1)
         self.info.value = self._info(seq, cutoff)
@@ -259,7 +286,9 @@ class TokenExplorer:
             raise TokensError("TokenExplorer: nothing precedes position 0 of a text; branch from position >= 1")
         return prefix
 
-    def branch(self, position: int, n: int = 3, *, max_new_tokens: int | None = None, seed: int | None = None) -> pd.DataFrame:
+    def branch(
+        self, position: int, n: int = 3, *, max_new_tokens: int | None = None, seed: int | None = None
+    ) -> pd.DataFrame:
         """Resample the continuation from `position` `n` times; show them beside the original.
 
         Returns one row per continuation (branch -1 is the original): branch, text, tokens, entropy.
@@ -273,7 +302,12 @@ class TokenExplorer:
         remaining = len(seq.tokens) - position
         budget = int(max_new_tokens or max(remaining + 8, self.max_new_tokens))
         out = sample(
-            self.model, self.tokenizer, [prefix], n=n, max_new_tokens=budget, temperature=self.temperature,
+            self.model,
+            self.tokenizer,
+            [prefix],
+            n=n,
+            max_new_tokens=budget,
+            temperature=self.temperature,
             seed=self.seed if seed is None else seed,
         )
         rows = [
@@ -301,20 +335,28 @@ class TokenExplorer:
         return table
 
     def _branch_html(self, table: pd.DataFrame, seq: TokenSeq, position: int) -> str:
-        scale = ColorScale.from_values(self._scope()["entropy"].to_numpy(float)) if "entropy" in self.df.columns \
+        scale = (
+            ColorScale.from_values(self._scope()["entropy"].to_numpy(float))
+            if "entropy" in self.df.columns
             else ColorScale.from_values([e for es in table["entropy"] for e in es])
+        )
         cutoff = self.cutoff
         alts = ""
         if seq.alternatives is not None:
             items = ", ".join(f"{t!r} {p:.3g}" for t, p in seq.alternatives[position])
             alts = f" · model's alternatives there: {html.escape(items)}"
-        head = (f"<div><small>branching at position {position} (token {seq.tokens[position]!r}, entropy "
-                f"{_fmt(seq.entropy[position] if seq.entropy is not None else np.nan)}){alts}</small></div>")
+        head = (
+            f"<div><small>branching at position {position} (token {seq.tokens[position]!r}, entropy "
+            f"{_fmt(seq.entropy[position] if seq.entropy is not None else np.nan)}){alts}</small></div>"
+        )
         cells = []
         for _, row in table.iterrows():
             title = "original" if row["branch"] < 0 else f"branch {row['branch']}"
-            body = show_tokens(row["tokens"], row["entropy"], scale=scale, forking_cutoff=cutoff, legend=False).html \
-                if row["tokens"] else "<i>(empty)</i>"
+            body = (
+                show_tokens(row["tokens"], row["entropy"], scale=scale, forking_cutoff=cutoff, legend=False).html
+                if row["tokens"]
+                else "<i>(empty)</i>"
+            )
             cells.append(f"<div><h4>{title}</h4>{body}</div>")
         return BRANCH_CSS + head + f"<div class='elab-branches'>{''.join(cells)}</div>"
 

@@ -37,15 +37,30 @@ from entropylab.rl.losses import LossOptions, compute_policy_loss, covariance_ce
 from entropylab.tasks import get_task  # noqa: E402
 
 CASES = {
-    "clip_cov": dict(policy_loss="clip_cov", cov_scope="batch", clip_cov_ratio=0.2, clip_cov_lb=0.0, clip_cov_ub=50.0,
-                     clip_ratio_low=1.0, clip_ratio_high=1.0),
+    "clip_cov": dict(
+        policy_loss="clip_cov",
+        cov_scope="batch",
+        clip_cov_ratio=0.2,
+        clip_cov_lb=0.0,
+        clip_cov_ub=50.0,
+        clip_ratio_low=1.0,
+        clip_ratio_high=1.0,
+    ),
     "kl_cov": dict(policy_loss="kl_cov", cov_scope="batch", kl_cov_ratio=0.1),
     "top20_selected": dict(entropy_mask="top", rho=0.2, entropy_scope="batch", mask_normalise="selected"),
     "bottom80_all": dict(entropy_mask="bottom", rho=0.2, entropy_scope="batch", mask_normalise="all"),
     "top25_quantile": dict(entropy_mask="top", rho=0.25, entropy_scope="batch", mask_normalise="all"),
-    "clip_cov_top20_seqmean": dict(policy_loss="clip_cov", cov_scope="batch", clip_cov_ratio=0.2, clip_cov_lb=0.0,
-                                   clip_cov_ub=50.0, entropy_mask="top", rho=0.3, entropy_scope="batch",
-                                   loss_agg_mode="seq-mean-token-mean"),
+    "clip_cov_top20_seqmean": dict(
+        policy_loss="clip_cov",
+        cov_scope="batch",
+        clip_cov_ratio=0.2,
+        clip_cov_lb=0.0,
+        clip_cov_ub=50.0,
+        entropy_mask="top",
+        rho=0.3,
+        entropy_scope="batch",
+        loss_agg_mode="seq-mean-token-mean",
+    ),
 }
 
 
@@ -58,8 +73,9 @@ def fixed_tensors() -> dict[str, torch.Tensor]:
     old = logp + 0.3 * torch.randn(8, 12, generator=g)
     adv = torch.randn(8, 1, generator=g).expand(8, 12).clone()
     ent = torch.rand(8, 12, generator=g) * 2.0
-    return {k: torch.where(mask, v, torch.zeros_like(v)) for k, v in
-            dict(logp=logp, old=old, adv=adv, ent=ent).items()} | {"mask": mask}
+    return {
+        k: torch.where(mask, v, torch.zeros_like(v)) for k, v in dict(logp=logp, old=old, adv=adv, ent=ent).items()
+    } | {"mask": mask}
 
 
 def run_case(acc: Accelerator, name: str, opts: LossOptions, data: dict[str, torch.Tensor]) -> dict | None:
@@ -70,8 +86,9 @@ def run_case(acc: Accelerator, name: str, opts: LossOptions, data: dict[str, tor
     ent = local["ent"].clone().requires_grad_(True)
     method = "quantile" if name.endswith("quantile") else "topk"
     gen = torch.Generator().manual_seed(7)
-    res = entropylab_loss(acc, logp, local["old"], local["adv"], local["mask"], opts, entropy=ent, generator=gen,
-                          cutoff_method=method)
+    res = entropylab_loss(
+        acc, logp, local["old"], local["adv"], local["mask"], opts, entropy=ent, generator=gen, cutoff_method=method
+    )
     res.loss.backward()
     grad = torch.nn.functional.pad(logp.grad, (0, 12 - width))
     grads = acc.gather(grad)  # [8, 12] in rank order
@@ -83,13 +100,22 @@ def run_case(acc: Accelerator, name: str, opts: LossOptions, data: dict[str, tor
     # one process over the concatenated tokens
     full_logp = data["logp"].clone().requires_grad_(True)
     ref_center = covariance_center(data["logp"], data["adv"], data["mask"])
-    ref_cutoff = (float(torch.quantile(data["ent"][data["mask"]], 1 - opts.rho)) if method == "quantile"
-                  else entropy_threshold(data["ent"], data["mask"], opts.rho))
+    ref_cutoff = (
+        float(torch.quantile(data["ent"][data["mask"]], 1 - opts.rho))
+        if method == "quantile"
+        else entropy_threshold(data["ent"], data["mask"], opts.rho)
+    )
     ref_loss, ref_metrics = compute_policy_loss(
-        full_logp, data["old"], data["adv"], data["mask"], opts, entropy=data["ent"],
+        full_logp,
+        data["old"],
+        data["adv"],
+        data["mask"],
+        opts,
+        entropy=data["ent"],
         generator=torch.Generator().manual_seed(7),
         center=ref_center if opts.cov_scope == "batch" else None,
-        entropy_cutoff=ref_cutoff if opts.entropy_scope == "batch" and opts.entropy_mask else None)
+        entropy_cutoff=ref_cutoff if opts.entropy_scope == "batch" and opts.entropy_mask else None,
+    )
     ref_loss.backward()
     ref_grad = full_logp.grad
     mask = data["mask"]
@@ -105,14 +131,19 @@ def run_case(acc: Accelerator, name: str, opts: LossOptions, data: dict[str, tor
     return {
         "shared": res.shared,
         "grad_rescaled_max_diff": float((grads * share - ref_grad).abs().max()),
-        "loss_2p": res.loss.item(), "loss_1p": ref_loss.item(),
+        "loss_2p": res.loss.item(),
+        "loss_1p": ref_loss.item(),
         "metrics_equal": all(abs(res.metrics[k] - ref_metrics[k]) < 1e-6 for k in ref_metrics),
-        "metrics_2p": res.metrics, "metrics_1p": ref_metrics,
+        "metrics_2p": res.metrics,
+        "metrics_1p": ref_metrics,
         "grad_max_diff": float((grads - ref_grad).abs().max()),
         "selection_equal": bool(torch.equal(selected_2p, selected_1p)),
-        "n_selected": int(selected_1p.sum()), "n_valid": int(mask.sum()),
-        "center_2p": list(center), "center_1p": list(ref_center),
-        "cutoff_2p": cutoff, "cutoff_1p": ref_cutoff,
+        "n_selected": int(selected_1p.sum()),
+        "n_valid": int(mask.sum()),
+        "center_2p": list(center),
+        "center_1p": list(ref_center),
+        "cutoff_2p": cutoff,
+        "cutoff_1p": ref_cutoff,
     }
 
 
@@ -140,11 +171,26 @@ def digits(prompts, completions, **kwargs) -> list[float]:
 
 def trainer_step(model_dir: str, output_dir: Path) -> None:
     args = EntropyGRPOConfig(
-        output_dir=str(output_dir), use_cpu=True, per_device_train_batch_size=4, num_generations=4,
-        max_completion_length=8, max_steps=1, logging_steps=1, save_strategy="no", report_to=[], seed=0,
-        learning_rate=1e-3, epsilon=1.0, entropylab_policy_loss="clip_cov", entropylab_cov_scope="batch",
-        entropylab_clip_cov_ratio=0.1, entropylab_clip_cov_lb=0.0, entropylab_entropy_mask="top",
-        entropylab_entropy_scope="batch", entropylab_dump_every=1, disable_tqdm=True,
+        output_dir=str(output_dir),
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        learning_rate=1e-3,
+        epsilon=1.0,
+        entropylab_policy_loss="clip_cov",
+        entropylab_cov_scope="batch",
+        entropylab_clip_cov_ratio=0.1,
+        entropylab_clip_cov_lb=0.0,
+        entropylab_entropy_mask="top",
+        entropylab_entropy_scope="batch",
+        entropylab_dump_every=1,
+        disable_tqdm=True,
     )
     dataset = problems_dataset(get_task("arith").problems("train", 8))
     trainer = EntropyGRPOTrainer(model=model_dir, reward_funcs=digits, args=args, train_dataset=dataset)

@@ -79,7 +79,7 @@ class Probe:
 
     @property
     def table(self) -> str | None:
-        """"csv", "json" or None (see the class)."""
+        """ "csv", "json" or None (see the class)."""
         return self._table[0]
 
     @property

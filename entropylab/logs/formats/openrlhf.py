@@ -17,6 +17,13 @@ def match_content(probe: Probe) -> bool:
     return "_step" not in keys and any(k.startswith(HINTS) for k in keys)
 
 
-FORMAT = register_format(LogFormat(
-    name="openrlhf", description="OpenRLHF metrics (CSV, JSON lines or Parquet)", rank=40, read=read_table,
-    match_content=match_content, follow=follow_table))
+FORMAT = register_format(
+    LogFormat(
+        name="openrlhf",
+        description="OpenRLHF metrics (CSV, JSON lines or Parquet)",
+        rank=40,
+        read=read_table,
+        match_content=match_content,
+        follow=follow_table,
+    )
+)

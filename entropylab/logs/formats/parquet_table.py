@@ -15,7 +15,14 @@ def follow(path: Path) -> str:
     raise LogFormatError(f"{path}: a Parquet file is written whole, it cannot be followed; use fit")
 
 
-FORMAT = register_format(LogFormat(
-    name="parquet", description="Parquet table with a step column", rank=90,
-    read=partial(read_table, container="parquet"), match_name=lambda path: path.suffix.lower() in PARQUET_SUFFIXES,
-    suffixes=(".parquet", ".pq"), follow=follow))
+FORMAT = register_format(
+    LogFormat(
+        name="parquet",
+        description="Parquet table with a step column",
+        rank=90,
+        read=partial(read_table, container="parquet"),
+        match_name=lambda path: path.suffix.lower() in PARQUET_SUFFIXES,
+        suffixes=(".parquet", ".pq"),
+        follow=follow,
+    )
+)

@@ -22,8 +22,18 @@ def find_runs(directory: Path, name: str) -> list[Source]:
     return [Source(d, "tensorboard", f"{name}/{d.relative_to(directory).as_posix()}") for d in dirs]
 
 
-FORMAT = register_format(LogFormat(
-    name="tensorboard", description="TensorBoard event files", rank=50, read=read,
-    match_name=lambda path: path.name.startswith(EVENTS), find_runs=find_runs,
-    holds_run=lambda directory: any(directory.glob(f"{EVENTS}*")), dir_rank=30, marker=f"{EVENTS}*",
-    missing=f"no TensorBoard event files ({EVENTS}*) in or below this directory", follow=lambda path: "events"))
+FORMAT = register_format(
+    LogFormat(
+        name="tensorboard",
+        description="TensorBoard event files",
+        rank=50,
+        read=read,
+        match_name=lambda path: path.name.startswith(EVENTS),
+        find_runs=find_runs,
+        holds_run=lambda directory: any(directory.glob(f"{EVENTS}*")),
+        dir_rank=30,
+        marker=f"{EVENTS}*",
+        missing=f"no TensorBoard event files ({EVENTS}*) in or below this directory",
+        follow=lambda path: "events",
+    )
+)

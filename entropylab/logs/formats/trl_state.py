@@ -26,8 +26,9 @@ def match_content(probe: Probe) -> bool:
     if first is None:
         return True  # a pretty-printed document holding "log_history"
     if probe.json_list:
-        return "step" in first and ("epoch" in first or any(str(k).startswith(("eval_", "train_", "rewards/"))
-                                                            for k in first))
+        return "step" in first and (
+            "epoch" in first or any(str(k).startswith(("eval_", "train_", "rewards/")) for k in first)
+        )
     return "log_history" in first
 
 
@@ -37,9 +38,19 @@ def find_runs(directory: Path, name: str) -> list[Source]:
     return [Source(state, "trl", name)] if state is not None else []
 
 
-FORMAT = register_format(LogFormat(
-    name="trl", description="TRL / transformers trainer_state.json (log_history)", rank=30, read=read,
-    match_name=lambda path: path.name == trl.STATE, match_content=match_content, find_runs=find_runs,
-    holds_run=lambda directory: trl.find_state(directory) is not None, dir_rank=20,
-    marker=f"{trl.STATE}, checkpoint-*/{trl.STATE}", missing=f"no {trl.STATE} here or in checkpoint-*/",
-    follow=lambda path: "state"))
+FORMAT = register_format(
+    LogFormat(
+        name="trl",
+        description="TRL / transformers trainer_state.json (log_history)",
+        rank=30,
+        read=read,
+        match_name=lambda path: path.name == trl.STATE,
+        match_content=match_content,
+        find_runs=find_runs,
+        holds_run=lambda directory: trl.find_state(directory) is not None,
+        dir_rank=20,
+        marker=f"{trl.STATE}, checkpoint-*/{trl.STATE}",
+        missing=f"no {trl.STATE} here or in checkpoint-*/",
+        follow=lambda path: "state",
+    )
+)

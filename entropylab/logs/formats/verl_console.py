@@ -22,6 +22,14 @@ def match_content(probe: Probe) -> bool:
     return verl.sniff_console(head) or (len(head) == HEAD and verl.sniff_console(verl.read_bytes(probe.path)))
 
 
-FORMAT = register_format(LogFormat(
-    name="verl-console", description="verl console output (step:N - key:value lines)", rank=10, read=read,
-    match_content=match_content, suffixes=(".log", ".txt", ".out"), follow=lambda path: "console"))
+FORMAT = register_format(
+    LogFormat(
+        name="verl-console",
+        description="verl console output (step:N - key:value lines)",
+        rank=10,
+        read=read,
+        match_content=match_content,
+        suffixes=(".log", ".txt", ".out"),
+        follow=lambda path: "console",
+    )
+)

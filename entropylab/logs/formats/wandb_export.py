@@ -19,6 +19,15 @@ def match_content(probe: Probe) -> bool:
     return "_step" in probe.keys()
 
 
-FORMAT = register_format(LogFormat(
-    name="wandb", description="W&B history export (CSV, JSON lines or Parquet with _step)", rank=60,
-    read=read_table, match_content=match_content, follow=follow_table, step_keys=STEP_KEYS, drop=DROP))
+FORMAT = register_format(
+    LogFormat(
+        name="wandb",
+        description="W&B history export (CSV, JSON lines or Parquet with _step)",
+        rank=60,
+        read=read_table,
+        match_content=match_content,
+        follow=follow_table,
+        step_keys=STEP_KEYS,
+        drop=DROP,
+    )
+)
