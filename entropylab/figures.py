@@ -24,14 +24,7 @@ from entropylab.plots import interventions as ip
 from entropylab.plots import law as lp
 from entropylab.plots import sampling as sp
 from entropylab.plots import tokens as tp
-from entropylab.plots.style import (
-    METHOD_LABELS,
-    apply_style,
-    readable,
-    relabel,
-    relabel_comparison,
-    save_figure,
-)
+from entropylab.plots.style import METHOD_LABELS, apply_style, readable, relabel, relabel_comparison, save_figure
 
 if TYPE_CHECKING:
     from entropylab.compare import Comparison

@@ -30,16 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from entropylab.decoder import (
-    Proposal,
-    cache_kwargs,
-    decode,
-    eos_ids,
-    new_decoder,
-    pad_id,
-    returned_cache,
-    token_stats,
-)
+from entropylab.decoder import Proposal, cache_kwargs, decode, eos_ids, new_decoder, pad_id, returned_cache, token_stats
 from entropylab.errors import ModelError
 
 __all__ = ["Samples", "sample", "continue_sampling", "logprobs_of", "encode_prompts", "left_pad"]

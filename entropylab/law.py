@@ -59,11 +59,7 @@ __all__ = [
 # 1. Forms of the law
 # --------------------------------------------------------------------------------------------------
 
-FORMS: dict[str, str] = {
-    "exp": "R = -a*exp(H) + b",
-    "linear": "R = -a*H + b",
-    "exp_c": "R = -a*exp(c*H) + b",
-}
+FORMS: dict[str, str] = {"exp": "R = -a*exp(H) + b", "linear": "R = -a*H + b", "exp_c": "R = -a*exp(c*H) + b"}
 LOSSES = ("linear", "soft_l1", "huber")
 PARAMS: dict[str, tuple[str, ...]] = {"exp": ("a", "b"), "linear": ("a", "b"), "exp_c": ("a", "b", "c")}
 LEVEL = 0.95

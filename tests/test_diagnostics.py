@@ -9,13 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from entropylab.diagnostics import (
-    agreement,
-    covariance_table,
-    entropy_change_check,
-    token_covariance,
-    top_k_count,
-)
+from entropylab.diagnostics import agreement, covariance_table, entropy_change_check, token_covariance, top_k_count
 from entropylab.diagnostics.synthetic import softmax_entropy
 from entropylab.rundir import DumpError
 

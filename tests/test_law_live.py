@@ -11,16 +11,7 @@ import pandas as pd
 import pytest
 
 from entropylab import logs
-from entropylab.law import (
-    LAW_KEYS,
-    LiveLaw,
-    alarms,
-    fit_law,
-    forecast_history,
-    headroom,
-    live_forecast,
-    reliable_from,
-)
+from entropylab.law import LAW_KEYS, LiveLaw, alarms, fit_law, forecast_history, headroom, live_forecast, reliable_from
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real-logs"
 

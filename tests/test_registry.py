@@ -53,11 +53,7 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 
 def test_losses_and_advantages_refuse_a_second_function_under_a_taken_name() -> None:
-    from entropylab.rl.advantages import (
-        ADVANTAGE_ESTIMATORS,
-        get_advantage_estimator,
-        register_advantage_estimator,
-    )
+    from entropylab.rl.advantages import ADVANTAGE_ESTIMATORS, get_advantage_estimator, register_advantage_estimator
     from entropylab.rl.losses import POLICY_LOSSES, register_policy_loss, vanilla_policy_loss
 
     with pytest.raises(ConfigError, match="policy loss 'vanilla' is already registered"):

@@ -22,12 +22,7 @@ MATH = [
         "level": "Level 2",
         "type": "Algebra",
     },
-    {
-        "problem": "Simplify.",
-        "solution": "So $\\boxed{\\frac{\\sqrt{2}}{2}}$.",
-        "level": "Level 5",
-        "type": "Geo",
-    },
+    {"problem": "Simplify.", "solution": "So $\\boxed{\\frac{\\sqrt{2}}{2}}$.", "level": "Level 5", "type": "Geo"},
 ]
 VERL = [
     {

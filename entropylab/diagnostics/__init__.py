@@ -13,13 +13,7 @@ from entropylab.diagnostics.covariance import (
     top_k_count,
 )
 from entropylab.diagnostics.diagnose import Diagnosis, diagnose
-from entropylab.diagnostics.theory import (
-    FORMS,
-    TheoryCheck,
-    agreement,
-    entropy_change_check,
-    step_covariances,
-)
+from entropylab.diagnostics.theory import FORMS, TheoryCheck, agreement, entropy_change_check, step_covariances
 
 __all__ = [
     "DEFAULT_QUANTILES",

@@ -29,10 +29,7 @@ from entropylab.diagnostics.covariance import step_arrays
 #: logs them on dump steps): the change the theory predicts, free of the prompt-to-prompt noise of H(t+1) - H(t).
 UPDATE_BEFORE, UPDATE_AFTER = "entropy/before_update", "entropy/after_update"
 
-FORMS: dict[str, str] = {
-    "npg": "natural PG: -eta*Cov(log pi, A)",
-    "pg": "vanilla PG: -eta*Cov(log pi, pi*A)",
-}
+FORMS: dict[str, str] = {"npg": "natural PG: -eta*Cov(log pi, A)", "pg": "vanilla PG: -eta*Cov(log pi, pi*A)"}
 
 
 @dataclass

@@ -10,13 +10,7 @@ import pandas as pd
 
 from entropylab.errors import EntropylabError
 from entropylab.experiments.cache import Cache, as_cache, model_key, weights_key
-from entropylab.experiments.scales import (
-    COMPARE_SCALES,
-    EXACTNESS_SCALES,
-    FRONTIER_SCALES,
-    SWEEP_SCALES,
-    check_scale,
-)
+from entropylab.experiments.scales import COMPARE_SCALES, EXACTNESS_SCALES, FRONTIER_SCALES, SWEEP_SCALES, check_scale
 
 if TYPE_CHECKING:
     from entropylab.compare import Comparison

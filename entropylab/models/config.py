@@ -88,12 +88,7 @@ def tiny_model(
 
 
 def enumerable_model(
-    vocab: int = 4,
-    *,
-    init_scale: float = 0.6,
-    seed: int = 0,
-    num_layers: int = 1,
-    max_position_embeddings: int = 64,
+    vocab: int = 4, *, init_scale: float = 0.6, seed: int = 0, num_layers: int = 1, max_position_embeddings: int = 64
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """(model, tokenizer): `tiny_model` (hidden 32, 2 heads, untied) over `vocab` tokens, the characters `a`,
     `b`, ... then the end token `$` (`build_tokenizer(minimal=True)`), so every short sequence can be enumerated.

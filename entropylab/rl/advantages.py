@@ -123,10 +123,7 @@ def grpo_advantages(
 
 @register_advantage_estimator("rloo")
 def rloo_advantages(
-    rewards: Tensor,
-    *,
-    index: Tensor | Sequence | None = None,
-    group_size: int | None = None,
+    rewards: Tensor, *, index: Tensor | Sequence | None = None, group_size: int | None = None
 ) -> Tensor:
     """RLOO: ``r_i - mean_{j != i} r_j`` (leave-one-out baseline) = ``G / (G - 1) * (r_i - mean_group)``."""
     rewards, ids = _prepare(rewards, index, group_size)

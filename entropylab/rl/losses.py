@@ -415,11 +415,7 @@ def entropy_threshold(entropy: Tensor, mask: Tensor | None = None, rho: float = 
 
 
 def entropy_mask(
-    entropy: Tensor,
-    mask: Tensor,
-    rho: float = 0.2,
-    keep: str = "top",
-    threshold: float | None = None,
+    entropy: Tensor, mask: Tensor, rho: float = 0.2, keep: str = "top", threshold: float | None = None
 ) -> Tensor:
     """Bool ``[B, T]``: the top-rho highest-entropy valid tokens (``keep="top"``) or the rest ("bottom").
 

@@ -81,12 +81,7 @@ def tv_distance(p: Mapping, q: Mapping) -> float:
 
 @torch.no_grad()
 def token_logprobs(
-    model,
-    prompt: Sequence[int],
-    max_len: int,
-    eos_token_id: int,
-    alpha: float,
-    cut_temperature: float | None = None,
+    model, prompt: Sequence[int], max_len: int, eos_token_id: int, alpha: float, cut_temperature: float | None = None
 ) -> dict[Seq, tuple[list[float], ...]]:
     """{complete sequence: (per-token log p, per-token log q)}, q the model at temperature 1/alpha; with
     `cut_temperature`, also the per-token entropy of p and log-prob at that temperature (for the

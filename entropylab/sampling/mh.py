@@ -58,15 +58,7 @@ from torch import Tensor
 from entropylab.decoder import Proposal
 from entropylab.errors import ConfigError, ModelError
 from entropylab.sampling._decoding import DecoderFactory, left_align_prefixes, sample_suffixes
-from entropylab.sampling.base import (
-    PowerSamples,
-    check_alpha,
-    check_int,
-    check_top_p,
-    masked_sum,
-    prepare,
-    seq_columns,
-)
+from entropylab.sampling.base import PowerSamples, check_alpha, check_int, check_top_p, masked_sum, prepare, seq_columns
 from entropylab.sampling.cuts import CUTS, cut_weights, pick_cuts
 from entropylab.sampling.kept_chains import KeptChains
 

@@ -10,16 +10,7 @@ import random
 from collections.abc import Mapping
 
 from entropylab.tasks.arith import ArithTask
-from entropylab.tasks.base import (
-    ALPHABET,
-    SPLITS,
-    Document,
-    Problem,
-    Task,
-    TaskError,
-    normalize_answer,
-    split_of,
-)
+from entropylab.tasks.base import ALPHABET, SPLITS, Document, Problem, Task, TaskError, normalize_answer, split_of
 from entropylab.tasks.fork import ForkTask
 from entropylab.tasks.ladder import LadderTask
 from entropylab.tasks.real import MathTask, apply_chat_template, extract_boxed, load_problems

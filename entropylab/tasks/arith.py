@@ -26,14 +26,7 @@ LEVELS: dict[int, tuple[int, int, int, int]] = {
 }
 
 #: mistake kind -> relative weight in flawed documents
-MISTAKES: dict[str, float] = {
-    "carry": 0.3,
-    "off1": 0.2,
-    "off10": 0.2,
-    "copy": 0.15,
-    "sign": 0.1,
-    "final": 0.05,
-}
+MISTAKES: dict[str, float] = {"carry": 0.3, "off1": 0.2, "off10": 0.2, "copy": 0.15, "sign": 0.1, "final": 0.05}
 
 Step = tuple[int, str, int]
 

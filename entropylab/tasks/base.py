@@ -197,12 +197,7 @@ class Task:
         return Document(problem, problem.solution, False, None)
 
     def corpus(
-        self,
-        n: int,
-        *,
-        seed: int = 0,
-        error_rate: float | None = None,
-        difficulty: int | Sequence[int] | None = None,
+        self, n: int, *, seed: int = 0, error_rate: float | None = None, difficulty: int | Sequence[int] | None = None
     ) -> list[str]:
         """Pre-training documents (prompt + solution text, no EOS), deterministic from the seed."""
         return [d.text for d in self.documents(n, seed=seed, error_rate=error_rate, difficulty=difficulty)]

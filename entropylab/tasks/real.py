@@ -200,11 +200,7 @@ _KEYS = {"verl": ("prompt", "reward_model"), "gsm8k": ("question", "answer"), "m
 
 
 def load_problems(
-    path: str | Path,
-    *,
-    prompt_key: str | None = None,
-    answer_key: str | None = None,
-    limit: int | None = None,
+    path: str | Path, *, prompt_key: str | None = None, answer_key: str | None = None, limit: int | None = None
 ) -> list[Problem]:
     """Problems from a local JSONL/JSON/Parquet file in GSM8K, MATH or verl format (or the named columns)."""
     path = Path(path)

@@ -396,14 +396,7 @@ span.tok.pinned{outline:2px solid #d62728}
 """
 
 
-def export_html(
-    path: str | Path,
-    tokens_or_view,
-    values=None,
-    *,
-    title: str | None = None,
-    **kwargs,
-) -> Path:
+def export_html(path: str | Path, tokens_or_view, values=None, *, title: str | None = None, **kwargs) -> Path:
     """Write a self-contained HTML page (inline CSS and JS, no network) of rendered tokens.
 
     `tokens_or_view`: a `TokenHTML`, a profile / rollout-dump frame (rendered with `show_frame(**kwargs)`),
