@@ -38,6 +38,7 @@ __all__ = [
     "cache_kwargs",
     "decode",
     "draw",
+    "entropy_moments",
     "eos_ids",
     "fast_path_supported",
     "new_decoder",
@@ -104,6 +105,16 @@ def token_stats(
     if top > 0:
         out.top_logp, out.top_ids = torch.topk(logp, min(top, logp.shape[-1]), dim=-1)
     return out
+
+
+def entropy_moments(logp: Tensor) -> tuple[Tensor, Tensor]:
+    """Entropy and varentropy of rows of finite log-probs [c, V] (from `token_stats`, no autograd), with one
+    extra [c, V] buffer: `logp` is overwritten (the memory-bounded path of long token profiles)."""
+    p = logp.exp()
+    entropy = -torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]
+    logp.add_(entropy[:, None]).square_()  # (log p + H)^2, in place
+    varentropy = torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]
+    return entropy, varentropy.clamp_min(0)
 
 
 def truncate(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

@@ -330,3 +330,21 @@ def test_fixed_seed_samples_are_unchanged(model):
     }
     for name, s in got.items():
         assert s.response_ids.tolist() == GOLDEN[name], name
+
+
+def test_entropy_moments_against_float64():
+    from entropylab.decoder import entropy_moments
+
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(7, 33, generator=g) * 3
+    logp = token_stats(logits, entropy=False).logp
+    lp64 = torch.log_softmax(logits.double(), -1)
+    p64 = lp64.exp()
+    h64 = -(p64 * lp64).sum(-1)
+    v64 = (p64 * (lp64 + h64[:, None]) ** 2).sum(-1)
+    h, v = entropy_moments(logp.clone())
+    assert torch.allclose(h.double(), h64, atol=1e-5) and torch.allclose(v.double(), v64, atol=1e-4)
+    assert torch.allclose(h, token_stats(logits).entropy, atol=1e-5)
+    flat = token_stats(torch.zeros(2, 8), entropy=False).logp
+    h, v = entropy_moments(flat)
+    assert torch.allclose(h, torch.full((2,), math.log(8))) and torch.allclose(v, torch.zeros(2), atol=1e-6)

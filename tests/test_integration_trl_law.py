@@ -17,12 +17,7 @@ import torch  # noqa: E402
 
 from entropylab import law  # noqa: E402
 from entropylab.errors import ConfigError  # noqa: E402
-from entropylab.integrations.trl import (  # noqa: E402
-    EntropyGRPOConfig,
-    EntropyGRPOTrainer,
-    LawForecastCallback,
-    problems_dataset,
-)
+from entropylab.integrations.trl import EntropyGRPOConfig, EntropyGRPOTrainer, LawForecastCallback, problems_dataset  # noqa: E402
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")

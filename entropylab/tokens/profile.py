@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from entropylab.decoder import token_stats
+from entropylab.decoder import entropy_moments, token_stats
 from entropylab.errors import ModelError
 from entropylab.tokens.errors import TokensError
 
@@ -246,7 +246,7 @@ def _score(head: Callable[[Tensor], Tensor], h: Tensor, targets: Tensor, top_k: 
     """Entropy, varentropy, log-prob and rank of `targets`, top-k, for one chunk of hidden states [c, d].
 
     At most two [c, V] float32 buffers are alive at once: the logits are dropped once `log_softmax` has run,
-    the reductions are batched dot products, and the varentropy term reuses `logp` in place.
+    the reductions are batched dot products (`decoder.entropy_moments`), which reuse `logp` in place.
     """
     stats = token_stats(head(h), entropy=False, targets=targets, top=top_k)
     logp, target_lp = stats.logp, stats.target_logp
@@ -255,11 +255,8 @@ def _score(head: Callable[[Tensor], Tensor], h: Tensor, targets: Tensor, top_k: 
     if top_k > 0:
         out.update(top_logp=stats.top_logp, top_ids=stats.top_ids)
     del stats
-    p = logp.exp()
-    entropy = -torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]
-    logp.add_(entropy[:, None]).square_()  # (log p + H)^2, in place
-    varentropy = torch.bmm(p[:, None, :], logp[:, :, None])[:, 0, 0]
-    out.update(entropy=entropy, varentropy=varentropy.clamp_min(0))
+    entropy, varentropy = entropy_moments(logp)
+    out.update(entropy=entropy, varentropy=varentropy)
     return out
 
 
