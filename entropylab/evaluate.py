@@ -97,7 +97,7 @@ def _entropy_metrics(entropy, mask) -> dict[str, float]:
     return {name: stats[k] for k, name in keys.items()}
 
 
-def evaluate_task(
+def sample_and_score(
     model,
     tokenizer,
     task,
@@ -113,12 +113,9 @@ def evaluate_task(
     top_p: float = 1.0,
     difficulty: int | None = None,
     progress: bool = False,
-) -> dict:
-    """Sample `n_samples` responses for `n_problems` problems of `split` and score them with the task's verifier.
-
-    Returns pass@k for k in 1, 2, 4, 8, 16 (k <= n_samples), mean response length, share ending in EOS,
-    and token-entropy statistics (temperature-1 entropy of the model at every generated token).
-    """
+) -> tuple:
+    """`n_samples` responses to each of `n_problems` problems of `split`, scored by the task's verifier:
+    (task, problems, Samples, number of right responses per problem)."""
     from entropylab.generation import sample
     from entropylab.tasks import get_task
 
@@ -146,6 +143,47 @@ def evaluate_task(
     )
     rewards = np.asarray(task.reward(s.texts, [problems[i] for i in s.prompt_index.tolist()]), dtype=np.float64)
     correct = (rewards > 0.5).reshape(len(problems), n_samples).sum(1)
+    return task, problems, s, correct
+
+
+def evaluate_task(
+    model,
+    tokenizer,
+    task,
+    split: str = "test",
+    n_problems: int = 200,
+    n_samples: int = 16,
+    temperature: float = 1.0,
+    seed: int = 0,
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = 512,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    difficulty: int | None = None,
+    progress: bool = False,
+) -> dict:
+    """Sample `n_samples` responses for `n_problems` problems of `split` and score them with the task's verifier.
+
+    Returns pass@k for k in 1, 2, 4, 8, 16 (k <= n_samples), mean response length, share ending in EOS,
+    and token-entropy statistics (temperature-1 entropy of the model at every generated token).
+    """
+    task, problems, s, correct = sample_and_score(
+        model,
+        tokenizer,
+        task,
+        split,
+        n_problems,
+        n_samples,
+        temperature,
+        seed,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        top_k=top_k,
+        top_p=top_p,
+        difficulty=difficulty,
+        progress=progress,
+    )
     out: dict = {
         "task": task.name,
         "split": split,
