@@ -155,34 +155,16 @@ def evaluate_task(
     n_samples: int = 16,
     temperature: float = 1.0,
     seed: int = 0,
-    *,
-    max_new_tokens: int | None = None,
-    batch_size: int | None = 512,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    difficulty: int | None = None,
-    progress: bool = False,
+    **options,
 ) -> dict:
-    """Sample `n_samples` responses for `n_problems` problems of `split` and score them with the task's verifier.
+    """Sample `n_samples` responses for `n_problems` problems of `split` and score them with the task's verifier
+    (`sample_and_score`; `options` are its max_new_tokens, batch_size, top_k, top_p, difficulty, progress).
 
     Returns pass@k for k in 1, 2, 4, 8, 16 (k <= n_samples), mean response length, share ending in EOS,
     and token-entropy statistics (temperature-1 entropy of the model at every generated token).
     """
     task, problems, s, correct = sample_and_score(
-        model,
-        tokenizer,
-        task,
-        split,
-        n_problems,
-        n_samples,
-        temperature,
-        seed,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        top_k=top_k,
-        top_p=top_p,
-        difficulty=difficulty,
-        progress=progress,
+        model, tokenizer, task, split, n_problems, n_samples, temperature, seed, **options
     )
     out: dict = {
         "task": task.name,
