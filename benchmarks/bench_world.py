@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", default=None, help="write every number to this file")
+    p.add_argument(
+        "--figures",
+        default=None,
+        metavar="DIR",
+        help="draw ladder_interventions and ladder_top20 (mean and ± one std over the seeds) into DIR",
+    )
     args = p.parse_args(argv)
     task = args.task or ex.DEFAULT_TASK
     jobs = [
@@ -194,7 +200,34 @@ def main(argv: list[str] | None = None) -> int:
         print("4. theory check (grpo): Spearman " + ", ".join(f"{v:.2f}" for v in g.get("theory_spearman", [])))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
+    if args.figures:
+        draw_figures(jobs, dirs, Path(args.figures))
     return 0
+
+
+def draw_figures(jobs: list, dirs: list, out: Path) -> None:
+    """The study's runs over seeds: every preset, and GRPO against top 20% and bottom 80% (PNG and SVG)."""
+    from entropylab.plots.interventions import plot_runs
+    from entropylab.plots.style import relabel, save_figure
+
+    frames = [
+        ex.run_metrics({preset: Path(run)}).assign(seed=kw["seed"]) for (_, (_root, preset), kw), run in zip(jobs, dirs)
+    ]
+    raw = pd.concat(frames, ignore_index=True)
+    n = raw["seed"].nunique()
+    figures = {
+        "ladder_interventions": (raw, f"Every intervention on ladder: mean and ± one std over {n} seeds"),
+        "ladder_top20": (
+            raw[raw["preset"].isin(["grpo", "top20", "bottom80"])],
+            f"All tokens, the top 20% by entropy, the bottom 80% (ladder, {n} seeds)",
+        ),
+    }
+    for name, (data, title) in figures.items():
+        fig = plot_runs(relabel(data))
+        fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        for path in save_figure(fig, out / name):
+            print(f"figure: {path}")
 
 
 if __name__ == "__main__":
