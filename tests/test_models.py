@@ -25,6 +25,11 @@ from entropylab.models import (
 )
 from entropylab.tasks import ALPHABET, get_task
 
+#: A three-step pre-training run of a one-layer model: enough to check reproducibility.
+TINY_RUN = dict(
+    steps=3, batch_size=4, seq_len=32, hidden_size=32, num_layers=1, eval_problems=2, eval_samples=2, progress=False
+)
+
 
 @pytest.fixture(scope="module")
 def tok(tiny_tokenizer):
@@ -218,30 +223,8 @@ def test_short_pretraining_lowers_loss(tmp_path):
     manifest = json.loads((out / "entropylab.json").read_text())
     assert manifest["task"] == "arith" and "pass@1" in manifest["metrics"]
     assert "entropylab pretrain --task arith" in (out / "model_card.md").read_text()
-    again = pretrain(
-        "arith",
-        tmp_path / "ck2",
-        steps=3,
-        batch_size=4,
-        seq_len=32,
-        hidden_size=32,
-        num_layers=1,
-        eval_problems=2,
-        eval_samples=2,
-        progress=False,
-    )
-    twice = pretrain(
-        "arith",
-        tmp_path / "ck3",
-        steps=3,
-        batch_size=4,
-        seq_len=32,
-        hidden_size=32,
-        num_layers=1,
-        eval_problems=2,
-        eval_samples=2,
-        progress=False,
-    )
+    again = pretrain("arith", tmp_path / "ck2", **TINY_RUN)
+    twice = pretrain("arith", tmp_path / "ck3", **TINY_RUN)
     assert again["loss_curve"] == twice["loss_curve"]  # seeded and reproducible
 
 

@@ -41,6 +41,12 @@ CHAINS, STEPS = 4000, 30
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def exact_case_mh(model, tok, **kw):
+    """MH on the exactness case: CHAINS chains of STEPS moves from the empty response (overrides in `kw`)."""
+    args = dict(alpha=ALPHA, mcmc_steps=STEPS, block_size=MAX_LEN, max_new_tokens=MAX_LEN, n_chains=CHAINS)
+    return power_sample_mh(model, tok, [[0]], **{**args, **kw})
+
+
 @pytest.fixture(scope="module")
 def small():
     model, tok = enumerable_model(VOCAB, init_scale=SCALE, seed=MODEL_SEED)
@@ -78,18 +84,7 @@ def test_mh_kernel_leaves_power_distribution_invariant(small):
 @pytest.mark.parametrize("kv", ["reuse", "recompute"])
 def test_mh_converges_to_power_distribution(small, kv):
     model, tok, per_token, target = small
-    s = power_sample_mh(
-        model,
-        tok,
-        [[0]],
-        alpha=ALPHA,
-        mcmc_steps=STEPS,
-        block_size=MAX_LEN,
-        max_new_tokens=MAX_LEN,
-        n_chains=CHAINS,
-        seed=1,
-        kv=kv,
-    )
+    s = exact_case_mh(model, tok, seed=1, kv=kv)
     emp = empirical(responses(s))
     assert tv_distance(emp, target) < 0.05  # measured 0.025
     assert tv_distance(emp, k_step(per_token, True, STEPS)) < 0.05  # the chain's exact law after 30 moves
@@ -135,20 +130,7 @@ def test_entropy_cuts_and_first_token_proposal_keep_the_kernel_exact(small, smal
 @pytest.mark.parametrize("kv", ["reuse", "recompute"])
 def test_mh_with_entropy_cuts_and_first_token_proposal_samples_the_power_distribution(small, small_stats, kv):
     model, tok, _, target = small
-    s = power_sample_mh(
-        model,
-        tok,
-        [[0]],
-        alpha=ALPHA,
-        mcmc_steps=STEPS,
-        block_size=MAX_LEN,
-        max_new_tokens=MAX_LEN,
-        n_chains=CHAINS,
-        seed=2,
-        kv=kv,
-        cuts="entropy",
-        cut_temperature=1.0,
-    )
+    s = exact_case_mh(model, tok, seed=2, kv=kv, cuts="entropy", cut_temperature=1.0)
     emp = empirical(responses(s))
     states, kernel = mh_transition_matrix(small_stats, ALPHA, cuts="entropy", cut_temperature=1.0)
     law = np.array([math.exp(sum(small_stats[x][1])) for x in states]) @ np.linalg.matrix_power(np.array(kernel), STEPS)
@@ -203,18 +185,7 @@ def test_sps_refuses_bad_settings_naming_the_field(small, kw, field):
 
 def test_index_choice_correction_matters(small):
     model, tok, per_token, target = small
-    s = power_sample_mh(
-        model,
-        tok,
-        [[0]],
-        alpha=ALPHA,
-        mcmc_steps=STEPS,
-        block_size=MAX_LEN,
-        max_new_tokens=MAX_LEN,
-        n_chains=CHAINS,
-        seed=1,
-        exact=False,
-    )
+    s = exact_case_mh(model, tok, seed=1, exact=False)
     emp = empirical(responses(s))
     biased = k_step(per_token, False, 2000)  # the approximate chain's stationary law
     assert tv_distance(biased, target) > 0.1  # 0.139
@@ -486,17 +457,6 @@ def test_sampling_does_not_import_rl():
 
 def test_several_blocks_target_power_distribution_when_finished_chains_keep_moving(small):
     model, tok, _, target = small
-    s = power_sample_mh(
-        model,
-        tok,
-        [[0]],
-        alpha=ALPHA,
-        mcmc_steps=STEPS,
-        block_size=2,
-        max_new_tokens=MAX_LEN,
-        n_chains=CHAINS,
-        seed=4,
-        freeze_finished=False,
-    )
+    s = exact_case_mh(model, tok, block_size=2, seed=4, freeze_finished=False)
     assert tv_distance(empirical(responses(s)), target) < 0.05
     assert len(s.acceptance_per_block) == 2
