@@ -1,11 +1,12 @@
 """Benchmark: does the embedded world show the papers' phenomena? (issue 15, targets 1-4)
 
 Run: .venv/bin/python benchmarks/bench_world.py [--seeds 0 1 2] [--presets grpo clip_cov kl_cov top20 bottom80]
-                                               [--scale study] [--root runs/world] [--workers 2] [--set key=value ...]
+                                               [--scale full] [--root runs/figures] [--workers 2] [--set key=value ...]
 
 Trains every preset on every seed on the shipped default (`experiments.DEFAULT_TASK`, its shipped model) at
-`experiments.SCALES[scale]`, in `--workers` processes of one torch thread (runs already on disk are reused),
-then prints, with the spread over seeds:
+`experiments.SCALES[scale]`, in `--workers` processes of one torch thread. These are the runs of `make figures`
+(the same jobs, `experiments.figure_run_job`, in the same cache), so runs either has made are reused. It then
+prints, with the spread over seeds:
 
 1. collapse: plain GRPO's mean token entropy, first 10% of steps against the last 10%, and its validation
    accuracy at temperature 1 from step 0 to the end (with the binomial standard error of one validation);
@@ -97,30 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--presets", nargs="+", default=["grpo", "clip_cov", "kl_cov", "top20", "bottom80"])
-    p.add_argument("--scale", default="study")
+    p.add_argument("--scale", default="full")
     p.add_argument("--task", default=None, help="task (default: experiments.DEFAULT_TASK)")
     p.add_argument("--model", default=None, help="base model (default: the task's shipped model)")
-    p.add_argument("--root", default="runs/world")
+    p.add_argument("--root", default="runs/figures", help="the cache (default: make figures' own)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", default=None, help="write every number to this file")
-    p.add_argument(
-        "--figures",
-        default=None,
-        metavar="DIR",
-        help="draw ladder_interventions and ladder_top20 (mean and ± one std over the seeds) into DIR",
-    )
     args = p.parse_args(argv)
     task = args.task or ex.DEFAULT_TASK
     jobs = [
-        (
-            ex.ensure_run,
-            (args.root, preset),
-            dict(scale=args.scale, task=task, model=args.model, seed=seed, overrides=tuple(args.set), progress=False),
-        )
+        ex.figure_run_job(args.root, preset, scale=args.scale, task=task, model=args.model, seed=seed, progress=False)
         for seed in args.seeds
         for preset in args.presets
     ]
+    if args.set:  # a variant: its own runs, with the overrides on top of the figures' ones
+        jobs = [ex.Job(f, a, {**k, "overrides": (*k["overrides"], *args.set)}) for f, a, k in jobs]
     dirs = ex.run_jobs(jobs, ex.default_workers(args.workers))
     cfg = ex.run_config(args.presets[0], args.scale, task, args.model, args.seeds[0], tuple(args.set))
     rows = []
@@ -200,34 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print("4. theory check (grpo): Spearman " + ", ".join(f"{v:.2f}" for v in g.get("theory_spearman", [])))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
-    if args.figures:
-        draw_figures(jobs, dirs, Path(args.figures))
     return 0
-
-
-def draw_figures(jobs: list, dirs: list, out: Path) -> None:
-    """The study's runs over seeds: every preset, and GRPO against top 20% and bottom 80% (PNG and SVG)."""
-    from entropylab.plots.interventions import plot_runs
-    from entropylab.plots.style import relabel, save_figure
-
-    frames = [
-        ex.run_metrics({preset: Path(run)}).assign(seed=kw["seed"]) for (_, (_root, preset), kw), run in zip(jobs, dirs)
-    ]
-    raw = pd.concat(frames, ignore_index=True)
-    n = raw["seed"].nunique()
-    figures = {
-        "ladder_interventions": (raw, f"Every intervention on ladder: mean and ± one std over {n} seeds"),
-        "ladder_top20": (
-            raw[raw["preset"].isin(["grpo", "top20", "bottom80"])],
-            f"All tokens, the top 20% by entropy, the bottom 80% (ladder, {n} seeds)",
-        ),
-    }
-    for name, (data, title) in figures.items():
-        fig = plot_runs(relabel(data))
-        fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
-        for path in save_figure(fig, out / name):
-            print(f"figure: {path}")
 
 
 if __name__ == "__main__":

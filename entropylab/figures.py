@@ -60,8 +60,9 @@ FIGURES: dict[str, str] = {
     "law_real_logs": "the law on the bundled real verl runs: fits and the forecast from the first 15%",
 }
 
-#: What each figure is drawn from: preset runs by name, or "sizes", "comparison", "overlap", "profile", "grid",
-#: "alpha_sweep", "mcmc_steps_sweep", "exactness", "frontier" (the experiments' jobs; see `gallery_jobs`).
+#: What each figure is drawn from: preset runs by name (every seed), or "sizes", "comparison" (with its own GRPO
+#: run on the sampling task), "overlap", "profile", "grid", "alpha_sweep", "mcmc_steps_sweep", "exactness",
+#: "frontier" (the experiments' jobs; see `gallery_jobs`).
 NEEDS: dict[str, tuple[str, ...]] = {
     "entropy_accuracy_over_steps": ("grpo",),
     "law_fit_runs": (*ex.FIGURE_PRESETS, "sizes"),
@@ -76,9 +77,9 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "temperature_grid": ("grid",),
     "high_entropy_overlap": ("grpo", "overlap"),
     "toy_example": (),
-    "sampling_accuracy": ("grpo", "comparison"),
-    "loglik_histograms": ("grpo", "comparison"),
-    "pass_at_k": ("grpo", "comparison"),
+    "sampling_accuracy": ("comparison",),
+    "loglik_histograms": ("comparison",),
+    "pass_at_k": ("comparison",),
     "alpha_sweep": ("alpha_sweep",),
     "mcmc_steps_sweep": ("mcmc_steps_sweep",),
     "mh_exactness": ("exactness",),
@@ -94,14 +95,24 @@ class GalleryData:
         self.results = dict(results)
 
     @cached_property
+    def seed_runs(self) -> dict[tuple[str, int], Path]:
+        """Every preset run computed, by (preset, seed), in `FIGURE_PRESETS` then seed order."""
+        runs = self.results.get("runs", {})
+        return {key: runs[key] for p in ex.FIGURE_PRESETS for key in sorted(runs) if key[0] == p}
+
+    @cached_property
     def runs(self) -> dict[str, Path]:
-        """The preset runs computed, in `FIGURE_PRESETS` order."""
-        return {p: self.results[p] for p in ex.FIGURE_PRESETS if p in self.results}
+        """The first seed's run of each preset (the law, Table 1 and the theory check are read off these)."""
+        out: dict[str, Path] = {}
+        for (preset, _seed), path in self.seed_runs.items():
+            out.setdefault(preset, path)
+        return out
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        """The runs' metrics (`experiments.run_metrics`)."""
-        return ex.run_metrics(self.runs)
+        """The metrics of every run (`experiments.run_metrics`) with a `seed` column, for the seed bands."""
+        frames = [ex.run_metrics({p: path}).assign(seed=seed) for (p, seed), path in self.seed_runs.items()]
+        return pd.concat(frames, ignore_index=True)
 
     @cached_property
     def law_runs(self) -> dict:
@@ -159,42 +170,72 @@ assert list(BUILDERS) == list(FIGURES) == list(NEEDS), "every figure has a capti
 
 
 def gallery_jobs(
-    cache: ex.Cache, needs: set[str], *, scale: str, model: str, task: str, progress: bool = True
+    cache: ex.Cache,
+    needs: set[str],
+    *,
+    scale: str,
+    task: str,
+    sampling_task: str,
+    size_task: str,
+    progress: bool = True,
 ) -> dict[str, ex.Job]:
-    """The experiments' jobs that compute `needs`, by name; the GRPO run and what is sampled from it are one
-    job ("grpo"), first because it is the longest."""
-    common = dict(scale=scale, task=task, progress=progress)
+    """The experiments' jobs that compute `needs`, by name, the longest first. The preset runs train on `task`,
+    one per seed of `SEEDS[scale]` (key "run:PRESET:SEED"; the first GRPO seed is the job "grpo", which also
+    measures the overlap of high-entropy positions over its checkpoints). The sampler comparison, sweeps and
+    frontier run on `sampling_task`, the comparison against a GRPO run there ("sampling"); the size study on
+    `size_task`."""
+    seeds = ex.SEEDS.get(scale, (0,))
     jobs: dict[str, ex.Job] = {}
-    if needs & {"grpo", "comparison", "overlap"}:
+    if needs & {"grpo", "overlap"}:
         overlap_n = min(ex.PROFILE_SCALES[scale]["n"], 64) if "overlap" in needs else None
         jobs["grpo"] = ex.Job(
-            ex.grpo_chain, (cache,), dict(common, model=model, comparison="comparison" in needs, overlap_n=overlap_n)
+            ex.grpo_chain,
+            (cache,),
+            dict(scale=scale, task=task, comparison=False, overlap_n=overlap_n, progress=progress),
         )
+    if "comparison" in needs:
+        jobs["sampling"] = ex.Job(
+            ex.grpo_chain,
+            (cache,),
+            dict(scale=scale, task=sampling_task, keep_checkpoints=False, comparison=True, progress=progress),
+        )
+    sampled = dict(model=sampling_task, task=sampling_task, scale=scale)
+    if "frontier" in needs:
+        jobs["frontier"] = ex.Job(ex.ensure_frontier, (cache,), sampled)
     if "sizes" in needs:
         jobs |= {
-            f"size:{s}": ex.Job(ex.ensure_size_run, (cache, s), dict(common)) for s in ex.SIZE_SCALES[scale]["sizes"]
+            f"size:{s}": ex.Job(ex.ensure_size_run, (cache, s), dict(scale=scale, task=size_task, progress=progress))
+            for s in ex.SIZE_SCALES[scale]["sizes"]
         }
-    jobs |= {
-        p: ex.figure_run_job(cache, p, model=model, **common) for p in ex.FIGURE_PRESETS if p != "grpo" and p in needs
-    }
-    sampled = dict(model=model, task=task, scale=scale)
+    for p in ex.FIGURE_PRESETS:
+        if p not in needs:
+            continue
+        for seed in seeds:
+            if p == "grpo" and seed == seeds[0]:
+                continue  # the "grpo" job
+            jobs[f"run:{p}:{seed}"] = ex.figure_run_job(cache, p, scale=scale, task=task, seed=seed, progress=progress)
     table = {
         "alpha_sweep": ex.Job(ex.ensure_sweep, (cache, "alpha"), sampled),
         "mcmc_steps_sweep": ex.Job(ex.ensure_sweep, (cache, "mcmc_steps"), sampled),
-        "grid": ex.Job(ex.ensure_temperature_grid, (cache,), sampled),
-        "profile": ex.Job(ex.ensure_token_profiles, (cache, model, task), dict(n=ex.PROFILE_SCALES[scale]["n"])),
+        "grid": ex.Job(ex.ensure_temperature_grid, (cache,), dict(model=task, task=task, scale=scale)),
+        "profile": ex.Job(ex.ensure_token_profiles, (cache, task, task), dict(n=ex.PROFILE_SCALES[scale]["n"])),
         "exactness": ex.Job(ex.ensure_exactness, (cache,), dict(scale=scale)),
-        "frontier": ex.Job(ex.ensure_frontier, (cache,), sampled),
     }
     return jobs | {k: job for k, job in table.items() if k in needs}
 
 
-def _results(jobs: Mapping[str, ex.Job], values: Sequence) -> dict[str, object]:
-    """The jobs' results by what they compute (the GRPO chain's parts and the size runs unpacked)."""
-    out: dict[str, object] = {}
+def _results(jobs: Mapping[str, ex.Job], values: Sequence, first_seed: int) -> dict[str, object]:
+    """The jobs' results by what they compute: the preset runs by (preset, seed) under "runs", the GRPO chains'
+    parts and the size runs unpacked."""
+    out: dict[str, object] = {"runs": {}}
     for name, value in zip(jobs, values):
         if name == "grpo":
-            out["grpo"], out["comparison"], out["overlap"] = value
+            out["runs"][("grpo", first_seed)], _, out["overlap"] = value
+        elif name == "sampling":
+            out["comparison"] = value[1]
+        elif name.startswith("run:"):
+            _, preset, seed = name.split(":")
+            out["runs"][(preset, int(seed))] = value
         elif name.startswith("size:"):
             out.setdefault("sizes", {})[name.removeprefix("size:")] = value
         else:
@@ -209,15 +250,17 @@ def make_figures(
     runs_dir: str | Path = "runs/figures",
     progress: bool = True,
     workers: int | None = None,
-    model: str = "arith",
-    task: str = "arith",
+    task: str | None = None,
+    sampling_task: str | None = None,
     only: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write the figures of `FIGURES` (PNG and SVG; all, or those named in `only`) into OUT, with table1.csv
     and law_by_size.csv beside their figures; returns the written paths.
 
     Runs, base models, comparisons and sweeps are computed in the cache under RUNS_DIR at `scale` ("quick",
-    "demo", "full"; see `entropylab.experiments`) and reused on the next call. `workers` processes (default:
+    "demo", "full"; see `entropylab.experiments`) and reused on the next call. The training runs are on `task`
+    (default `experiments.DEFAULT_TASK`, each preset on every seed of `SEEDS[scale]`), the samplers on
+    `sampling_task` (default `experiments.SAMPLING_TASK`), each with its shipped model. `workers` processes (default:
     up to 2, one per core, one torch thread each) compute the independent jobs side by side.
     """
     import torch
@@ -234,10 +277,18 @@ def make_figures(
     apply_style()
 
     say(f"make_figures: {len(names)} figure(s) at scale {scale}, runs in {cache.root}, {workers} worker(s)")
+    task, sampling_task = task or ex.DEFAULT_TASK, sampling_task or ex.SAMPLING_TASK
     jobs = gallery_jobs(
-        cache, {n for name in names for n in NEEDS[name]}, scale=scale, model=model, task=task, progress=progress
+        cache,
+        {n for name in names for n in NEEDS[name]},
+        scale=scale,
+        task=task,
+        sampling_task=sampling_task,
+        size_task=ex.SIZE_TASK,
+        progress=progress,
     )
-    data = GalleryData(_results(jobs, ex.run_jobs(list(jobs.values()), workers, progress)))
+    values = ex.run_jobs(list(jobs.values()), workers, progress)
+    data = GalleryData(_results(jobs, values, ex.SEEDS.get(scale, (0,))[0]))
     say(f"runs and samples ready at {time.perf_counter() - start:.0f} s; drawing")
 
     written: list[Path] = []

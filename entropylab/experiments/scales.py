@@ -1,5 +1,5 @@
 """The sizes of the experiments per scale: "quick" for the tests, "demo" for `make demo` (minutes on 2 CPU
-cores), "full" for `make figures`, "study" for `benchmarks/bench_world.py`."""
+cores), "full" for `make figures` and `benchmarks/bench_world.py`, which share their runs."""
 
 from __future__ import annotations
 
@@ -32,22 +32,10 @@ SCALES: dict[str, dict] = {
         threads=1,
     ),
 }
-#: full (`make figures`, on arith): the demo's rollout settings at lr 5e-5, trained 2.5x longer and validated every 5
-#: steps on 128 problems at temperature 1 (no greedy pass); about 5 minutes a run on one core, two runs at a time.
-SCALES["full"] = {
-    **SCALES["demo"],
-    "steps": 100,
-    "val_every": 5,
-    "val_problems": 128,
-    "val_greedy": False,
-    "dump_every": 5,
-    "checkpoint_every": 25,
-    "lr": 5e-5,
-}
-#: study (`benchmarks/bench_world.py`): long enough for the collapse to finish within its first
-#: 15% of steps (the law's forecast window), validated on
-#: 500 problems (standard error at most 0.022) every 5 steps, every 5th step dumped for the theory check.
-SCALES["study"] = dict(
+#: full (`make figures`, `benchmarks/bench_world.py`): long enough for the collapse to finish within its first
+#: 15% of steps (the law's forecast window), validated on 500 problems (standard error at most 0.022) at
+#: temperature 1 every 5 steps, every 5th step dumped for the theory check; about 4 minutes a run on one core.
+SCALES["full"] = dict(
     steps=120,
     prompts_per_step=16,
     group_size=8,
@@ -60,8 +48,13 @@ SCALES["study"] = dict(
     lr=1e-4,
     threads=1,
 )
+#: The seeds of every preset run per scale: the figures draw the mean and ± one standard deviation over them.
+SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "demo": (0,), "full": (0, 1, 2)}
 #: The task (and shipped model of the same name) that the demo and `benchmarks/bench_world.py` train on by default.
 DEFAULT_TASK = "ladder"
+#: The task (and shipped model) of the power-sampling figures: `fork`, built so that p^alpha and low temperature
+#: disagree (on ladder both favour the likely, worst route).
+SAMPLING_TASK = "fork"
 #: Power-sampling comparison sizes per scale.
 COMPARE_SCALES: dict[str, dict] = {
     "quick": dict(
@@ -76,7 +69,7 @@ COMPARE_SCALES: dict[str, dict] = {
     "full": dict(
         n_problems=64,
         k_max=8,
-        methods=("plain", "temp", "mh", "smc"),
+        methods=("plain", "temp", "mh", "mh_entropy", "smc", "sps"),
         options={"mh": {"mcmc_steps": 10, "block_size": 16}, "smc": {"n_particles": 16}},
     ),
 }
@@ -89,6 +82,9 @@ MODEL_SIZES: dict[str, dict] = {
     "s": dict(hidden_size=128, num_layers=3),
     "m": dict(hidden_size=192, num_layers=4),
 }
+#: The task of the law-against-model-size experiment: every size is pretrained from scratch, as the arith recipe
+#: does (ladder and fork continue from the arith checkpoint of their size).
+SIZE_TASK = "arith"
 #: Per scale: the sizes trained, their pretraining steps (None: the shipped recipe, `models.RECIPES`, so the
 #: size of the shipped model reuses it) and evaluation problems, and the overrides of the short GRPO run on
 #: each (on top of `SCALES[scale]`).
@@ -100,7 +96,7 @@ SIZE_SCALES: dict[str, dict] = {
         pretrain_steps=None,
         eval_problems=200,
         difficulty=1,
-        overrides=("steps=60", "val_every=4", "dump_every=0"),
+        overrides=("steps=60", "val_every=4", "val_problems=200", "dump_every=0"),
     ),
 }
 #: `difficulty` (when set) is the arith level of both pretraining and GRPO for every size: at the default level

@@ -62,26 +62,32 @@ def plot_entropy_vs_accuracy(metrics: pd.DataFrame, *, hue: str = "preset", val:
 # --------------------------------------------------------------------------- gallery figures
 
 
-def entropy_accuracy_figure(metrics: pd.DataFrame, preset: str = "grpo") -> plt.Figure:
-    """Entropy and validation accuracy of one run over steps (`metrics` of `experiments.run_metrics`)."""
-    fig = plot_runs(relabel(metrics[metrics["preset"] == preset]))
-    fig.suptitle("GRPO: policy entropy and validation accuracy over training", fontsize=11)
+def _seeds_note(metrics: pd.DataFrame, seed: str = "seed") -> str:
+    """", mean ± one std over N seeds" when the runs hold several seeds, else ""."""
+    n = metrics[seed].nunique() if seed in metrics else 1
+    return f"; mean ± one std over {n} seeds" if n > 1 else ""
+
+
+def _titled(metrics: pd.DataFrame, title: str) -> plt.Figure:
+    """`plot_runs` of `metrics` (display names) under `title` and the seed note."""
+    fig = plot_runs(relabel(metrics))
+    fig.suptitle(title + _seeds_note(metrics), fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def entropy_accuracy_figure(metrics: pd.DataFrame, preset: str = "grpo") -> plt.Figure:
+    """Entropy and validation accuracy of one preset's runs over steps (`metrics` of `experiments.run_metrics`,
+    with a `seed` column for several seeds)."""
+    return _titled(metrics[metrics["preset"] == preset], "GRPO: policy entropy and validation accuracy")
 
 
 def interventions_figure(metrics: pd.DataFrame) -> plt.Figure:
-    """Entropy and validation accuracy over steps, one line per intervention (display names)."""
-    fig = plot_runs(relabel(metrics))
-    fig.suptitle("Entropy and accuracy under each intervention (same model, seed and data)", fontsize=11)
-    fig.tight_layout()
-    return fig
+    """Entropy and validation accuracy over steps, one line (or seed band) per intervention."""
+    return _titled(metrics, "Every intervention, same model and data")
 
 
 def top20_figure(metrics: pd.DataFrame) -> plt.Figure:
     """Entropy and accuracy of training on all tokens, on the top 20% by entropy and on the bottom 80%."""
     sub = metrics[metrics["preset"].isin(["grpo", "top20", "bottom80"])]
-    fig = plot_runs(relabel(sub))
-    fig.suptitle("Policy gradient on the top 20% highest-entropy tokens, all tokens, or the bottom 80%", fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _titled(sub, "Policy gradient on all tokens, the top 20% by entropy, the bottom 80%")
