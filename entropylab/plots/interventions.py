@@ -63,7 +63,7 @@ def plot_entropy_vs_accuracy(metrics: pd.DataFrame, *, hue: str = "preset", val:
 
 
 def _seeds_note(metrics: pd.DataFrame, seed: str = "seed") -> str:
-    """", mean ± one std over N seeds" when the runs hold several seeds, else ""."""
+    """ ", mean ± one std over N seeds" when the runs hold several seeds, else ""."""
     n = metrics[seed].nunique() if seed in metrics else 1
     return f"; mean ± one std over {n} seeds" if n > 1 else ""
 
