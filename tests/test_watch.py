@@ -151,7 +151,7 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
     lines = law_log()
     head = 4 + 3 * 4  # the start of the run, with 4 validation points
     log.write_text("\n".join(lines[:head]) + "\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "entropylab.cli", "watch", str(log), "--interval", "0.05", "--forecasts", str(out)],
         cwd=ROOT,
@@ -180,7 +180,12 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
         ):
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # still running: its Python stacks (faulthandler) into the failure
+            proc.send_signal(signal.SIGABRT)
+            stdout, stderr = proc.communicate(timeout=30)
+            raise AssertionError(f"watch did not stop on SIGINT; its stacks:\n{stderr[-6000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
