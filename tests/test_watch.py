@@ -159,6 +159,8 @@ def test_watch_subprocess_forecasts_match_a_batch_fit(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a shell starts it: Ctrl-C not ignored, even where an earlier test left this process ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
