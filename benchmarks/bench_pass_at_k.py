@@ -2,8 +2,9 @@
 
 Run: `.venv/bin/python benchmarks/bench_pass_at_k.py RUN_DIR_OR_CHECKPOINT [--base ladder] [--task ladder]
       [--problems 300] [--samples 64] [--seed 1]` (one torch thread). A run directory means its last checkpoint.
-Prints pass@k for k = 1, 2, 4, 8, 16 (the unbiased estimator from `--samples` samples at temperature 1) of
-both models and the trained model's lead, with the standard error of a pass@k mean over problems.
+Prints pass@k for k = 1, 2, 4, ... up to `--samples` (the unbiased estimator from `--samples` samples at
+temperature 1) of both models and the trained model's lead over the base, paired by problem, with its standard
+error and 95% interval over problems.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from entropylab.evaluate import PASS_KS, pass_at_k, sample_and_score
+from entropylab.evaluate import pass_at_k, sample_and_score
 from entropylab.models import load_model
 from entropylab.rundir import latest_checkpoint
 
@@ -37,13 +38,16 @@ def main() -> None:
         model, tok = load_model(path)
         *_, correct = sample_and_score(model, tok, args.task, "test", args.problems, args.samples, 1.0, args.seed)
         n = np.full(len(correct), args.samples)
-        rows[name] = {k: pass_at_k(n, correct, k) for k in PASS_KS if k <= args.samples}
+        ks = [2**i for i in range(args.samples.bit_length()) if 2**i <= args.samples]
+        rows[name] = {k: pass_at_k(n, correct, k) for k in ks}
     print(f"{args.task}: {args.problems} problems x {args.samples} samples at temperature 1; trained = {trained}")
-    print(f"{'k':>4} {'base':>7} {'trained':>8} {'lead':>7} {'se':>6}")
+    print(f"{'k':>4} {'base':>7} {'trained':>8} {'lead':>7} {'se':>6}  95% interval")
     for k in rows["base"]:
         b, t = rows["base"][k], rows["trained"][k]
         d = t - b
-        print(f"{k:>4} {b.mean():7.3f} {t.mean():8.3f} {d.mean():+7.3f} {d.std(ddof=1) / np.sqrt(len(d)):6.3f}")
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        lo, hi = d.mean() - 1.96 * se, d.mean() + 1.96 * se
+        print(f"{k:>4} {b.mean():7.3f} {t.mean():8.3f} {d.mean():+7.3f} {se:6.3f}  [{lo:+.3f}, {hi:+.3f}]")
 
 
 if __name__ == "__main__":

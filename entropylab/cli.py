@@ -608,7 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `entropylab train`")
     p.add_argument("--out", metavar="DIR", help="where to write figures and CSVs (default: RUN_DIR/diagnostics)")
-    p.add_argument("--scope", default="batch", choices=["batch", "micro"], help="covariance centring scope")
+    p.add_argument(
+        "--scope",
+        default="batch",
+        choices=["batch", "micro", "state"],
+        help="covariance centring: per step, per micro-batch, or log-prob per state (logp + H)",
+    )
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser(

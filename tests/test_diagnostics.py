@@ -217,6 +217,44 @@ def test_entropy_change_check_recovers_the_exact_change(form):
     assert row["sign_agreement"] == 1.0 and row["scale"] == pytest.approx(1.0, rel=0.02)
 
 
+def _two_state_run(eta: float, n_steps: int = 5, n_tokens: int = 200_000, seed: int = 8):
+    """Each step: a near-sure state whose advantages sit +1 above a spread-out state's, and within each state
+    advantages that make the entropy rise. The batch centring adds the between-state covariance (the sure
+    state is both likelier and better), which changes no entropy; the state centring does not."""
+    rng = np.random.default_rng(seed)
+    frames, update = [], []
+    for step in range(n_steps):
+        rows, before, after = [], 0.0, 0.0
+        for z, offset in ((rng.normal(0, 0.3, 20), -1.0), (np.r_[8.0, rng.normal(0, 0.3, 19)], 1.0)):
+            pi = _softmax(z)
+            adv = offset - 0.5 * np.log(pi) + rng.normal(0, 0.05, z.size)  # unlikely actions better: H rises
+            counts = np.round(pi * n_tokens).astype(int)
+            actions = np.repeat(np.arange(z.size), counts)
+            h0, h1 = softmax_entropy(z), softmax_entropy(z + eta * adv)
+            rows.append(pd.DataFrame({"step": step, "logprob": np.log(pi)[actions], "advantage": adv[actions]}))
+            rows[-1]["entropy"] = h0
+            before, after = before + counts.sum() * h0, after + counts.sum() * h1
+        frame = pd.concat(rows, ignore_index=True)
+        frames.append(frame)
+        n = len(frame)
+        update.append({"step": step, "lr": eta, "entropy/before_update": before / n, "entropy/after_update": after / n})
+    return pd.concat(frames, ignore_index=True), pd.DataFrame(update)
+
+
+def test_state_scope_recovers_the_per_state_change_the_batch_scope_mixes():
+    dump, metrics = _two_state_run(eta=1e-3)
+    state = entropy_change_check(dump, metrics, scope="state").frame
+    assert (state["measured"] > 0).all()
+    scale = state["measured"].abs().max()
+    np.testing.assert_allclose(state["predicted_npg"], state["measured"], rtol=0.05, atol=0.02 * scale)
+    batch = entropy_change_check(dump, metrics, scope="batch").frame
+    assert (batch["predicted_npg"] < 0).all()  # the between-state term flips the sign
+    with pytest.raises(DumpError, match="entropy"):
+        entropy_change_check(dump.drop(columns="entropy"), metrics, scope="state")
+    with pytest.raises(ValueError, match="recomputed"):
+        covariance_table(dump, (0.2,), "state", source="dump")
+
+
 def test_entropy_change_check_eta_and_measurement_sources():
     dump, metrics = _exact_run("npg", eta=1e-3, n_steps=3, n_tokens=20_000)
     assert entropy_change_check(dump, metrics, lr=2e-3).eta_source == "constant"

@@ -217,6 +217,20 @@ def test_entropylab_run_dir() -> None:
     assert logs.load(FIX / "entropylab-run" / "metrics.jsonl")["run"].iloc[0] == "entropylab-run"
 
 
+def test_validation_score_pairs_with_the_validation_samples_entropy() -> None:
+    df = logs.load(FIX / "entropylab-run")
+    assert df.attrs["entropylab"]["entropylab-run"]["val_entropy"] == "val/entropy"
+    assert logs.points(df)["entropy"].tolist() == pytest.approx([0.7, 0.7])  # val/entropy, not the training 0.8, 0.6
+    assert logs.points(df, entropy="entropy")["entropy"].tolist() == pytest.approx([0.8, 0.6])
+    assert logs.points(df, score="reward")["entropy"].tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])  # a training score
+    named = logs.load(FIX / "entropylab-run", entropy_key="entropy")  # a named entropy key is what the user asked for
+    assert named.attrs["entropylab"]["entropylab-run"]["val_entropy"] is None
+    assert logs.points(named)["entropy"].tolist() == pytest.approx([0.8, 0.6])
+    assert "score and val/entropy, the entropy of the scored samples," in logs.inspect(FIX / "entropylab-run")
+    verl = logs.load(FIX / "verl-file-logger.jsonl")
+    assert verl.attrs["entropylab"]["verl-file-logger"]["val_entropy"] is None
+
+
 def test_tensorboard_dir_and_file(tmp_path: Path) -> None:
     write_events(tmp_path / "tb")
     df = logs.load(tmp_path / "tb")

@@ -5,7 +5,12 @@ section 2). Centring scope:
 
 - ``"batch"``: means over all tokens of the step (the paper's equation);
 - ``"micro"``: means over the tokens of one micro-batch of the step (the reference code; needs the dump's
-  ``micro_batch`` column).
+  ``micro_batch`` column);
+- ``"state"``: log-probability centred at its own state, ``(A_i - mean A)(logp_i + H_i)`` with ``H_i`` the
+  entropy of the distribution token i was drawn from (the dump's ``entropy`` column). Since
+  ``E_{a~pi}[log pi(a) + H] = 0``, it estimates the per-state ``Cov_{a~pi(.|s)}(log pi, A)`` of the one-step
+  theory without bias, where the batch centring mixes states: a near-deterministic token (logp ≈ 0, H ≈ 0)
+  counts as 0, not as "more likely than the batch's mean".
 
 Table 1 reports, per step, the mean covariance of the top fraction q of tokens ranked by covariance. The
 number of tokens taken is ``k = max(1, ceil(q * n))`` (q*n rounded to 9 decimals first so that 0.2 * 10 is
@@ -26,7 +31,7 @@ import pandas as pd
 from entropylab.rundir import DumpError
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0002, 0.002, 0.02, 0.2)
-SCOPES = ("batch", "micro")
+SCOPES = ("batch", "micro", "state")
 
 
 def top_k_count(n: int, q: float) -> int:
@@ -127,7 +132,7 @@ def _check_finite(x: np.ndarray, name: str, step_ids: np.ndarray) -> None:
 def _micro_ids(df: pd.DataFrame, scope: str) -> np.ndarray | None:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if scope == "batch":
+    if scope in ("batch", "state"):
         return None
     if "micro_batch" not in df.columns:
         raise DumpError(
@@ -145,6 +150,8 @@ def step_arrays(dump_df: pd.DataFrame, scope: str = "batch", *, source: str = "r
     """
     if source not in ("recompute", "dump"):
         raise ValueError(f"source must be 'recompute' or 'dump', got {source!r}")
+    if scope == "state" and source == "dump":
+        raise ValueError("scope 'state' is recomputed from logprob, entropy and advantage; use source='recompute'")
     steps = _column(dump_df, "step", np.int64)
     order, step_values, bounds = _step_segments(steps)
 
@@ -164,9 +171,19 @@ def step_arrays(dump_df: pd.DataFrame, scope: str = "batch", *, source: str = "r
         sorted_steps = take(steps)
         _check_finite(logp, "logprob", sorted_steps)
         _check_finite(adv, "advantage", sorted_steps)
+    if scope == "state":
+        ent = take(_column(dump_df, "entropy", np.float64))
+        _check_finite(ent, "entropy", sorted_steps)
     for i, step in enumerate(step_values):
         s, e = bounds[i], bounds[i + 1]
         groups = None if micro is None else micro[s:e]
+        if scope == "state":
+            lp = np.asarray(logp[s:e], dtype=np.float64)
+            surprise = lp + ent[s:e]
+            cov = _centred(adv[s:e]) * surprise
+            cov_pg = _centred(np.exp(lp) * adv[s:e]) * surprise if with_pg else None
+            yield int(step), cov, cov_pg
+            continue
         if source == "dump":
             cov = np.asarray(cov_all[s:e], dtype=np.float64)
         else:

@@ -1,6 +1,6 @@
 """`diagnose(RUN_DIR)`: Table 1 and the entropy-change theory check for one run, as data, text and CSV tables.
 
-``entropylab diagnose RUN_DIR [--out DIR] [--scope batch|micro]`` prints this and draws its figures with
+``entropylab diagnose RUN_DIR [--out DIR] [--scope batch|micro|state]`` prints this and draws its figures with
 `entropylab.plots.diagnostics`.
 """
 
@@ -16,6 +16,9 @@ import pandas as pd
 from entropylab.diagnostics.covariance import DEFAULT_QUANTILES, covariance_table, dump_covariance_agreement
 from entropylab.diagnostics.theory import FORMS, entropy_change_check
 from entropylab.rundir import ROLLOUTS, DumpError, dump_columns, metrics_frame, read_dumps
+
+#: what each covariance scope centres over, in words
+CENTRED_PER = {"batch": "step", "micro": "micro-batch", "state": "state (logp + H)"}
 
 _MEASURED = {
     "update": "entropy of the step's own tokens after its update minus before (entropylab runs log both)",
@@ -61,9 +64,10 @@ class Diagnosis:
         lines = [
             f"entropylab diagnose {self.run_dir}",
             f"{len(steps)} dumped step(s) ({steps[0]}..{steps[-1]}), {int(t['n_tokens'].sum()):,} tokens; "
-            f"covariance centred per {'step' if self.scope == 'batch' else 'micro-batch'} (scope {self.scope})",
+            f"covariance centred per {CENTRED_PER[self.scope]} (scope {self.scope})",
             "",
-            "Table 1: mean covariance (A - mean A)(logp - mean logp) of the top tokens ranked by covariance",
+            f"Table 1: mean covariance (A - mean A)({'logp + H' if self.scope == 'state' else 'logp - mean logp'})"
+            " of the top tokens ranked by covariance",
             "(top q takes k = max(1, ceil(q*n)) tokens)",
         ]
         sub = t.set_index("step").loc[picks]

@@ -228,6 +228,10 @@ def canonical_run(
         "path": path,
         "format": fmt,
         "entropy_key": ent_key,
+        # the validation samples' own entropy (a column of `out`), when the log has one and no entropy key was named
+        "val_entropy": None
+        if entropy_key
+        else next((n for n in aliases.VAL_ENTROPY_KEYS if n in out.columns and out[n].notna().any()), None),
         "reward_key": rew_key,
         "val_keys": val_keys,
         "val_sources": {n: sources[n] for n in val_names},

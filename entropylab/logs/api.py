@@ -161,13 +161,15 @@ def _score_column(df: pd.DataFrame, run: str, info: dict, score: str | None) -> 
 
 
 def points(
-    df: pd.DataFrame, *, score: str | None = None, entropy: str = "entropy", initial: bool = False
+    df: pd.DataFrame, *, score: str | None = None, entropy: str | None = None, initial: bool = False
 ) -> pd.DataFrame:
     """The law's fit points: columns `run`, `step`, `entropy`, `score`, one row per step where both are finite.
 
     `score` names a column (or an original key) for every run; by default each run's chosen score in
     `df.attrs["entropylab"]` (its first validation metric, else its training reward). Validation points are
-    joined to the entropy measured at the same step. Step 0 is validation before training: it has no entropy
+    joined to the entropy of the validation samples themselves when the log has it (`val/entropy`, which
+    entropylab's trainer writes; the run's `val_entropy` in attrs), else to the training entropy measured at the
+    same step; `entropy` names the column instead. Step 0 is validation before training: it has no entropy
     in current verl, and in old verl (which numbers its first update 0 too) the reference fit leaves it out, so
     it is dropped unless `initial=True`. `attrs["score"]` maps each run to its score column.
     """
@@ -190,13 +192,22 @@ def points(
     return out
 
 
+def paired_entropy(group: pd.DataFrame, info: dict, score: str) -> str:
+    """The entropy column a run's `score` is paired with: the validation samples' own entropy (`val_entropy` in
+    the run's info) for a validation score when the log has it, else the training entropy, "entropy"."""
+    paired = info.get("val_entropy")
+    if paired and paired in group.columns and aliases.is_validation(score) and score != paired:
+        return paired
+    return "entropy"
+
+
 def run_points(
     group: pd.DataFrame,
     run: str,
     info: dict,
     *,
     score: str | None = None,
-    entropy: str = "entropy",
+    entropy: str | None = None,
     initial: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     """The fit points of one run's rows and the score column used (see `points`)."""
@@ -205,6 +216,7 @@ def run_points(
 
     where = f"run {run!r}" + (f" ({info['path']})" if info.get("path") else "")
     column = _score_column(group, run, info, score)
+    entropy = entropy or paired_entropy(group, info, column)
     if entropy not in group.columns or not group[entropy].notna().any():
         keys = [c for c in group.columns if c not in ("run", "step") and group[c].notna().any()]
         raise LogFormatError(

@@ -10,7 +10,7 @@ from entropylab import errors
 
 def inspect(path_or_paths: Any, **load_kwargs: Any) -> str:
     """A readable report of how each run of the given logs was read and which keys were chosen."""
-    from entropylab.logs.api import LogWarning, load, run_points
+    from entropylab.logs.api import LogWarning, load, paired_entropy, run_points
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogWarning)  # they are part of the report
@@ -20,8 +20,10 @@ def inspect(path_or_paths: Any, **load_kwargs: Any) -> str:
     for run, info in meta.items():
         group = df[df["run"] == run].dropna(axis=1, how="all")  # without the columns of other runs
         try:
-            n_points = len(run_points(group, run, info)[0])
-            fit = f"{n_points} fit point{'' if n_points == 1 else 's'} (score and entropy at the same step)"
+            pts, score = run_points(group, run, info)
+            n_points, paired = len(pts), paired_entropy(group, info, score)
+            with_what = "entropy" if paired == "entropy" else f"{paired}, the entropy of the scored samples,"
+            fit = f"{n_points} fit point{'' if n_points == 1 else 's'} (score and {with_what} at the same step)"
             if _step0_has_both(group, info.get("score")):
                 fit += "; step 0 (validation before training) left out"
         except errors.LogFormatError as err:

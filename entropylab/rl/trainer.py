@@ -200,10 +200,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         total=cfg.steps,
     )
     last_val: dict[str, float] = {}
-    live_law = LiveLaw(val_size=cfg.val_problems)  # the law/* keys at each validation (torch-free entropylab.law)
+    # the law/* keys at each validation (torch-free entropylab.law), on the validation samples' own entropy and
+    # accuracy, the pairing `entropylab fit RUN_DIR` reads
+    live_law = LiveLaw(val_size=cfg.val_problems)
     for r in rundir.read_metrics(run_dir) if start else []:  # resumed: the points written so far
-        if r.get("step") and r.get("entropy") is not None and r.get("val/acc") is not None:
-            live_law.update(r["step"], r["entropy"], r["val/acc"])
+        if r.get("step") and r.get("val/entropy") is not None and r.get("val/acc") is not None:
+            live_law.update(r["step"], r["val/entropy"], r["val/acc"])
     for step in bar:
         t_step = time.perf_counter()
         rng = np.random.default_rng(derive_seed(cfg.seed, step))
@@ -355,7 +357,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         if cfg.val_every and (step % cfg.val_every == 0 or step == cfg.steps):
             last_val = validate(model, tokenizer, task, val_problems, cfg, step)
             record.update(last_val)
-            record.update(live_law.update(step, record["entropy"], last_val["val/acc"]))
+            record.update(live_law.update(step, last_val["val/entropy"], last_val["val/acc"]))
         try:
             writer.write(record)
             if dump_step:
