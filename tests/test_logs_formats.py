@@ -222,7 +222,9 @@ def test_validation_score_pairs_with_the_validation_samples_entropy() -> None:
     assert df.attrs["entropylab"]["entropylab-run"]["val_entropy"] == "val/entropy"
     assert logs.points(df)["entropy"].tolist() == pytest.approx([0.7, 0.7])  # val/entropy, not the training 0.8, 0.6
     assert logs.points(df, entropy="entropy")["entropy"].tolist() == pytest.approx([0.8, 0.6])
-    assert logs.points(df, score="reward")["entropy"].tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])  # a training score
+    assert logs.points(df, score="reward")["entropy"].tolist() == pytest.approx(
+        [0.9, 0.8, 0.7, 0.6]
+    )  # a training score
     named = logs.load(FIX / "entropylab-run", entropy_key="entropy")  # a named entropy key is what the user asked for
     assert named.attrs["entropylab"]["entropylab-run"]["val_entropy"] is None
     assert logs.points(named)["entropy"].tolist() == pytest.approx([0.8, 0.6])

@@ -26,6 +26,7 @@ ENTROPY_KEYS: tuple[str, ...] = (
 #: scores). When a log has it, a validation score is paired with it rather than with the training entropy.
 VAL_ENTROPY_KEYS: tuple[str, ...] = ("val/entropy",)
 
+
 def entropy_keys(own: str | None = None) -> tuple[str, ...]:
     """The entropy candidates in priority order, a format's own entropy key (`LogFormat.entropy_key`) first."""
     return ENTROPY_KEYS if own is None else (own,) + tuple(k for k in ENTROPY_KEYS if k != own)
