@@ -191,7 +191,7 @@ def gallery_jobs(
         jobs["grpo"] = ex.Job(
             ex.grpo_chain,
             (cache,),
-            dict(scale=scale, task=task, comparison=False, overlap_n=overlap_n, progress=progress),
+            dict(scale=scale, task=task, seed=seeds[0], comparison=False, overlap_n=overlap_n, progress=progress),
         )
     if "comparison" in needs:
         jobs["sampling"] = ex.Job(
@@ -224,13 +224,13 @@ def gallery_jobs(
     return jobs | {k: job for k, job in table.items() if k in needs}
 
 
-def _results(jobs: Mapping[str, ex.Job], values: Sequence, first_seed: int) -> dict[str, object]:
+def _results(jobs: Mapping[str, ex.Job], values: Sequence) -> dict[str, object]:
     """The jobs' results by what they compute: the preset runs by (preset, seed) under "runs", the GRPO chains'
     parts and the size runs unpacked."""
     out: dict[str, object] = {"runs": {}}
     for name, value in zip(jobs, values):
         if name == "grpo":
-            out["runs"][("grpo", first_seed)], _, out["overlap"] = value
+            out["runs"][("grpo", jobs[name].kwargs["seed"])], _, out["overlap"] = value
         elif name == "sampling":
             out["comparison"] = value[1]
         elif name.startswith("run:"):
@@ -288,7 +288,7 @@ def make_figures(
         progress=progress,
     )
     values = ex.run_jobs(list(jobs.values()), workers, progress)
-    data = GalleryData(_results(jobs, values, ex.SEEDS.get(scale, (0,))[0]))
+    data = GalleryData(_results(jobs, values))
     say(f"runs and samples ready at {time.perf_counter() - start:.0f} s; drawing")
 
     written: list[Path] = []

@@ -157,6 +157,7 @@ def grpo_chain(
     scale: str = "demo",
     task: str = "arith",
     model: str | None = None,
+    seed: int = 0,
     keep_checkpoints: bool = True,
     comparison: bool = True,
     overlap_n: int | None = None,
@@ -169,7 +170,9 @@ def grpo_chain(
     from entropylab.experiments.samplers import ensure_comparison
 
     overrides = keep_checkpoints_overrides(scale) if keep_checkpoints else ()
-    run = ensure_run(cache, "grpo", scale=scale, task=task, model=model, overrides=overrides, progress=progress)
+    run = ensure_run(
+        cache, "grpo", scale=scale, task=task, model=model, seed=seed, overrides=overrides, progress=progress
+    )
     comp = overlap = None
     if comparison:
         from entropylab.rundir import latest_checkpoint
