@@ -33,12 +33,12 @@ def main() -> None:
     trained = Path(args.trained)
     if (trained / "checkpoints").is_dir():
         trained = latest_checkpoint(trained)
+    ks = [2**i for i in range(args.samples.bit_length())]  # 1, 2, 4, ... up to --samples
     rows = {}
     for name, path in (("base", args.base), ("trained", trained)):
         model, tok = load_model(path)
         *_, correct = sample_and_score(model, tok, args.task, "test", args.problems, args.samples, 1.0, args.seed)
         n = np.full(len(correct), args.samples)
-        ks = [2**i for i in range(args.samples.bit_length()) if 2**i <= args.samples]
         rows[name] = {k: pass_at_k(n, correct, k) for k in ks}
     print(f"{args.task}: {args.problems} problems x {args.samples} samples at temperature 1; trained = {trained}")
     print(f"{'k':>4} {'base':>7} {'trained':>8} {'lead':>7} {'se':>6}  95% interval")

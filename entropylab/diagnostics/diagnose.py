@@ -17,8 +17,12 @@ from entropylab.diagnostics.covariance import DEFAULT_QUANTILES, covariance_tabl
 from entropylab.diagnostics.theory import FORMS, entropy_change_check
 from entropylab.rundir import ROLLOUTS, DumpError, dump_columns, metrics_frame, read_dumps
 
-#: what each covariance scope centres over, in words
-CENTRED_PER = {"batch": "step", "micro": "micro-batch", "state": "state (logp + H)"}
+#: per covariance scope: what it centres over, in words, and its log-probability factor
+CENTRING = {
+    "batch": ("step", "logp - mean logp"),
+    "micro": ("micro-batch", "logp - mean logp"),
+    "state": ("state (logp + H)", "logp + H"),
+}
 
 _MEASURED = {
     "update": "entropy of the step's own tokens after its update minus before (entropylab runs log both)",
@@ -64,10 +68,9 @@ class Diagnosis:
         lines = [
             f"entropylab diagnose {self.run_dir}",
             f"{len(steps)} dumped step(s) ({steps[0]}..{steps[-1]}), {int(t['n_tokens'].sum()):,} tokens; "
-            f"covariance centred per {CENTRED_PER[self.scope]} (scope {self.scope})",
+            f"covariance centred per {CENTRING[self.scope][0]} (scope {self.scope})",
             "",
-            f"Table 1: mean covariance (A - mean A)({'logp + H' if self.scope == 'state' else 'logp - mean logp'})"
-            " of the top tokens ranked by covariance",
+            f"Table 1: mean covariance (A - mean A)({CENTRING[self.scope][1]}) of the top tokens ranked by covariance",
             "(top q takes k = max(1, ceil(q*n)) tokens)",
         ]
         sub = t.set_index("step").loc[picks]
