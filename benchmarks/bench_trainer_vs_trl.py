@@ -12,7 +12,7 @@ entropylab, ``completions/mean_length * rows`` for TRL. The first step of each i
 TRL is timed twice: with GRPOConfig's defaults (gradient checkpointing on) and with gradient checkpointing off,
 as entropylab runs (it keeps activations); the target holds against both. entropylab's own savings: the sampler
 (`entropylab.generation`), old log-probs taken from the rollout, each prompt's forward shared by its G samples.
-Target (issue 4): entropylab >= 1.5x TRL.
+Target: entropylab >= 1.5x TRL.
 
 Usage: python benchmarks/bench_trainer_vs_trl.py [--steps 3] [--prompts 8] [--group-size 8]
        [--max-new-tokens 48] [--threads 1] [--model PATH] [--json out.json]

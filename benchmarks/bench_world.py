@@ -1,4 +1,4 @@
-"""Benchmark: does the embedded world show the papers' phenomena? (issue 15, targets 1-4)
+"""Benchmark: does the embedded world show the papers' phenomena (collapse, law, interventions, theory)?
 
 Run: .venv/bin/python benchmarks/bench_world.py [--seeds 0 1 2] [--presets grpo clip_cov kl_cov top20 bottom80]
                                                [--scale full] [--root runs/figures] [--workers 2] [--set key=value ...]
