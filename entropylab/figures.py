@@ -60,22 +60,22 @@ FIGURES: dict[str, str] = {
     "law_real_logs": "the law on the bundled real verl runs: fits and the forecast from the first 15%",
 }
 
-#: What each figure is drawn from: preset runs by name (every seed), or "sizes", "comparison" (with its own GRPO
-#: run on the sampling task), "overlap", "profile", "grid", "alpha_sweep", "mcmc_steps_sweep", "exactness",
-#: "frontier" (the experiments' jobs; see `gallery_jobs`).
+#: What each figure is drawn from: preset runs by name (every seed) or as "PRESET:first" (its first seed only),
+#: or "sizes", "comparison" (with its own GRPO run on the sampling task), "overlap", "profile", "grid",
+#: "alpha_sweep", "mcmc_steps_sweep", "exactness", "frontier" (the experiments' jobs; see `gallery_jobs`).
 NEEDS: dict[str, tuple[str, ...]] = {
     "entropy_accuracy_over_steps": ("grpo",),
-    "law_fit_runs": (*ex.FIGURE_PRESETS, "sizes"),
-    "law_forecast": ("grpo",),
-    "covariance_quantiles": ("grpo",),
-    "table1": ("grpo",),
-    "entropy_change_theory": ("grpo",),
+    "law_fit_runs": (*(f"{p}:first" for p in ex.FIGURE_PRESETS), "sizes"),
+    "law_forecast": ("grpo:first",),
+    "covariance_quantiles": ("grpo:first",),
+    "table1": ("grpo:first",),
+    "entropy_change_theory": ("grpo:first",),
     "interventions": ex.FIGURE_PRESETS,
     "token_entropy_distribution": ("profile",),
     "forking_tokens": ("profile",),
     "top20_vs_full_vs_bottom80": ("grpo", "top20", "bottom80"),
     "temperature_grid": ("grid",),
-    "high_entropy_overlap": ("grpo", "overlap"),
+    "high_entropy_overlap": ("grpo:first", "overlap"),
     "toy_example": (),
     "sampling_accuracy": ("comparison",),
     "loglik_histograms": ("comparison",),
@@ -183,10 +183,10 @@ def gallery_jobs(
     one per seed of `SEEDS[scale]` (key "run:PRESET:SEED"; the first GRPO seed is the job "grpo", which also
     measures the overlap of high-entropy positions over its checkpoints). The sampler comparison, sweeps and
     frontier run on `sampling_task`, the comparison against a GRPO run there ("sampling"); the size study on
-    `size_task`."""
+    `size_task`. A need "PRESET:first" trains only the first seed of PRESET."""
     seeds = ex.SEEDS.get(scale, (0,))
     jobs: dict[str, ex.Job] = {}
-    if needs & {"grpo", "overlap"}:
+    if needs & {"grpo", "grpo:first", "overlap"}:
         overlap_n = min(ex.PROFILE_SCALES[scale]["n"], 64) if "overlap" in needs else None
         jobs["grpo"] = ex.Job(
             ex.grpo_chain,
@@ -208,9 +208,7 @@ def gallery_jobs(
             for s in ex.SIZE_SCALES[scale]["sizes"]
         }
     for p in ex.FIGURE_PRESETS:
-        if p not in needs:
-            continue
-        for seed in seeds:
+        for seed in seeds if p in needs else seeds[:1] if f"{p}:first" in needs else ():
             if p == "grpo" and seed == seeds[0]:
                 continue  # the "grpo" job
             jobs[f"run:{p}:{seed}"] = ex.figure_run_job(cache, p, scale=scale, task=task, seed=seed, progress=progress)

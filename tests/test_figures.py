@@ -86,3 +86,31 @@ def test_saved_figures_are_byte_identical_when_remade(tmp_path):
         blobs.append([p.read_bytes() for p in save_figure(fig, tmp_path / f"f{i}")])
     assert blobs[0] == blobs[1]
     assert b"<dc:date>" not in blobs[0][1]
+
+
+def test_a_figure_drawn_from_the_first_seed_trains_only_the_first_seed(tmp_path):
+    """`law_fit_runs` reads each preset's first seed: it asks for one run a preset and the sizes, not every seed;
+    the interventions figure, drawn with seed bands, asks for every seed."""
+    from entropylab import experiments as ex
+    from entropylab.figures import NEEDS, gallery_jobs
+
+    seeds = ex.SEEDS["full"]
+    assert len(seeds) > 1
+
+    def runs(figure: str) -> set[str]:
+        """The preset runs the figure's jobs train ("grpo" is the first GRPO seed's job), and the sizes."""
+        names = gallery_jobs(
+            ex.Cache(tmp_path),
+            set(NEEDS[figure]),
+            scale="full",
+            task="ladder",
+            sampling_task="fork",
+            size_task="arith",
+            progress=False,
+        )
+        return {f"run:grpo:{seeds[0]}" if n == "grpo" else n for n in names}
+
+    sizes = {f"size:{s}" for s in ex.SIZE_SCALES["full"]["sizes"]}
+    assert runs("law_fit_runs") == {f"run:{p}:{seeds[0]}" for p in ex.FIGURE_PRESETS} | sizes
+    assert runs("interventions") == {f"run:{p}:{s}" for p in ex.FIGURE_PRESETS for s in seeds}
+    assert runs("law_forecast") == {f"run:grpo:{seeds[0]}"}
