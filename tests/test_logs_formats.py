@@ -233,6 +233,18 @@ def test_validation_score_pairs_with_the_validation_samples_entropy() -> None:
     assert verl.attrs["entropylab"]["verl-file-logger"]["val_entropy"] is None
 
 
+def test_the_gallery_and_the_demo_pair_validation_scores_as_fit_does() -> None:
+    """`experiments.run_points` (the gallery's and the demo's law) reads several run directories into one frame;
+    each run keeps its info, so its validation score pairs with `val/entropy` as `entropylab fit` pairs it."""
+    from entropylab import experiments as ex
+
+    runs = {"grpo": FIX / "entropylab-run", "clip_cov": FIX / "entropylab-run"}
+    pts = ex.run_points(runs)
+    assert list(pts["run"].unique()) == ["grpo", "clip_cov"]
+    assert pts["entropy"].tolist() == pytest.approx([0.7, 0.7, 0.7, 0.7])  # val/entropy, not the training 0.8, 0.6
+    assert ex.run_metrics(runs)["preset"].unique().tolist() == ["grpo", "clip_cov"]
+
+
 def test_tensorboard_dir_and_file(tmp_path: Path) -> None:
     write_events(tmp_path / "tb")
     df = logs.load(tmp_path / "tb")

@@ -15,14 +15,14 @@ REAL_LOGS = Path(__file__).resolve().parents[2] / "data" / "real-logs"
 
 
 def run_metrics(runs: dict[str, Path]) -> pd.DataFrame:
-    """The runs' metrics in the canonical schema of `entropylab.logs`, with a `preset` column."""
+    """The runs' metrics in the canonical schema of `entropylab.logs`, with a `preset` column, in `runs`' order;
+    `attrs["entropylab"]` keeps each run's info (which entropy a validation score pairs with, for `run_points`)."""
     from entropylab import logs
 
-    frames = []
-    for preset, path in runs.items():
-        df = logs.load(path, run=preset)
-        frames.append(df.assign(preset=preset))
-    return pd.concat(frames, ignore_index=True)
+    frames = [logs.load(path, run=preset).assign(preset=preset) for preset, path in runs.items()]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["entropylab"] = {k: v for df in frames for k, v in df.attrs["entropylab"].items()}
+    return out
 
 
 def run_points(runs: dict[str, Path], score: str = "val/acc") -> pd.DataFrame:
