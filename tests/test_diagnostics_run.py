@@ -106,3 +106,17 @@ def test_entropy_change_scatter_puts_the_power_of_ten_in_the_axis_labels():
     assert "10$^{-3}$ nats per token" in ax.get_ylabel()
     assert ax.xaxis.get_offset_text().get_text() == "" and ax.yaxis.get_offset_text().get_text() == ""
     assert max(abs(v) for v in ax.get_xlim()) < 100
+
+
+def test_the_cli_offers_every_covariance_scope():
+    """`entropylab diagnose --scope` lists its choices without importing the diagnostics (CLI start-up stays
+    light), so the list is checked here against the one table, `covariance.SCOPES`."""
+    import argparse
+
+    from entropylab.cli import build_parser
+    from entropylab.diagnostics.covariance import SCOPES
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    diag = sub.choices["diagnose"]
+    scope = next(a for a in diag._actions if a.dest == "scope")
+    assert tuple(scope.choices) == SCOPES
