@@ -208,7 +208,8 @@ def gallery_jobs(
             for s in ex.SIZE_SCALES[scale]["sizes"]
         }
     for p in ex.FIGURE_PRESETS:
-        for seed in seeds if p in needs else seeds[:1] if f"{p}:first" in needs else ():
+        wanted = seeds if p in needs else seeds[:1] if f"{p}:first" in needs else ()
+        for seed in wanted:
             if p == "grpo" and seed == seeds[0]:
                 continue  # the "grpo" job
             jobs[f"run:{p}:{seed}"] = ex.figure_run_job(cache, p, scale=scale, task=task, seed=seed, progress=progress)

@@ -19,10 +19,7 @@ def run_metrics(runs: dict[str, Path]) -> pd.DataFrame:
     `attrs["entropylab"]` keeps each run's info (which entropy a validation score pairs with, for `run_points`)."""
     from entropylab import logs
 
-    frames = [logs.load(path, run=preset).assign(preset=preset) for preset, path in runs.items()]
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["entropylab"] = {k: v for df in frames for k, v in df.attrs["entropylab"].items()}
-    return out
+    return logs.concat([logs.load(path, run=preset).assign(preset=preset) for preset, path in runs.items()])
 
 
 def run_points(runs: dict[str, Path], score: str = "val/acc") -> pd.DataFrame:

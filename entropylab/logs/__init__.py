@@ -12,9 +12,19 @@ uses). Importing this package is cheap: pandas, pyarrow and tensorboard are impo
 Each format is one module of `entropylab.logs.formats`; `register_format(LogFormat(...))` adds one.
 """
 
-from entropylab.logs.api import LogWarning, load, points
+from entropylab.logs.api import LogWarning, concat, load, points
 from entropylab.logs.detect import FORMATS
 from entropylab.logs.formats import LOG_FORMATS, LogFormat, register_format
 from entropylab.logs.summary import inspect
 
-__all__ = ["FORMATS", "LOG_FORMATS", "LogFormat", "LogWarning", "inspect", "load", "points", "register_format"]
+__all__ = [
+    "FORMATS",
+    "LOG_FORMATS",
+    "LogFormat",
+    "LogWarning",
+    "concat",
+    "inspect",
+    "load",
+    "points",
+    "register_format",
+]

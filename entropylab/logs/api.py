@@ -160,6 +160,16 @@ def _score_column(df: pd.DataFrame, run: str, info: dict, score: str | None) -> 
     )
 
 
+def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of `load` as one, in their order, keeping every run's info in `attrs["entropylab"]` (pandas drops
+    attrs that differ between the frames it joins)."""
+    import pandas as pd
+
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    out.attrs["entropylab"] = {run: info for f in frames for run, info in f.attrs.get("entropylab", {}).items()}
+    return out
+
+
 def points(
     df: pd.DataFrame, *, score: str | None = None, entropy: str | None = None, initial: bool = False
 ) -> pd.DataFrame:
