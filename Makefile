@@ -34,8 +34,8 @@ test-slow: $(STAMP)
 	$(VPY) -m pytest -q -p no:cacheprovider -m recipe
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check entropylab tests benchmarks examples
-	$(VENV)/bin/ruff format --check entropylab tests benchmarks examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Every figure of figures/; `make figures ONLY=sampling_frontier,pass_at_k` draws only those (and computes only
 # what they need).
