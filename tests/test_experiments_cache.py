@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,6 +85,56 @@ def test_run_jobs_computes_in_process_what_is_left_and_returns_cached_results(tm
     results = ex.run_jobs([(as_frame, (tmp_path, 1), {}), (as_frame, (tmp_path, 2), {})], workers=2)
     assert [int(r["v"].iloc[0]) for r in results] == [1, 2]
     assert ex.run_jobs([(as_frame, (tmp_path, 2), {})], workers=1)[0]["v"].tolist() == [2]
+
+
+_SLOW_JOBS = """
+import os, sys, time
+from entropylab.experiments import as_cache, run_jobs
+
+def slow(cache, i):
+    cache = as_cache(cache)
+    cache.may_compute(cache.root / str(i))
+    (cache.root / f"worker{i}.pid").write_text(str(os.getpid()))
+    time.sleep(300)
+
+if __name__ == "__main__":
+    run_jobs([(slow, (sys.argv[1], i), {}) for i in range(2)], workers=2)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # an unreaped zombie has stopped
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers' parent-death signal is Linux's")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
+def test_stopping_the_parent_of_run_jobs_stops_its_workers(tmp_path, sig):
+    """Killing `entropylab figures` (or anything running jobs in workers) leaves no worker computing on."""
+    script = tmp_path / "jobs.py"
+    script.write_text(_SLOW_JOBS)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    pid_files = [tmp_path / f"worker{i}.pid" for i in range(2)]
+    deadline = time.monotonic() + 120
+    while not all(f.is_file() and f.read_text() for f in pid_files):
+        assert parent.poll() is None and time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.2)
+    workers = [int(f.read_text()) for f in pid_files]
+    assert all(_alive(w) for w in workers)
+    os.kill(parent.pid, sig)
+    parent.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), f"workers still running after {sig.name} to their parent"
 
 
 def _fake_train(calls):

@@ -161,14 +161,33 @@ class Job(NamedTuple):
     kwargs: dict
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
     import os
 
+    if parent is not None:
+        _die_with(parent)
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
+
+
+def _die_with(parent: int) -> None:
+    """On Linux, have the kernel send this worker SIGTERM when `parent` dies, even by SIGKILL, so that stopping
+    a run of the figures or the demo stops its workers too; exit at once if it is already gone."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def default_workers(workers: int | None = None) -> int:
@@ -211,7 +230,11 @@ def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> 
 
     start = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_worker) as pool:
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+    )
+    try:
         futures = {}
         for i in todo:
             f, a, k = jobs[i]
@@ -222,4 +245,10 @@ def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> 
                 f, a, _ = jobs[i]
                 what = ", ".join(str(x) for x in a if not isinstance(x, Path | Cache) and "/" not in str(x))
                 print(f"  done {f.__name__}({what}) at {time.perf_counter() - start:.0f} s", flush=True)
+    except BaseException:  # a failed job or an interrupt: stop the other jobs now, not after they finish
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in set(multiprocessing.active_children()) - before:
+            worker.terminate()
+        raise
+    pool.shutdown()
     return results
