@@ -386,6 +386,17 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to an option's help, unless the help already names its default, there is none, or
+    the option is an on/off flag."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or (action.nargs == 0 and action.default is False):
+            return text
+        return super()._get_help_string(action)
+
+
 def add_val_size(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--val-size",
@@ -425,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit R = -a*exp(H) + b per run, predict the ceiling, forecast from early steps",
         description="Fit the reward-entropy law per run, print estimates with 95%% intervals, the "
         "ceiling b - a, the forecast from the first steps and a verdict.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     add_log_options(p)
     p.add_argument(
@@ -474,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorBoard) while they are written. At each new validation point the law is "
         "refitted; the view shows the ceiling with its interval, the headroom, the "
         "forecast's last error, the verdict and alarms. Ctrl-C stops.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     add_log_options(p)
     add_val_size(p)
@@ -488,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-train the tiny base model on a synthetic task's corpus",
         description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
         "writes a transformers checkpoint with a model card.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--task", required=True, help="task family: arith or fork")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
@@ -524,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sample",
         help="power sampling (MH, SMC) and baselines on a task; writes samples and a summary",
         description="Sample answers to a task's problems with one method and score them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--model", default="fork", help="shipped model name or checkpoint directory")
     p.add_argument("--task", default="fork", help="task family")
@@ -585,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="GRPO with the entropy interventions on a transformers causal LM",
         description="Train with GRPO and write a run directory: config.yaml, metrics.jsonl "
         "(flushed every step), rollouts/*.parquet, checkpoints/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--preset", default="grpo", choices=PRESET_NAMES, help="named intervention preset")
     p.add_argument("--config", metavar="FILE", help="YAML file of config values (applied after the preset)")
@@ -631,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
         "figures",
         help="regenerate every paper figure (figures/), producing the runs it needs",
         description="Write the figures of the three papers and of the real logs, PNG and SVG.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--scale", default="full", choices=["quick", "demo", "full"], help="size of the runs behind them")

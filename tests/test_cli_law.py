@@ -91,3 +91,18 @@ def test_fit_real_log_in_a_subprocess():
     row = next(line for line in proc.stdout.splitlines() if line.startswith("gemma"))
     assert "0.696 [0.665, 0.726]" in row and row.rstrip().endswith("ok")
     assert proc.stderr == ""  # the torn last line of a log is normal input: no warning
+
+
+def test_every_help_names_each_default_once():
+    """No option's help says its default twice, or prints "(default: None)" / "(default: False)"."""
+    import argparse
+    import re
+
+    from entropylab.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        text = " ".join(parser.format_help().split())
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        for option in re.split(r"\s(?=--?[a-z])", text):
+            assert option.count("(default") <= 1, (name, option)
