@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -366,7 +367,7 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=("auto", *format_names()),
         metavar="FORMAT",
-        help="force a format instead of detecting it: %(choices)s (default: auto)",
+        help="force a format instead of detecting it: %(choices)s",
     )
     p.add_argument("--entropy-key", metavar="K", help="metric key to use as entropy (default: the alias table)")
     p.add_argument(
@@ -420,7 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     from entropylab import __version__
 
     parser.add_argument("--version", action="version", version=f"entropylab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # every subcommand's help shows its defaults (DefaultsHelp), unless the text already states them
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelp),
+    )
 
     p = sub.add_parser(
         "ingest",
@@ -436,7 +442,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit R = -a*exp(H) + b per run, predict the ceiling, forecast from early steps",
         description="Fit the reward-entropy law per run, print estimates with 95%% intervals, the "
         "ceiling b - a, the forecast from the first steps and a verdict.",
-        formatter_class=DefaultsHelp,
     )
     add_log_options(p)
     p.add_argument(
@@ -485,7 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorBoard) while they are written. At each new validation point the law is "
         "refitted; the view shows the ceiling with its interval, the headroom, the "
         "forecast's last error, the verdict and alarms. Ctrl-C stops.",
-        formatter_class=DefaultsHelp,
     )
     add_log_options(p)
     add_val_size(p)
@@ -499,7 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="pre-train the tiny base model on a synthetic task's corpus",
         description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
         "writes a transformers checkpoint with a model card.",
-        formatter_class=DefaultsHelp,
     )
     p.add_argument("--task", required=True, help="task family: arith or fork")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
@@ -535,7 +538,6 @@ def build_parser() -> argparse.ArgumentParser:
         "sample",
         help="power sampling (MH, SMC) and baselines on a task; writes samples and a summary",
         description="Sample answers to a task's problems with one method and score them.",
-        formatter_class=DefaultsHelp,
     )
     p.add_argument("--model", default="fork", help="shipped model name or checkpoint directory")
     p.add_argument("--task", default="fork", help="task family")
@@ -596,7 +598,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="GRPO with the entropy interventions on a transformers causal LM",
         description="Train with GRPO and write a run directory: config.yaml, metrics.jsonl "
         "(flushed every step), rollouts/*.parquet, checkpoints/.",
-        formatter_class=DefaultsHelp,
     )
     p.add_argument("--preset", default="grpo", choices=PRESET_NAMES, help="named intervention preset")
     p.add_argument("--config", metavar="FILE", help="YAML file of config values (applied after the preset)")
@@ -632,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job on the embedded default: runs, fits and figures in one report",
         description="Run the demo and write a self-contained HTML report.",
     )
-    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--fresh", action="store_true", help="recompute every piece instead of reusing finished ones")
     p.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
     p.add_argument("--workers", type=int, help="processes for the training runs (default: one per core, at most 2)")
@@ -642,7 +643,6 @@ def build_parser() -> argparse.ArgumentParser:
         "figures",
         help="regenerate every paper figure (figures/), producing the runs it needs",
         description="Write the figures of the three papers and of the real logs, PNG and SVG.",
-        formatter_class=DefaultsHelp,
     )
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--scale", default="full", choices=["quick", "demo", "full"], help="size of the runs behind them")
