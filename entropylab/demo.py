@@ -290,7 +290,8 @@ def run_demo(
     The training runs and samples behind the pieces run first in `workers` processes (default: one per core,
     at most 2; the quick demo: 1)."""
     import torch
-    from tqdm.auto import tqdm
+
+    from entropylab.progress import bar as progress_bar
 
     torch.set_num_threads(1)  # the tiny model's ops are too small for two threads (see entropylab.experiments)
     out, scale = Path(out), "quick" if quick else "demo"
@@ -303,7 +304,7 @@ def run_demo(
         "changes it: produced by `make demo` on this machine.",
     )
     rows: list[dict] = []
-    for piece in tqdm(PIECES, desc="demo", unit="piece"):
+    for piece in progress_bar(PIECES, desc="demo", unit="piece"):
         rows += piece(cache, report, scale, fresh)
     path = report.write(out / "report.html")
     print(format_table(rows, ["piece", "run", "result"]))

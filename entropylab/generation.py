@@ -271,9 +271,9 @@ def sample(
     bs = len(rows) if not batch_size else int(batch_size)
     chunks = [rows[i : i + bs] for i in range(0, len(rows), bs)]
     if progress:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        chunks = tqdm(chunks, desc="sample", unit="batch")
+        chunks = progress_bar(chunks, desc="sample", unit="batch")
     was_training = model.training
     model.eval()
     parts = []

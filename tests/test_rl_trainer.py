@@ -90,6 +90,13 @@ def test_run_directory_is_complete_and_readable(tiny_checkpoint, tmp_path):
     assert list(df["step"]) == [0, 1, 2, 3, 4, 5] and df["entropy"].iloc[1:].notna().all()
 
 
+def test_checkpoint_every_zero_checkpoints_the_last_step_only(tiny_checkpoint, tmp_path):
+    """0 means no periodic checkpoint, as for `val_every` and `dump_every`; the last step is still saved."""
+    cfg = resolve_config("grpo", overrides=small(tiny_checkpoint, steps=3, checkpoint_every=0, val_every=0))
+    run = train(cfg, tmp_path / "run", progress=False)
+    assert rundir.list_checkpoints(run) == [3]
+
+
 def test_route_shares_are_logged_for_a_task_with_routes(tiny_checkpoint, tmp_path):
     """On `ladder` every step logs the share of each route among its rollouts (and validation); a random
     model names no route, so all of it is `none`. Not `val/` keys, so never taken for a score."""

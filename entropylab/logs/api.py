@@ -87,9 +87,9 @@ def load(
         raise LogFormatError("no log given")
     srcs = [s for p in paths for s in detect.sources(Path(p), format)]
     if progress:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        srcs_iter: Any = tqdm(srcs, desc="reading logs", unit="log")
+        srcs_iter: Any = progress_bar(srcs, desc="reading logs", unit="log")
     else:
         srcs_iter = srcs
     read: list[tuple[detect.Source, str | None, Any]] = []

@@ -295,9 +295,9 @@ def _train_loop(
     losses: list[float] = []
     bar = range(steps)
     if desc:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        bar = tqdm(bar, desc=desc, unit="step")
+        bar = progress_bar(bar, desc=desc, unit="step")
     for step in bar:
         ids, w = batches[step]
         for g in opt.param_groups:

@@ -59,7 +59,7 @@ class TrainConfig:
     val_problems: int = 500  # standard error of val/acc at most 0.022
     val_greedy: bool = True
     dump_every: int = 10  # per-token rollout dump every N steps (0: never)
-    checkpoint_every: int = 25
+    checkpoint_every: int = 25  # a checkpoint every N steps and at the last (0: at the last only)
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:

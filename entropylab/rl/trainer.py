@@ -138,9 +138,8 @@ def rollout_dump(step: int, samples, tokenizer, problem_ids, old_logp, adv_tok, 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Path:
     """Run GRPO as configured and write the run directory `out`; returns it."""
-    from tqdm.auto import tqdm
-
     from entropylab.models import load_model, quiet_progress
+    from entropylab.progress import bar as progress_bar
     from entropylab.tasks import get_task
 
     run_dir = Path(out)
@@ -191,11 +190,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         writer.write({"step": 0, **validate(model, tokenizer, task, val_problems, cfg, 0)})
 
     update_precision = None  # resolved at the first update (the probe needs a real batch)
-    bar = tqdm(
+    bar = progress_bar(
         range(start + 1, cfg.steps + 1),
         desc=f"train {cfg.task}",
         unit="step",
-        disable=not progress,
+        show=progress,
         initial=start,
         total=cfg.steps,
     )
@@ -363,7 +362,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
             if dump_step:
                 dump = rollout_dump(step, samples, tokenizer, ids, old_logp, adv_tok, rewards, cov, micro_of)
                 rundir.write_dump(run_dir, step, rundir.coerce_dump(pd.DataFrame(dump)))
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
                 kept = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
                 with quiet_progress():
                     rundir.save_checkpoint(

@@ -265,9 +265,9 @@ def power_sample_mh(
         if kept:
             bar = None
             if progress:
-                from tqdm.auto import tqdm
+                from entropylab.progress import bar as progress_bar
 
-                bar = tqdm(total=n_rows * len(ends) * (1 + mcmc_steps), desc="power MH", unit="job")
+                bar = progress_bar(total=n_rows * len(ends) * (1 + mcmc_steps), desc="power MH", unit="job")
             runner = KeptChains(factory, prompt, prompt_mask, t_max)
             out = runner.run(
                 chains,
@@ -383,9 +383,9 @@ def _run_lockstep(
     done = torch.zeros(n_rows, dtype=torch.bool, device=device)
     evaluated = generated = prefilled = 0
     if progress:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        ends = tqdm(ends, desc="power MH", unit="block")
+        ends = progress_bar(ends, desc="power MH", unit="block")
     for end in ends:
         rows = (~done).nonzero()[:, 0]
         if rows.numel() == 0:

@@ -129,9 +129,9 @@ def power_sample_smc(
         logits = dec.prefill(prompt, prompt_mask)
         steps = range(t_max)
         if progress:
-            from tqdm.auto import tqdm
+            from entropylab.progress import bar as progress_bar
 
-            steps = tqdm(steps, desc="power SMC", unit="token")
+            steps = progress_bar(steps, desc="power SMC", unit="token")
         a_prev = alpha_schedule(alpha, alpha_ramp, 0)
         for t in steps:
             # 1. extend the live particles by one token from q_t and weight them

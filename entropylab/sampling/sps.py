@@ -107,9 +107,9 @@ def power_sample_sps(
         logits = dec.prefill(prompt, prompt_mask)
         steps = range(t_max)
         if progress:
-            from tqdm.auto import tqdm
+            from entropylab.progress import bar as progress_bar
 
-            steps = tqdm(steps, desc="power SPS", unit="token")
+            steps = progress_bar(steps, desc="power SPS", unit="token")
         for t in steps:
             p = token_stats(logits, top=k)
             logp, ent = p.logp, p.entropy

@@ -167,9 +167,9 @@ def temperature_grid(
     if not pairs:
         raise TokensError("temperature_grid: empty temperature lists")
     if progress:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        pairs = tqdm(pairs, desc="temperature grid")
+        pairs = progress_bar(pairs, desc="temperature grid")
     rows = []
     for th, tl in pairs:
         result = run(th, tl)

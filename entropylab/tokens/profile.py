@@ -316,9 +316,9 @@ def entropy_profile(
     order = sorted(range(len(units)), key=lambda u: len(units[u].ids))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if progress:
-        from tqdm.auto import tqdm
+        from entropylab.progress import bar as progress_bar
 
-        batches = tqdm(batches, desc="entropy_profile", unit="batch")
+        batches = progress_bar(batches, desc="entropy_profile", unit="batch")
     was_training = model.training
     model.eval()
     try:
