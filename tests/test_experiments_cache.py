@@ -87,6 +87,35 @@ def test_run_jobs_computes_in_process_what_is_left_and_returns_cached_results(tm
     assert ex.run_jobs([(as_frame, (tmp_path, 2), {})], workers=1)[0]["v"].tolist() == [2]
 
 
+_ORDER_JOBS = """
+import sys, time
+from entropylab.experiments import as_cache, run_jobs
+
+def wait(cache, seconds):
+    cache = as_cache(cache)
+    cache.may_compute(cache.root / str(seconds))
+    time.sleep(seconds)
+    return seconds
+
+if __name__ == "__main__":
+    print(run_jobs([(wait, (sys.argv[1], s), {}) for s in (3.0, 0.1)], workers=2), flush=True)
+"""
+
+
+def test_run_jobs_reports_each_job_as_it_finishes_and_returns_results_in_order(tmp_path):
+    """The short second job is reported first, not after the long first one; the results keep the jobs' order."""
+    script = tmp_path / "jobs.py"
+    script.write_text(_ORDER_JOBS)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "cache")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split("(")[1].split(")")[0] for line in lines if "done wait" in line] == ["0.1", "3.0"], lines
+    assert lines[-1] == "[3.0, 0.1]"
+
+
 _SLOW_JOBS = """
 import os, sys, time
 from entropylab.experiments import as_cache, run_jobs

@@ -226,7 +226,7 @@ def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> 
             results[i] = f(*a, **k)
         return results
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     start = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
@@ -238,9 +238,10 @@ def run_jobs(jobs: Sequence[tuple], workers: int = 1, progress: bool = True) -> 
         futures = {}
         for i in todo:
             f, a, k = jobs[i]
-            futures[i] = pool.submit(f, *a, **({**k, "progress": False} if "progress" in k else k))
-        for i in todo:  # one line per finished job instead of interleaved progress bars
-            results[i] = futures[i].result()
+            futures[pool.submit(f, *a, **({**k, "progress": False} if "progress" in k else k))] = i
+        for future in as_completed(futures):  # one line per job as it finishes, not interleaved progress bars
+            i = futures[future]
+            results[i] = future.result()
             if progress:
                 f, a, _ = jobs[i]
                 what = ", ".join(str(x) for x in a if not isinstance(x, Path | Cache) and "/" not in str(x))
