@@ -128,3 +128,37 @@ def test_parameters_refused() -> None:
         get_task("ladder", kinds={"odd": 1.0})
     task = get_task("ladder", p_fast=0.0, p_half=0.0, p_add=1.0)
     assert {task.route(d.completion) for d in task.documents(100)} == {"add"}
+
+
+def test_practice_ladder_writes_adds_carries_at_its_rate_and_keeps_ladders_verifier():
+    """`ladder_practice`: add's documents make each carry `add_carry` of the time (so add is right on about 47% of
+    the corpus's problems, below half's 70%); the other routes are written as on ladder, with ladder's verifier."""
+    from entropylab.models.pretraining import RECIPES
+    from entropylab.tasks import TaskError, get_task
+    from entropylab.tasks.ladder import carries
+
+    task = get_task("ladder_practice")
+    docs = task.documents(6000, seed=0, error_rate=0.0)
+    made = total = 0
+    right: dict[str, list[float]] = {r: [] for r in ("fast", "half", "add")}
+    for d in docs:
+        route = task.route(d.completion)
+        right[route].append(float(not d.flawed))
+        assert d.flawed == (task.reward([d.completion], [d.problem])[0] == 0)
+        if route != "add":
+            assert d.completion == task.route_completion(d.problem, route)
+            continue
+        nums, lines = d.problem.meta["numbers"], d.completion.split("\n")[1:-1]
+        cur = nums[0]
+        for x, line in zip(nums[1:], lines):
+            left, written = line.split("+")[0], int(line.split("=")[1])
+            assert int(left) == cur  # each line continues from what was written
+            if carries(cur, x):
+                total += 1
+                made += written == cur + x
+            cur = written
+    assert abs(made / total - 0.25) < 0.03
+    assert abs(sum(right["add"]) / len(right["add"]) - 0.47) < 0.05 and sum(right["half"]) / len(right["half"]) > 0.65
+    assert RECIPES["ladder_practice"]["init"] == "ladder"
+    with pytest.raises(TaskError, match="add_carry"):
+        get_task("ladder_practice", add_carry=1.5)

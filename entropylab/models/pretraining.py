@@ -29,6 +29,7 @@ RECIPES: dict[str, dict] = {
     "arith": dict(steps=1500, lr=2e-3, error_rate=0.5, clean_steps=1100, easy_share=0.3, init="scratch"),
     "fork": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
     "ladder": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
+    "ladder_practice": dict(steps=400, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="ladder"),
 }
 
 

@@ -12,11 +12,17 @@ from collections.abc import Mapping
 from entropylab.tasks.arith import ArithTask
 from entropylab.tasks.base import ALPHABET, SPLITS, Document, Problem, Task, TaskError, normalize_answer, split_of
 from entropylab.tasks.fork import ForkTask
-from entropylab.tasks.ladder import LadderTask
+from entropylab.tasks.ladder import LadderTask, PracticeLadderTask
 from entropylab.tasks.real import MathTask, apply_chat_template, extract_boxed, load_problems
 
 #: name -> task class; `get_task` builds one.
-TASKS: dict[str, type[Task]] = {"arith": ArithTask, "fork": ForkTask, "ladder": LadderTask, "math": MathTask}
+TASKS: dict[str, type[Task]] = {
+    "arith": ArithTask,
+    "fork": ForkTask,
+    "ladder": LadderTask,
+    "ladder_practice": PracticeLadderTask,
+    "math": MathTask,
+}
 
 
 def list_tasks() -> list[str]:
@@ -64,6 +70,7 @@ __all__ = [
     "ForkTask",
     "LadderTask",
     "MathTask",
+    "PracticeLadderTask",
     "Problem",
     "Task",
     "TaskError",

@@ -208,3 +208,46 @@ class LadderTask(Task):
     def __repr__(self) -> str:
         probs = ", ".join(f"p_{r}={p:g}" for r, p in self.route_probs.items())
         return f"LadderTask({probs}, kinds={self.kinds})"
+
+
+def render_practised(numbers: Sequence[int], carry: float, rng: random.Random) -> str:
+    """The add route written by a writer who makes each carrying step's carry with probability `carry` and
+    otherwise forgets it (the step then reads as fast's), each later line continuing from what was written."""
+    cur, results = numbers[0], []
+    for x in numbers[1:]:
+        cur = cur + x if (not carries(cur, x) or rng.random() < carry) else no_carry(cur, "+", x)
+        results.append(cur)
+    lefts = [numbers[0], *results[:-1]]
+    lines = [f"{a}+{b}={r}" for a, b, r in zip(lefts, numbers[1:], results)]
+    return " add\n" + "\n".join(lines) + f"\nanswer: {results[-1]}"
+
+
+class PracticeLadderTask(LadderTask):
+    """`ladder` whose sure route is unpractised: the corpus writes add's carries right only `add_carry` (0.25) of
+    the time, so the base model's add is right on about 40% of problems, below half's 70%, and only practice
+    under RL makes it the best route. Problems, routes and verifier are ladder's; only the corpus differs."""
+
+    name = "ladder_practice"
+
+    def __init__(self, add_carry: float = 0.25, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not (isinstance(add_carry, int | float) and 0.0 <= add_carry <= 1.0):
+            raise TaskError(f"task 'ladder_practice': add_carry must be in [0, 1], got {add_carry!r}")
+        self.add_carry = float(add_carry)
+
+    def _document(self, rng: random.Random, problem: Problem, rate: float) -> Document:
+        """A route drawn with the corpus's probabilities; add written with its carries right `add_carry` of the time."""
+        route = rng.choices(ROUTES, [self.route_probs[r] for r in ROUTES])[0]
+        if route == "add":
+            completion = render_practised(problem.meta["numbers"], self.add_carry, rng)
+        else:
+            completion = self.route_completion(problem, route)
+        right = self.reward([completion], [problem])[0] > 0
+        return Document(problem, completion, not right, None if right else route)
+
+    def corpus_note(self) -> str:
+        """What the pre-training documents hold, in words (for the model card)."""
+        return (
+            super().corpus_note()
+            + f" The add route makes each carry only {self.add_carry:.0%} of the time and otherwise forgets it."
+        )
