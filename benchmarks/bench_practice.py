@@ -21,10 +21,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from bench_world import run_summary, t_interval  # the same summary and interval as the ladder study
 
 from entropylab import experiments as ex
-from entropylab import rundir
 
 TASK = "ladder_practice"
 #: On top of `experiments.SCALES["full"]` (16 prompts x 8, lr 1e-4, validation every 5 steps): shorter, and
@@ -40,34 +39,6 @@ def pretrained(root: Path) -> Path:
     if not (out / "config.json").exists():
         pretrain(TASK, out, threads=1, precision="float32", progress=False)
     return out
-
-
-def summary(run: Path) -> dict:
-    """Entropy first/last 10% of steps, best and final validation accuracy, final route shares."""
-    m = pd.DataFrame(rundir.read_metrics(run))
-    tr = m[m.step > 0].dropna(subset=["entropy"]).sort_values("step")
-    k = max(1, round(0.1 * len(tr)))
-    val = m.dropna(subset=["val/acc"]).sort_values("step")
-    out = {
-        "H_first": tr.entropy.iloc[:k].mean(),
-        "H_last": tr.entropy.iloc[-k:].mean(),
-        "acc_best": val["val/acc"].max(),
-        "acc_final": val["val/acc"].iloc[-1],
-    }
-    for r in ("fast", "half", "add"):
-        out[f"share_{r}"] = val.get(f"route/val_share_{r}", pd.Series([math.nan])).iloc[-1]
-    return out
-
-
-def t_interval(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of paired differences (NaN interval for one pair)."""
-    from scipy import stats
-
-    mean = float(d.mean())
-    if d.size < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
-    return mean, mean - half, mean + half
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         for p, s in keys
     ]
     runs = dict(zip(keys, ex.run_jobs(jobs, args.workers, progress=True)))
-    rows = {key: summary(path) for key, path in runs.items()}
+    rows = {key: run_summary(path) for key, path in runs.items()}
     print(f"\n{TASK}: {len(args.seeds)} seed(s), the full scale with {' '.join(overrides)}")
     print("preset    seed  entropy first -> last   x GRPO   best acc  final acc  final shares fast/half/add")
     for (p, s), r in rows.items():
         ratio = r["H_last"] / rows[("grpo", s)]["H_last"]
-        shares = "/".join(f"{r[f'share_{x}']:.2f}" for x in ("fast", "half", "add"))
+        shares = "/".join(f"{r.get(f'end_share_{x}', math.nan):.2f}" for x in ("fast", "half", "add"))
         print(
             f"{p:9s} {s:4d}  {r['H_first']:.4f} -> {r['H_last']:.4f}   {ratio:5.2f}   {r['acc_best']:.3f}"
             f"     {r['acc_final']:.3f}      {shares}"
