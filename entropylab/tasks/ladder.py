@@ -79,7 +79,11 @@ def route_results(route: str, numbers: Sequence[int]) -> list[int]:
 
 def render_route(route: str, numbers: Sequence[int]) -> str:
     """The completion of route `route` on `numbers`: the route name, one line per step, the answer line."""
-    results = route_results(route, numbers)
+    return _written(route, numbers, route_results(route, numbers))
+
+
+def _written(route: str, numbers: Sequence[int], results: Sequence[int]) -> str:
+    """The completion naming `route` whose step lines write `results`, each line continuing from the last."""
     lefts = [numbers[0], *results[:-1]]
     lines = [f"{a}+{b}={r}" for a, b, r in zip(lefts, numbers[1:], results)]
     return f" {route}\n" + "\n".join(lines) + f"\nanswer: {results[-1]}"
@@ -217,9 +221,7 @@ def render_practised(numbers: Sequence[int], carry: float, rng: random.Random) -
     for x in numbers[1:]:
         cur = cur + x if (not carries(cur, x) or rng.random() < carry) else no_carry(cur, "+", x)
         results.append(cur)
-    lefts = [numbers[0], *results[:-1]]
-    lines = [f"{a}+{b}={r}" for a, b, r in zip(lefts, numbers[1:], results)]
-    return " add\n" + "\n".join(lines) + f"\nanswer: {results[-1]}"
+    return _written("add", numbers, results)
 
 
 class PracticeLadderTask(LadderTask):
