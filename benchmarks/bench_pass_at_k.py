@@ -1,6 +1,6 @@
 """pass@k of the base model against a trained checkpoint on the same held-out problems (diversity after RL).
 
-Run: `.venv/bin/python benchmarks/bench_pass_at_k.py RUN_DIR_OR_CHECKPOINT [--base ladder] [--task ladder]
+Run: `.venv/bin/python benchmarks/bench_pass_at_k.py RUN_DIR_OR_CHECKPOINT [--base ladder_practice] [--task ladder_practice]
       [--problems 300] [--samples 64] [--seed 1]` (one torch thread). A run directory means its last checkpoint.
 Prints pass@k for k = 1, 2, 4, ... up to `--samples` (the unbiased estimator from `--samples` samples at
 temperature 1) of both models and the trained model's lead over the base, paired by problem, with its standard
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from entropylab import experiments as ex
 from entropylab.evaluate import pass_at_k, sample_and_score
 from entropylab.models import load_model
 from entropylab.rundir import latest_checkpoint
@@ -23,8 +24,8 @@ from entropylab.rundir import latest_checkpoint
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trained", help="a run directory (its last checkpoint) or a checkpoint directory")
-    ap.add_argument("--base", default="ladder")
-    ap.add_argument("--task", default="ladder")
+    ap.add_argument("--base", default=ex.DEFAULT_TASK, help="base model (default: the default world's)")
+    ap.add_argument("--task", default=ex.DEFAULT_TASK)
     ap.add_argument("--problems", type=int, default=300)
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)

@@ -187,7 +187,7 @@ def test_env_var_names_shipped_models(tok, tiny_model, tmp_path, monkeypatch):
         load_model("other")
 
 
-@pytest.mark.parametrize("name", ["arith", "fork", "ladder"])
+@pytest.mark.parametrize("name", ["arith", "fork", "ladder", "ladder_practice"])
 def test_shipped_checkpoints_load_and_talk(name, monkeypatch):
     monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
     if name not in shipped_models():
@@ -302,3 +302,18 @@ def test_shipped_ladder_model_is_unsure_at_the_route_token(monkeypatch):
     assert ent[rest].mean() < 0.03
     stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
     assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/half"] - 0.35) < 0.12
+
+
+def test_shipped_ladder_practice_model_has_an_unpractised_sure_route(monkeypatch):
+    """The ladder_practice model takes the routes about as the ladder corpus does, but its add route, whose carries
+    its corpus makes a quarter of the time, is right less often than half: the sure route starts as the worse."""
+    monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
+    if "ladder_practice" not in shipped_models():
+        pytest.skip("checkpoint ladder_practice not shipped")
+    model, tok = load_model("ladder_practice")
+    task = get_task("ladder_practice")
+    problems = task.problems("test", 128)
+    s = sample(model, tok, [p.prompt for p in problems], n=4, max_new_tokens=64, seed=0)
+    stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
+    assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/add"] - 0.10) < 0.07
+    assert stats["acc/half"] - stats["acc/add"] > 0.12
