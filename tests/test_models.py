@@ -285,22 +285,28 @@ def test_ladder_card_describes_its_routes(tmp_path):
     assert sum(shares) == pytest.approx(1.0)
 
 
+def _shipped_route_samples(name: str, n_problems: int):
+    """Four samples at temperature 1 of the shipped model `name` on `n_problems` test problems, with the route
+    statistics of its task (skips when `name` is not shipped)."""
+    if name not in shipped_models():
+        pytest.skip(f"checkpoint {name} not shipped")
+    model, tok = load_model(name)
+    task = get_task(name)
+    problems = task.problems("test", n_problems)
+    s = sample(model, tok, [p.prompt for p in problems], n=4, max_new_tokens=64, seed=0)
+    return s, task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
+
+
 def test_shipped_ladder_model_is_unsure_at_the_route_token(monkeypatch):
     """The ladder model's uncertainty sits at the route token (the completion's second token): about the corpus's
     0.93 nats there, near zero elsewhere; it takes the routes about as often as the corpus does."""
     monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
-    if "ladder" not in shipped_models():
-        pytest.skip("checkpoint ladder not shipped")
-    model, tok = load_model("ladder")
-    task = get_task("ladder")
-    problems = task.problems("test", 64)
-    s = sample(model, tok, [p.prompt for p in problems], n=4, max_new_tokens=64, seed=0)
+    s, stats = _shipped_route_samples("ladder", 64)
     ent, mask = s.entropy.numpy(), s.response_mask.numpy().astype(bool)
     assert ent[:, 1].mean() > 0.6
     rest = mask.copy()
     rest[:, 1] = False
     assert ent[rest].mean() < 0.03
-    stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
     assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/half"] - 0.35) < 0.12
 
 
@@ -308,12 +314,6 @@ def test_shipped_ladder_practice_model_has_an_unpractised_sure_route(monkeypatch
     """The ladder_practice model takes the routes about as the ladder corpus does, but its add route, whose carries
     its corpus makes a quarter of the time, is right less often than half: the sure route starts as the worse."""
     monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
-    if "ladder_practice" not in shipped_models():
-        pytest.skip("checkpoint ladder_practice not shipped")
-    model, tok = load_model("ladder_practice")
-    task = get_task("ladder_practice")
-    problems = task.problems("test", 128)
-    s = sample(model, tok, [p.prompt for p in problems], n=4, max_new_tokens=64, seed=0)
-    stats = task.route_stats(s.texts, [problems[i] for i in s.prompt_index.tolist()])
+    _, stats = _shipped_route_samples("ladder_practice", 128)
     assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/add"] - 0.10) < 0.07
     assert stats["acc/half"] - stats["acc/add"] > 0.12
