@@ -1,7 +1,8 @@
 """pass@k of the base model against a trained checkpoint on the same held-out problems (diversity after RL).
 
-Run: `.venv/bin/python benchmarks/bench_pass_at_k.py RUN_DIR_OR_CHECKPOINT [--base ladder_practice] [--task ladder_practice]
-      [--problems 300] [--samples 64] [--seed 1]` (one torch thread). A run directory means its last checkpoint.
+Run: `.venv/bin/python benchmarks/bench_pass_at_k.py RUN_DIR_OR_CHECKPOINT [--base MODEL] [--task TASK]
+      [--problems 300] [--samples 64] [--seed 1]` (one torch thread; base model and task default to
+      `experiments.DEFAULT_TASK`). A run directory means its last checkpoint.
 Prints pass@k for k = 1, 2, 4, ... up to `--samples` (the unbiased estimator from `--samples` samples at
 temperature 1) of both models and the trained model's lead over the base, paired by problem, with its standard
 error and 95% interval over problems.
