@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -223,6 +224,29 @@ def test_kl_cov_on_policy_is_plain_pg_and_off_policy_differs_on_exactly_k_tokens
         cov = token_covariance(logp, adv, mask).masked_fill(~mask, -math.inf)
         rest = cov[mask & ~differs]
         assert cov[differs].min() >= (rest.max() if rest.numel() else -math.inf)
+
+
+def test_state_scope_centres_each_token_at_its_own_state():
+    # batch centring picks token 2 (an unlikely token of a penalised response, far below the batch's mean
+    # log-prob); centring at each state's -H picks token 1 (a rewarded token more likely than its state's average)
+    logp = torch.tensor([[-0.1, -1.0, -3.0, -0.5]])
+    ent = torch.tensor([[0.0, 2.0, 2.5, 0.6]])
+    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    mask = torch.ones_like(logp)
+    old = logp - 0.1
+    base = -adv * math.exp(0.1)
+    opts = LossOptions(policy_loss="kl_cov", kl_cov_ratio=0.25, cov_scope="state")
+    picked = {}
+    for scope, center in (("micro", None), ("state", (0.0, -ent))):
+        per_token, _ = kl_cov_policy_loss(logp, old, adv, mask, opts, center=center)
+        picked[scope] = int((abs(per_token - base) > 1e-6).reshape(-1).nonzero().squeeze(1))
+        composed, _ = compute_policy_loss(logp, old, adv, mask, replace(opts, cov_scope=scope), entropy=ent)
+        assert float(composed) == pytest.approx(float(per_token.mean()), abs=1e-6)
+    assert picked == {"micro": 2, "state": 1}
+    cov = token_covariance(logp, adv, mask, (0.0, -ent))
+    assert close(cov, [[-0.1, 1.0, 0.5, -0.1]], tol=1e-6)
+    with pytest.raises(ConfigError, match="state"):
+        compute_policy_loss(logp, old, adv, mask, LossOptions(policy_loss="clip_cov", cov_scope="state"))
 
 
 def test_kl_cov_minimum_one_token():

@@ -62,6 +62,8 @@ AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 KL_KINDS = ("k1", "abs", "k2", "k3", "low_var_kl")
 ENTROPY_MASKS = (None, "top", "bottom")
 SCOPES = ("micro", "batch")
+#: where Clip-Cov / KL-Cov centre log pi: the tensors handed in, the whole batch, or each token's own state
+COV_SCOPES = ("micro", "batch", "state")
 NORMALISATIONS = ("selected", "all")
 
 # exp() of a log-ratio beyond this is clamped (as verl does) so a stale token cannot overflow the ratio.
@@ -80,7 +82,7 @@ class PolicyLossFn(Protocol):
         opts: LossOptions,
         *,
         generator: torch.Generator | None = None,
-        center: tuple[float, float] | None = None,
+        center: tuple[float, float | Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, float]]: ...
 
 
@@ -119,7 +121,9 @@ class LossOptions:
         paper's value; upstream verl's config default is 0.1).
     cov_scope: "micro" centres the covariance over the tensors handed to the loss (the reference
         behaviour); "batch" requires the caller to pass ``center`` computed over the whole batch with
-        :func:`covariance_center` / :func:`covariance_sums`.
+        :func:`covariance_center` / :func:`covariance_sums`; "state" centres each token's log-prob at its own
+        state's expected log-prob, ``-H(state)`` (the per-state covariance of the entropy theorem), with the
+        advantage centred as for "batch" when ``center`` is given (else over these tensors).
     Aggregation: loss_agg_mode (one of ``AGG_MODES``, default "token-mean" as in the recipes); norm_len
         (the constant divisor of "seq-mean-token-sum-norm", default T, the padded length).
     Entropy mask (80/20): entropy_mask None (off), "top" (train on the top-rho entropy tokens) or
@@ -180,7 +184,7 @@ class LossOptions:
             isinstance(self.norm_len, bool) or not isinstance(self.norm_len, int) or self.norm_len < 1
         ):
             fail("norm_len", "must be a positive integer or None (= the padded response length)")
-        choice("cov_scope", SCOPES)
+        choice("cov_scope", COV_SCOPES)
         choice("loss_agg_mode", AGG_MODES)
         choice("entropy_mask", ENTROPY_MASKS)
         choice("entropy_scope", SCOPES)
@@ -235,12 +239,12 @@ def covariance_center(logp: Tensor, advantages: Tensor, mask: Tensor) -> tuple[f
 
 
 def token_covariance(
-    logp: Tensor, advantages: Tensor, mask: Tensor, center: tuple[float, float] | None = None
+    logp: Tensor, advantages: Tensor, mask: Tensor, center: tuple[float, float | Tensor] | None = None
 ) -> Tensor:
     """Per-token ``cov_i = (A_i - mean A) * (logp_i - mean logp)``, detached, 0 on padding.
 
     The means run over the valid tokens handed in (the reference: one micro-batch) unless ``center``
-    supplies batch-wide means.
+    supplies batch-wide means; its log-prob centre may be a tensor of per-token centres (cov_scope "state").
     """
     valid = _valid(mask)
     mean_a, mean_lp = center if center is not None else covariance_center(logp, advantages, mask)
@@ -279,7 +283,7 @@ def vanilla_policy_loss(
     opts: LossOptions,
     *,
     generator: torch.Generator | None = None,
-    center: tuple[float, float] | None = None,
+    center: tuple[float, float | Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate with clip-higher and optional dual clip (verl's "vanilla").
 
@@ -311,7 +315,7 @@ def clip_cov_policy_loss(
     opts: LossOptions,
     *,
     generator: torch.Generator | None = None,
-    center: tuple[float, float] | None = None,
+    center: tuple[float, float | Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Clip-Cov (Cui et al. 2025): PPO loss with a few high-covariance tokens' loss zeroed.
 
@@ -356,7 +360,7 @@ def kl_cov_policy_loss(
     opts: LossOptions,
     *,
     generator: torch.Generator | None = None,
-    center: tuple[float, float] | None = None,
+    center: tuple[float, float | Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """KL-Cov (Cui et al. 2025): unclipped ``-A*rho``, plus ``beta*|logp - old_logp|`` on the top-k tokens by cov.
 
@@ -528,13 +532,13 @@ def compute_policy_loss(
     entropy: Tensor | None = None,
     ref_logp: Tensor | None = None,
     generator: torch.Generator | None = None,
-    center: tuple[float, float] | None = None,
+    center: tuple[float, float | Tensor] | None = None,
     entropy_cutoff: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The scalar training loss and its metrics: policy loss (+ entropy mask) + entropy bonus + ref KL.
 
     1. the registered ``opts.policy_loss`` gives a per-token loss (``center`` overrides the covariance
-       centre; needed when ``opts.cov_scope == "batch"``);
+       centre; needed when ``opts.cov_scope == "batch"``; with "state" the log-prob centre is ``-entropy``);
     2. with ``opts.entropy_mask`` the loss keeps only the top-/bottom-rho entropy tokens (cutoff from
        these tensors, or ``entropy_cutoff`` for ``entropy_scope == "batch"``);
     3. it is aggregated with ``opts.loss_agg_mode`` / ``opts.mask_normalise``;
@@ -552,6 +556,12 @@ def compute_policy_loss(
         raise ConfigError("LossOptions.entropy_scope = 'batch' needs entropy_cutoff=entropy_threshold(...)")
     if opts.kl_coef != 0.0 and ref_logp is None:
         raise ConfigError("LossOptions.kl_coef != 0 needs ref_logp, the reference model's log-probs")
+
+    if opts.cov_scope == "state" and opts.policy_loss in ("clip_cov", "kl_cov"):
+        if entropy is None:
+            raise ConfigError("LossOptions.cov_scope = 'state' needs the per-token entropy tensor")
+        mean_a = center[0] if center is not None else covariance_center(logp, advantages, mask)[0]
+        center = (mean_a, -entropy.detach().float())
 
     valid = _valid(mask)
     policy_loss = get_policy_loss(opts.policy_loss)

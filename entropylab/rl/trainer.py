@@ -243,7 +243,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
                 old_logp, old_ent = logprobs_of(model, input_ids, attn, mask, cfg.temperature)
             ref_logp = logprobs_of(ref_model, input_ids, attn, mask, cfg.temperature)[0] if ref_model else None
         step_center = covariance_center(old_logp, adv_tok, mask)  # the whole step: the dump's covariance
-        center = step_center if cfg.loss.cov_scope == "batch" else None
+        center = step_center if cfg.loss.cov_scope in ("batch", "state") else None
         cutoff = (
             entropy_threshold(old_ent, mask, cfg.loss.rho)
             if cfg.loss.entropy_mask and cfg.loss.entropy_scope == "batch"
