@@ -162,3 +162,20 @@ def test_practice_ladder_writes_adds_carries_at_its_rate_and_keeps_ladders_verif
     assert RECIPES["ladder_practice"]["init"] == "ladder"
     with pytest.raises(TaskError, match="add_carry"):
         get_task("ladder_practice", add_carry=1.5)
+
+
+def test_twin_ladder_has_two_sure_routes_and_ladders_corpus():
+    """`ladder_twin`: no problem carries in its last step, so half and add are right on every problem, fast on the
+    clean 40%; the routes and their probabilities are ladder's."""
+    from entropylab.tasks import get_task
+
+    task, ladder = get_task("ladder_twin"), get_task("ladder")
+    problems = task.problems("test", 400, seed=0)
+    assert {p.meta["kind"] for p in problems} == {"clean", "early"}
+    for route in ("half", "add"):
+        assert all(task.route_right(p, route) for p in problems)
+        assert task.reward([task.route_completion(p, route) for p in problems], problems) == [1.0] * len(problems)
+    clean = sum(p.meta["kind"] == "clean" for p in problems) / len(problems)
+    assert abs(clean - 0.4) < 0.07
+    assert task.route_probs == ladder.route_probs
+    assert task.expected_accuracy() == pytest.approx(0.55 * 0.4 + 0.35 + 0.10)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from entropylab.tasks.arith import ArithTask
 from entropylab.tasks.base import ALPHABET, SPLITS, Document, Problem, Task, TaskError, normalize_answer, split_of
 from entropylab.tasks.fork import ForkTask
-from entropylab.tasks.ladder import LadderTask, PracticeLadderTask
+from entropylab.tasks.ladder import LadderTask, PracticeLadderTask, TwinLadderTask
 from entropylab.tasks.real import MathTask, apply_chat_template, extract_boxed, load_problems
 
 #: name -> task class; `get_task` builds one.
@@ -21,6 +21,7 @@ TASKS: dict[str, type[Task]] = {
     "fork": ForkTask,
     "ladder": LadderTask,
     "ladder_practice": PracticeLadderTask,
+    "ladder_twin": TwinLadderTask,
     "math": MathTask,
 }
 
@@ -74,6 +75,7 @@ __all__ = [
     "Problem",
     "Task",
     "TaskError",
+    "TwinLadderTask",
     "apply_chat_template",
     "extract_boxed",
     "get_task",

@@ -253,3 +253,15 @@ class PracticeLadderTask(LadderTask):
             super().corpus_note()
             + f" The add route makes each carry only {self.add_carry:.0%} of the time and otherwise forgets it."
         )
+
+
+class TwinLadderTask(LadderTask):
+    """`ladder` without last-step carries (``kinds`` = {"clean": 0.4, "early": 0.6}): half and add are then both
+    sure and fast, the likely route, is right on 40% of problems. Routes, corpus and verifier are ladder's, so the
+    shipped ladder model serves it; RL must leave fast, and nothing in the reward prefers one sure route."""
+
+    name = "ladder_twin"
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("kinds", {"clean": 0.4, "early": 0.6, "late": 0.0})
+        super().__init__(**kwargs)
