@@ -257,8 +257,9 @@ class PracticeLadderTask(LadderTask):
 
 class TwinLadderTask(LadderTask):
     """`ladder` without last-step carries (``kinds`` = {"clean": 0.4, "early": 0.6}): half and add are then both
-    sure and fast, the likely route, is right on 40% of problems. Routes, corpus and verifier are ladder's, so the
-    shipped ladder model serves it; RL must leave fast, and nothing in the reward prefers one sure route."""
+    sure and fast, the likely route, is right on 40% of problems. Routes, route probabilities and verifier are
+    ladder's, so the shipped ladder model serves it; RL must leave fast, and nothing in the reward prefers one sure
+    route."""
 
     name = "ladder_twin"
 
