@@ -81,6 +81,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from entropylab.cutoff import quantile_cutoff
 from entropylab.integrations.law_callback import LawForecastCallback
 from entropylab.rl.losses import (
+    COV_POLICY_LOSSES,
     LossOptions,
     center_from_sums,
     compute_policy_loss,
@@ -410,7 +411,7 @@ def entropylab_loss(
     """
     n_proc = accelerator.num_processes
     advantages = advantages.expand_as(logp) if advantages.dim() == 2 else advantages.unsqueeze(1).expand_as(logp)
-    uses_cov = opts.policy_loss in ("clip_cov", "kl_cov")
+    uses_cov = opts.policy_loss in COV_POLICY_LOSSES
     center = batch_center(accelerator, logp, advantages, mask) if uses_cov and opts.cov_scope == "batch" else None
     cutoff = None
     if opts.entropy_mask is not None and opts.entropy_scope == "batch":

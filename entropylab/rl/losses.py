@@ -64,6 +64,8 @@ ENTROPY_MASKS = (None, "top", "bottom")
 SCOPES = ("micro", "batch")
 #: where Clip-Cov / KL-Cov centre log pi: the tensors handed in, the whole batch, or each token's own state
 COV_SCOPES = ("micro", "batch", "state")
+#: the policy losses that select tokens by covariance (and so read cov_scope)
+COV_POLICY_LOSSES = ("clip_cov", "kl_cov")
 NORMALISATIONS = ("selected", "all")
 
 # exp() of a log-ratio beyond this is clamped (as verl does) so a stale token cannot overflow the ratio.
@@ -547,7 +549,7 @@ def compute_policy_loss(
     pg_loss, mask_selected_frac (1.0 without a mask), entropy (token mean over all valid tokens, when
     ``entropy`` is given), kl (token mean, when ``ref_logp`` is given) and loss.
     """
-    if opts.cov_scope == "batch" and center is None and opts.policy_loss in ("clip_cov", "kl_cov"):
+    if opts.cov_scope == "batch" and center is None and opts.policy_loss in COV_POLICY_LOSSES:
         raise ConfigError("LossOptions.cov_scope = 'batch' needs center=covariance_center(...) over the batch")
     if opts.entropy_mask is not None or opts.entropy_coef != 0.0:
         if entropy is None:
@@ -557,7 +559,7 @@ def compute_policy_loss(
     if opts.kl_coef != 0.0 and ref_logp is None:
         raise ConfigError("LossOptions.kl_coef != 0 needs ref_logp, the reference model's log-probs")
 
-    if opts.cov_scope == "state" and opts.policy_loss in ("clip_cov", "kl_cov"):
+    if opts.cov_scope == "state" and opts.policy_loss in COV_POLICY_LOSSES:
         if entropy is None:
             raise ConfigError("LossOptions.cov_scope = 'state' needs the per-token entropy tensor")
         mean_a = center[0] if center is not None else covariance_center(logp, advantages, mask)[0]
