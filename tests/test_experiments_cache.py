@@ -229,3 +229,51 @@ def test_model_key_follows_the_weights(tmp_path):
     assert after != before
     (base / "tokenizer.json").write_text("{}")  # not a weight file
     assert ex.model_key(base) == after
+
+
+_BAR_JOBS = """
+import os, sys, time
+from tqdm import tqdm
+from entropylab.cli import sigterm_as_interrupt
+from entropylab.experiments import as_cache, run_jobs
+
+def slow(cache, i):
+    cache = as_cache(cache)
+    cache.may_compute(cache.root / str(i))
+    with tqdm(total=1, disable=True):  # as the trainer's and transformers' bars do, in the worker
+        (cache.root / f"worker{i}.pid").write_text(str(os.getpid()))
+        time.sleep(300)
+
+if __name__ == "__main__":
+    try:
+        with sigterm_as_interrupt():
+            run_jobs([(slow, (sys.argv[1], i), {}) for i in range(2)], workers=2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers' parent-death signal is Linux's")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_stopping_jobs_leaves_no_leaked_semaphore_warning(tmp_path, sig):
+    """Ctrl-C or `kill` of the parent stops the workers without the resource tracker's "leaked semaphore"
+    warning: the workers' progress bars hold no named semaphore, and the parent cleans up its pool on SIGTERM."""
+    script = tmp_path / "jobs.py"
+    script.write_text(_BAR_JOBS)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    pid_files = [tmp_path / f"worker{i}.pid" for i in range(2)]
+    deadline = time.monotonic() + 120
+    while not all(f.is_file() and f.read_text() for f in pid_files):
+        assert parent.poll() is None and time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.2)
+    os.kill(parent.pid, sig)
+    _, stderr = parent.communicate(timeout=60)
+    assert parent.returncode == 130, stderr
+    time.sleep(1.0)  # the resource tracker reports after its last user has gone
+    assert "leaked" not in stderr, stderr

@@ -168,9 +168,15 @@ def _init_worker(parent: int | None = None) -> None:
         _die_with(parent)
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
+    import threading
+
     import torch
+    from tqdm import tqdm
 
     torch.set_num_threads(1)
+    # tqdm's default lock is a named semaphore that a worker stopped by Ctrl-C or `kill` cannot unlink, so the
+    # resource tracker would warn of it as leaked at exit; a worker's bars need only a thread lock
+    tqdm.set_lock(threading.RLock())
 
 
 def _die_with(parent: int) -> None:
