@@ -139,16 +139,16 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # an unreaped zombie has stopped
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers' parent-death signal is Linux's")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
-def test_stopping_the_parent_of_run_jobs_stops_its_workers(tmp_path, sig):
-    """Killing `entropylab figures` (or anything running jobs in workers) leaves no worker computing on."""
+def _start_jobs(tmp_path: Path, source: str, stderr) -> tuple[subprocess.Popen, list[int]]:
+    """Start the job script `source` (two workers that write their pid, then wait) with SIGINT at its default
+    (a background shell ignores it); return the parent once both workers run, and their pids."""
     script = tmp_path / "jobs.py"
-    script.write_text(_SLOW_JOBS)
+    script.write_text(source)
     parent = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     pid_files = [tmp_path / f"worker{i}.pid" for i in range(2)]
@@ -156,7 +156,14 @@ def test_stopping_the_parent_of_run_jobs_stops_its_workers(tmp_path, sig):
     while not all(f.is_file() and f.read_text() for f in pid_files):
         assert parent.poll() is None and time.monotonic() < deadline, "the workers never started"
         time.sleep(0.2)
-    workers = [int(f.read_text()) for f in pid_files]
+    return parent, [int(f.read_text()) for f in pid_files]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers' parent-death signal is Linux's")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
+def test_stopping_the_parent_of_run_jobs_stops_its_workers(tmp_path, sig):
+    """Killing `entropylab figures` (or anything running jobs in workers) leaves no worker computing on."""
+    parent, workers = _start_jobs(tmp_path, _SLOW_JOBS, subprocess.DEVNULL)
     assert all(_alive(w) for w in workers)
     os.kill(parent.pid, sig)
     parent.wait(timeout=60)
@@ -258,20 +265,7 @@ if __name__ == "__main__":
 def test_stopping_jobs_leaves_no_leaked_semaphore_warning(tmp_path, sig):
     """Ctrl-C or `kill` of the parent stops the workers without the resource tracker's "leaked semaphore"
     warning: the workers' progress bars hold no named semaphore, and the parent cleans up its pool on SIGTERM."""
-    script = tmp_path / "jobs.py"
-    script.write_text(_BAR_JOBS)
-    parent = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    pid_files = [tmp_path / f"worker{i}.pid" for i in range(2)]
-    deadline = time.monotonic() + 120
-    while not all(f.is_file() and f.read_text() for f in pid_files):
-        assert parent.poll() is None and time.monotonic() < deadline, "the workers never started"
-        time.sleep(0.2)
+    parent, _ = _start_jobs(tmp_path, _BAR_JOBS, subprocess.PIPE)
     os.kill(parent.pid, sig)
     _, stderr = parent.communicate(timeout=60)
     assert parent.returncode == 130, stderr
