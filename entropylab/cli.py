@@ -505,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a tiny Qwen2-style model by next-token prediction on a task corpus; "
         "writes a transformers checkpoint with a model card.",
     )
-    p.add_argument("--task", required=True, help="task family: arith, fork, ladder or ladder_practice")
+    p.add_argument("--task", required=True, help="task family: arith, fork, ladder, ladder_practice or ladder_even")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the task's shipped recipe)")
     p.add_argument("--batch-size", type=int, default=32)

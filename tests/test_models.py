@@ -187,7 +187,7 @@ def test_env_var_names_shipped_models(tok, tiny_model, tmp_path, monkeypatch):
         load_model("other")
 
 
-@pytest.mark.parametrize("name", ["arith", "fork", "ladder", "ladder_practice"])
+@pytest.mark.parametrize("name", ["arith", "fork", "ladder", "ladder_practice", "ladder_even"])
 def test_shipped_checkpoints_load_and_talk(name, monkeypatch):
     monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
     if name not in shipped_models():
@@ -317,3 +317,13 @@ def test_shipped_ladder_practice_model_has_an_unpractised_sure_route(monkeypatch
     _, stats = _shipped_route_samples("ladder_practice", 128)
     assert abs(stats["share/fast"] - 0.55) < 0.12 and abs(stats["share/add"] - 0.10) < 0.07
     assert stats["acc/half"] - stats["acc/add"] > 0.12
+
+
+def test_shipped_ladder_even_model_takes_fast_half_the_time_and_both_sure_routes(monkeypatch):
+    """The ladder_even model takes fast about half the time and half and add about 0.3 and 0.2, and on
+    ladder_even's problems (no last-step carries) both half and add are nearly always right."""
+    monkeypatch.delenv("ENTROPYLAB_DATA", raising=False)
+    _, stats = _shipped_route_samples("ladder_even", 128)
+    assert abs(stats["share/fast"] - 0.5) < 0.1 and abs(stats["share/half"] - 0.3) < 0.1
+    assert abs(stats["share/add"] - 0.2) < 0.08
+    assert stats["acc/half"] > 0.9 and stats["acc/add"] > 0.9 and stats["acc/fast"] < 0.55

@@ -179,3 +179,16 @@ def test_twin_ladder_has_two_sure_routes_and_ladders_corpus():
     assert abs(clean - 0.4) < 0.07
     assert task.route_probs == ladder.route_probs
     assert task.expected_accuracy() == pytest.approx(0.55 * 0.4 + 0.35 + 0.10)
+
+
+def test_even_ladder_is_twin_with_fast_at_even_odds():
+    """`ladder_even`: ladder_twin's kinds (half and add both sure), with the corpus taking fast half the time."""
+    from collections import Counter
+
+    task = get_task("ladder_even")
+    assert task.kinds == get_task("ladder_twin").kinds
+    assert task.route_probs == pytest.approx({"fast": 0.5, "half": 0.3, "add": 0.2})
+    assert task.expected_accuracy() == pytest.approx(0.5 * 0.4 + 0.5)
+    docs = task.documents(3000, seed=0, error_rate=0.0)
+    taken = Counter(task.route(d.completion) for d in docs)
+    assert abs(taken["fast"] / 3000 - 0.5) < 0.03 and abs(taken["add"] / 3000 - 0.2) < 0.025

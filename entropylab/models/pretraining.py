@@ -30,6 +30,7 @@ RECIPES: dict[str, dict] = {
     "fork": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
     "ladder": dict(steps=800, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="arith"),  # from arith
     "ladder_practice": dict(steps=400, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="ladder"),
+    "ladder_even": dict(steps=400, lr=1e-3, error_rate=0.0, clean_steps=0, easy_share=0.0, init="ladder"),
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from entropylab.tasks.arith import ArithTask
 from entropylab.tasks.base import ALPHABET, SPLITS, Document, Problem, Task, TaskError, normalize_answer, split_of
 from entropylab.tasks.fork import ForkTask
-from entropylab.tasks.ladder import LadderTask, PracticeLadderTask, TwinLadderTask
+from entropylab.tasks.ladder import EvenLadderTask, LadderTask, PracticeLadderTask, TwinLadderTask
 from entropylab.tasks.real import MathTask, apply_chat_template, extract_boxed, load_problems
 
 #: name -> task class; `get_task` builds one.
@@ -22,6 +22,7 @@ TASKS: dict[str, type[Task]] = {
     "ladder": LadderTask,
     "ladder_practice": PracticeLadderTask,
     "ladder_twin": TwinLadderTask,
+    "ladder_even": EvenLadderTask,
     "math": MathTask,
 }
 
@@ -68,6 +69,7 @@ __all__ = [
     "TASKS",
     "ArithTask",
     "Document",
+    "EvenLadderTask",
     "ForkTask",
     "LadderTask",
     "MathTask",

@@ -266,3 +266,15 @@ class TwinLadderTask(LadderTask):
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("kinds", {"clean": 0.4, "early": 0.6, "late": 0.0})
         super().__init__(**kwargs)
+
+
+class EvenLadderTask(TwinLadderTask):
+    """`ladder_twin` whose corpus takes the likely wrong route half the time (``p_fast`` = 0.5, ``p_half`` = 0.3,
+    ``p_add`` = 0.2): the base model is right on 70% of problems, and moving off fast lowers the route entropy
+    from the first step (the two sure routes already hold half the mass), where ladder's rare sure route first
+    spreads it. Problems, kinds and verifier are ladder_twin's; its base model is the shipped `ladder_even`."""
+
+    name = "ladder_even"
+
+    def __init__(self, p_fast: float = 0.5, p_half: float = 0.3, p_add: float = 0.2, **kwargs) -> None:
+        super().__init__(p_fast=p_fast, p_half=p_half, p_add=p_add, **kwargs)
