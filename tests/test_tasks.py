@@ -14,7 +14,9 @@ SYNTHETIC = ["arith", "fork"]
 
 def test_registry_lists_and_rejects_unknown() -> None:
     assert {"arith", "fork", "ladder", "math"} <= set(list_tasks()) == set(TASKS)
-    with pytest.raises(EntropylabError, match="known tasks: arith, fork, ladder, ladder_even, ladder_practice, ladder_twin, math"):
+    with pytest.raises(
+        EntropylabError, match="known tasks: arith, fork, ladder, ladder_even, ladder_practice, ladder_twin, math"
+    ):
         get_task("nope")
 
 
