@@ -327,3 +327,14 @@ def test_shipped_ladder_even_model_takes_fast_half_the_time_and_both_sure_routes
     assert abs(stats["share/fast"] - 0.5) < 0.1 and abs(stats["share/half"] - 0.3) < 0.1
     assert abs(stats["share/add"] - 0.2) < 0.08
     assert stats["acc/half"] > 0.9 and stats["acc/add"] > 0.9 and stats["acc/fast"] < 0.55
+
+
+def test_pretrain_help_names_every_recipe():
+    """`entropylab pretrain --help` lists the task families it has a shipped recipe for (the CLI spells them, so
+    that building its parser imports no torch)."""
+    from entropylab.cli import build_parser
+    from entropylab.models.pretraining import RECIPES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    task_help = next(a.help for a in sub.choices["pretrain"]._actions if a.dest == "task")
+    assert all(name in task_help.replace(",", " ").split() for name in RECIPES), task_help
