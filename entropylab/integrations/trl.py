@@ -180,7 +180,10 @@ class EntropyGRPOConfig(GRPOConfig):
     entropylab_clip_cov_ub: float = field(default=5.0, metadata={"help": "Clip-Cov: upper covariance bound"})
     entropylab_kl_cov_ratio: float = field(default=2e-3, metadata={"help": "KL-Cov: fraction k of tokens penalised"})
     entropylab_kl_cov_coef: float = field(default=1.0, metadata={"help": "KL-Cov: coefficient beta"})
-    entropylab_cov_scope: str = field(default="micro", metadata={"help": "micro | batch (all processes) | state"})
+    entropylab_cov_scope: str = field(
+        default="micro",
+        metadata={"help": "micro | batch (all processes) | state (advantage centred over this process)"},
+    )
     entropylab_entropy_mask: str | None = field(default=None, metadata={"help": "None | top | bottom"})
     entropylab_rho: float = field(default=0.2, metadata={"help": "entropy mask: top fraction rho"})
     entropylab_entropy_scope: str = field(default="micro", metadata={"help": "micro | batch (all processes)"})
